@@ -1,0 +1,68 @@
+// swift-tools-version:6.1
+//
+// rackd: reliable TCP connections across network failures (racks, Zandy & Miller 2002) for Linux.
+//
+// The layout is the architecture (DESIGN §2):
+//   RackEngine  pure: wire views, per-connection state machines, protocol codecs, policy. No syscalls.
+//   CNFQ        system module for libnetfilter_queue (mnl API).
+//   CNftables   system module for libnftnl + libmnl.
+//   RackControl the rackctl <-> rackd messages, shared by both binaries.
+//   rackd       the daemon: the only target that does I/O.
+//   rackctl     the command-line client.
+import PackageDescription
+
+let package = Package(
+    name: "rackd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "rackd", targets: ["rackd"]),
+        .executable(name: "rackctl", targets: ["rackctl"]),
+        .library(name: "RackEngine", targets: ["RackEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        .target(
+            name: "RackEngine",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .systemLibrary(
+            name: "CNFQ",
+            pkgConfig: "libnetfilter_queue",
+            providers: [.apt(["libnetfilter-queue-dev", "libmnl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNftables",
+            pkgConfig: "libnftnl",
+            providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
+        ),
+        .target(name: "RackControl"),
+        .executableTarget(
+            name: "rackd",
+            dependencies: [
+                "RackEngine", "RackControl", "CNFQ", "CNftables",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "rackctl",
+            dependencies: [
+                "RackControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "RackEngineTests",
+            dependencies: ["RackEngine"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

@@ -1,0 +1,4 @@
+import Testing
+@testable import RackEngine
+
+@Test func versionIsSet() { #expect(!RackEngineVersion.string.isEmpty) }
