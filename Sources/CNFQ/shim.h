@@ -8,12 +8,12 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <netinet/in.h>  /* before any linux/ header, so linux/libc-compat.h defers to glibc */
 #include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <linux/netfilter.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
-#include <linux/netfilter/nfnetlink_queue.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
 /// The buffer size that holds the largest netlink message the queue can deliver

@@ -1,0 +1,37 @@
+// rackd — the daemon's configuration, as a value.
+//
+// Parsing lives in `ConfigurationParser`; this file only says what can be configured and what the
+// defaults are. The defaults are what rackd runs with when no file is given (DESIGN §7).
+
+/// Everything `rackd.conf` can set.
+public struct Configuration: Sendable, Equatable {
+    /// What rackd does with the connections it sees.
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Detect rackd peers and keep their connections alive (the product).
+        case racks
+        /// Queue every packet of every new TCP connection and accept it unchanged. A diagnostic and
+        /// benchmark mode: it measures what the queue costs and proves the data path loses nothing.
+        case passthrough
+    }
+
+    /// Which nftables expression sends packets to the queue.
+    public enum RulesVariant: String, Sendable, CaseIterable {
+        /// Try the native `queue` statement, fall back to the xtables-compat NFQUEUE target.
+        case auto
+        /// Only the native `queue` statement (needs the kernel's nft_queue).
+        case native
+        /// Only the xtables-compat NFQUEUE target (needs nft_compat and xt_NFQUEUE).
+        case compat
+    }
+
+    public var mode: Mode = .racks
+    /// The NFQUEUE number rackd binds and its rules send packets to.
+    public var queueNumber: UInt16 = 3939
+    /// The most packets the kernel holds for rackd before it drops new ones.
+    public var queueMaxLength: UInt32 = 8192
+    /// The firewall mark rackd puts on the packets it injects; its own rules let them pass.
+    public var firewallMark: UInt32 = 0x1000_0000
+    public var rules: RulesVariant = .auto
+
+    public init() {}
+}

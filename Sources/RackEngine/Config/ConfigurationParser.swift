@@ -1,0 +1,137 @@
+// rackd — reads rackd.conf.
+//
+// The format is INI-like and documented in docs/configuration.md:
+//
+//     # a comment
+//     [daemon]
+//     mode = racks          # or passthrough
+//     queue = 3939
+//
+// Every error names the line and says what would have been accepted, so `rackd --check-config`
+// can tell the operator exactly what to fix.
+
+/// A problem in a configuration file, with the line it is on.
+public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
+    /// 1-based line number, or 0 for a problem with the file as a whole.
+    public var line: Int
+    public var message: String
+
+    public init(line: Int, message: String) {
+        self.line = line
+        self.message = message
+    }
+
+    public var description: String { line > 0 ? "line \(line): \(message)" : message }
+}
+
+/// Parses the text of a configuration file into a `Configuration`.
+public enum ConfigurationParser {
+    /// Parses `text`; unknown sections, unknown keys, repeated keys and bad values are errors.
+    public static func parse(_ text: String) throws(ConfigurationError) -> Configuration {
+        var configuration = Configuration()
+        var section: String? = nil
+        var seen: Set<String> = []
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let lineNumber = index + 1
+            let line = stripComment(Substring(rawLine)).trimmingSpaces
+            if line.isEmpty { continue }
+            if line.hasPrefix("[") {
+                guard line.hasSuffix("]"), line.count > 2 else {
+                    throw ConfigurationError(line: lineNumber, message: "malformed section header '\(line)'; write it as [name]")
+                }
+                let name = String(line.dropFirst().dropLast()).trimmingSpaces
+                guard sections[name] != nil else {
+                    throw ConfigurationError(
+                        line: lineNumber,
+                        message: "unknown section [\(name)]; known sections: \(sections.keys.sorted().map { "[\($0)]" }.joined(separator: ", "))"
+                    )
+                }
+                section = name
+                continue
+            }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw ConfigurationError(line: lineNumber, message: "expected 'key = value', found '\(line)'")
+            }
+            let key = String(line[..<equals]).trimmingSpaces
+            let value = String(line[line.index(after: equals)...]).trimmingSpaces
+            guard let section else {
+                throw ConfigurationError(line: lineNumber, message: "'\(key)' is outside any section; put it under [daemon] or another section")
+            }
+            guard let setter = sections[section]?[key] else {
+                let known = sections[section]!.keys.sorted().joined(separator: ", ")
+                throw ConfigurationError(line: lineNumber, message: "unknown key '\(key)' in [\(section)]; known keys: \(known)")
+            }
+            guard !value.isEmpty else {
+                throw ConfigurationError(line: lineNumber, message: "'\(key)' has no value")
+            }
+            guard seen.insert("\(section).\(key)").inserted else {
+                throw ConfigurationError(line: lineNumber, message: "'\(key)' is set twice in [\(section)]")
+            }
+            do {
+                try setter(&configuration, value)
+            } catch let problem {
+                throw ConfigurationError(line: lineNumber, message: "\(key): \(problem.message)")
+            }
+        }
+        return configuration
+    }
+
+    // MARK: The keys
+
+    private struct ValueProblem: Error { var message: String }
+    private typealias Setter = @Sendable (inout Configuration, String) throws(ValueProblem) -> Void
+
+    private static let sections: [String: [String: Setter]] = [
+        "daemon": [
+            "mode": { config, value throws(ValueProblem) in config.mode = try choice(value) },
+            "rules": { config, value throws(ValueProblem) in config.rules = try choice(value) },
+            "queue": { config, value throws(ValueProblem) in
+                config.queueNumber = try integer(value, in: 0...65535, as: UInt16.self)
+            },
+            "queue-max-length": { config, value throws(ValueProblem) in
+                config.queueMaxLength = try integer(value, in: 16...1_000_000, as: UInt32.self)
+            },
+            "firewall-mark": { config, value throws(ValueProblem) in
+                config.firewallMark = try integer(value, in: 1...0xFFFF_FFFF, as: UInt32.self)
+            },
+        ]
+    ]
+
+    // MARK: Value syntax
+
+    private static func choice<T: RawRepresentable & CaseIterable>(_ value: String) throws(ValueProblem) -> T
+    where T.RawValue == String {
+        if let result = T(rawValue: value) { return result }
+        let allowed = T.allCases.map(\.rawValue).joined(separator: ", ")
+        throw ValueProblem(message: "'\(value)' is not one of: \(allowed)")
+    }
+
+    /// Decimal, or hexadecimal with a 0x prefix.
+    private static func integer<T: FixedWidthInteger>(_ value: String, in range: ClosedRange<UInt64>, as: T.Type)
+        throws(ValueProblem) -> T
+    {
+        let lowered = value.lowercased().replacingUnderscores
+        let parsed = lowered.hasPrefix("0x") ? UInt64(lowered.dropFirst(2), radix: 16) : UInt64(lowered, radix: 10)
+        guard let parsed else { throw ValueProblem(message: "'\(value)' is not a whole number") }
+        guard range.contains(parsed) else {
+            throw ValueProblem(message: "\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return T(parsed)
+    }
+
+    private static func stripComment(_ line: Substring) -> Substring {
+        guard let hash = line.firstIndex(of: "#") else { return line }
+        return line[..<hash]
+    }
+}
+
+extension StringProtocol {
+    fileprivate var trimmingSpaces: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }) else { return "" }
+        let last = lastIndex(where: { !isSpace($0) })!
+        return String(self[first...last])
+    }
+
+    fileprivate var replacingUnderscores: String { String(filter { $0 != "_" }) }
+}

@@ -1,0 +1,106 @@
+// rackd — constructors for the nftables expressions rackd's rules are made of.
+//
+// Each returns a libnftnl expression ready for `nftnl_rule_add_expr`, which takes ownership of it.
+// Register numbers follow nft's own allocation, so `nft --debug=netlink` output of the equivalent
+// text rule matches what rackd installs.
+
+import CNftables
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// nftables data registers, in the 32-bit numbering that concatenations use.
+enum NftRegister {
+    static let verdict = UInt32(NFT_REG_VERDICT.rawValue)
+    /// The first 32-bit register; a 16-byte value (an IPv6 address) spans four of them.
+    static func r32(_ index: UInt32) -> UInt32 { UInt32(NFT_REG32_00.rawValue) + index }
+}
+
+enum NftExpression {
+    private static func make(_ name: String) -> OpaquePointer { nftnl_expr_alloc(name)! }
+
+    private static func attribute<T: BinaryInteger>(_ raw: T) -> UInt16 { UInt16(raw) }
+
+    /// `meta KEY` loaded into `register`.
+    static func meta(_ key: nft_meta_keys, into register: UInt32) -> OpaquePointer {
+        let e = make("meta")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_META_KEY), key.rawValue)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_META_DREG), register)
+        return e
+    }
+
+    /// `LEN` bytes at `offset` of the network or transport header, loaded into `register`.
+    static func payload(_ base: nft_payload_bases, offset: UInt32, length: UInt32, into register: UInt32) -> OpaquePointer {
+        let e = make("payload")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_PAYLOAD_BASE), base.rawValue)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_PAYLOAD_OFFSET), offset)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_PAYLOAD_LEN), length)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_PAYLOAD_DREG), register)
+        return e
+    }
+
+    /// Compares `register` with `bytes`; the rule stops here unless it holds.
+    static func compare(_ op: nft_cmp_ops, register: UInt32, _ bytes: [UInt8]) -> OpaquePointer {
+        let e = make("cmp")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_CMP_SREG), register)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_CMP_OP), op.rawValue)
+        bytes.withUnsafeBytes { _ = nftnl_expr_set(e, attribute(NFTNL_EXPR_CMP_DATA), $0.baseAddress, UInt32($0.count)) }
+        return e
+    }
+
+    /// `register = register & mask` (xor 0).
+    static func and(register: UInt32, mask: [UInt8]) -> OpaquePointer {
+        let e = make("bitwise")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_BITWISE_SREG), register)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_BITWISE_DREG), register)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_BITWISE_LEN), UInt32(mask.count))
+        mask.withUnsafeBytes { _ = nftnl_expr_set(e, attribute(NFTNL_EXPR_BITWISE_MASK), $0.baseAddress, UInt32($0.count)) }
+        let zero = [UInt8](repeating: 0, count: mask.count)
+        zero.withUnsafeBytes { _ = nftnl_expr_set(e, attribute(NFTNL_EXPR_BITWISE_XOR), $0.baseAddress, UInt32($0.count)) }
+        return e
+    }
+
+    /// The verdict `accept`.
+    static func accept() -> OpaquePointer {
+        let e = make("immediate")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_DREG), NftRegister.verdict)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NF_ACCEPT))
+        return e
+    }
+
+    /// Matches when the key starting at `register` is an element of the named set.
+    static func lookup(set name: String, setID: UInt32, register: UInt32) -> OpaquePointer {
+        let e = make("lookup")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_LOOKUP_SREG), register)
+        nftnl_expr_set_str(e, attribute(NFTNL_EXPR_LOOKUP_SET), name)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_LOOKUP_SET_ID), setID)
+        return e
+    }
+
+    /// The native `queue num N [bypass]` statement (kernel module nft_queue).
+    static func nativeQueue(number: UInt16, bypass: Bool) -> OpaquePointer {
+        let e = make("queue")
+        nftnl_expr_set_u16(e, attribute(NFTNL_EXPR_QUEUE_NUM), number)
+        nftnl_expr_set_u16(e, attribute(NFTNL_EXPR_QUEUE_TOTAL), 1)
+        nftnl_expr_set_u16(e, attribute(NFTNL_EXPR_QUEUE_FLAGS), bypass ? UInt16(NFT_QUEUE_FLAG_BYPASS) : 0)
+        return e
+    }
+
+    /// The xtables-compat target `NFQUEUE` revision 3 inside an nftables rule (nft_compat + xt_NFQUEUE),
+    /// for kernels without nft_queue. Its info blob is `struct xt_NFQ_info_v3` padded to 8 bytes:
+    /// queue number, queues total, flags (bit 0: bypass), all host byte order.
+    static func compatQueue(number: UInt16, bypass: Bool) -> OpaquePointer {
+        let e = make("target")
+        nftnl_expr_set_str(e, attribute(NFTNL_EXPR_TG_NAME), "NFQUEUE")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_TG_REV), 3)
+        // libnftnl keeps the pointer it is given and frees it with the expression: hand it malloc'd memory.
+        let info = malloc(8)!.bindMemory(to: UInt16.self, capacity: 4)
+        info[0] = number
+        info[1] = 1
+        info[2] = bypass ? 1 : 0
+        info[3] = 0
+        nftnl_expr_set(e, attribute(NFTNL_EXPR_TG_INFO), info, 8)
+        return e
+    }
+}
