@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>  /* before any linux/ header, so linux/libc-compat.h defers to glibc */
 #include <arpa/inet.h>
@@ -35,5 +37,17 @@ static inline int cnfq_attr_max(void) { return NFQA_MAX; }
 
 static inline uint32_t cnfq_ntohl(uint32_t v) { return ntohl(v); }
 static inline uint16_t cnfq_ntohs(uint16_t v) { return ntohs(v); }
+
+/// recvmmsg(2) and its vector entry, which glibc declares only under _GNU_SOURCE (not set for Swift).
+struct cnfq_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+static inline int cnfq_recvmmsg(int fd, struct cnfq_mmsghdr *vector, unsigned int count, int flags) {
+    return (int)syscall(SYS_recvmmsg, fd, vector, count, flags, (void *)0);
+}
+
+static const int CNFQ_MSG_DONTWAIT = 0x40;
 
 #endif

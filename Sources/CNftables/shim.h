@@ -22,6 +22,9 @@
 #include <libnftnl/udata.h>
 #include <libnftnl/common.h>
 
+/// MSG_DONTWAIT, which glibc declares only in a form Swift does not import.
+static const int CNFT_MSG_DONTWAIT = 0x40;
+
 static inline int cnft_socket_buffer_size(void) { return MNL_SOCKET_BUFFER_SIZE; }
 
 static inline void *cnft_batch_buffer(struct mnl_nlmsg_batch *b) { return mnl_nlmsg_batch_head(b); }

@@ -83,7 +83,7 @@ final class NetlinkSocket {
     /// Receives one datagram. Returns nil when `nonBlocking` is set and nothing is waiting.
     func receive(into buffer: UnsafeMutableRawBufferPointer, nonBlocking: Bool, call: String) throws(SystemError) -> Int? {
         while true {
-            let count = recv(descriptor, buffer.baseAddress, buffer.count, nonBlocking ? CInt(MSG_DONTWAIT) : 0)
+            let count = recv(descriptor, buffer.baseAddress, buffer.count, nonBlocking ? CNFT_MSG_DONTWAIT : 0)
             if count >= 0 { return count }
             let code = Errno(rawValue: Glibc.errno)
             switch code {

@@ -1,0 +1,29 @@
+// rackd — engine time: a monotonic instant the caller passes in.
+//
+// The engine never reads a clock (DESIGN §3). The daemon passes CLOCK_MONOTONIC; tests build instants
+// directly and jump straight to the next deadline instead of sleeping.
+
+/// A point on a monotonic clock, in nanoseconds since an arbitrary origin.
+public struct EngineInstant: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var nanoseconds: UInt64
+
+    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+
+    public static func milliseconds(_ value: UInt64) -> EngineInstant { EngineInstant(nanoseconds: value * 1_000_000) }
+    public static func seconds(_ value: UInt64) -> EngineInstant { EngineInstant(nanoseconds: value * 1_000_000_000) }
+
+    public static func < (lhs: EngineInstant, rhs: EngineInstant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+
+    public static func + (lhs: EngineInstant, rhs: Duration) -> EngineInstant {
+        let (seconds, attoseconds) = rhs.components
+        let nanoseconds = Int64(seconds) * 1_000_000_000 + attoseconds / 1_000_000_000
+        return EngineInstant(nanoseconds: UInt64(max(0, Int64(lhs.nanoseconds) + nanoseconds)))
+    }
+
+    /// The time from `earlier` to `self`, zero if `earlier` is later.
+    public func duration(since earlier: EngineInstant) -> Duration {
+        .nanoseconds(Int64(nanoseconds >= earlier.nanoseconds ? nanoseconds - earlier.nanoseconds : 0))
+    }
+
+    public var description: String { "t+\(nanoseconds / 1_000_000)ms" }
+}

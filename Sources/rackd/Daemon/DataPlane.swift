@@ -1,0 +1,215 @@
+// rackd — the data-plane loop: carries packets and timer ticks to the engine and its outputs back to
+// the kernel.
+//
+// One thread owns the queue, the rules, the injector and the engine, so nothing here needs a lock. The
+// loop polls the queue and a wake-up pipe, with the engine's next deadline as the timeout. It decides
+// nothing: `Engine` does.
+//
+// Order matters at both ends (STYLE §15, DESIGN §4):
+// - start: bind the queue, then install the rules, so no packet is queued before someone listens;
+// - stop: delete the rules, give every packet still queued its verdict, then unbind.
+
+import Logging
+import RackEngine
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class DataPlane: Sendable {
+    /// The only state shared across threads: set by `requestStop` from any thread.
+    private let stopRequested = Atomic<Bool>(false)
+    private let wakePipe: (read: CInt, write: CInt)
+    /// Everything else belongs to the data-plane thread.
+    private nonisolated(unsafe) let state: State
+
+    private final class State {
+        var engine: Engine
+        let reader: NFQueueReader
+        let installer: NftablesInstaller
+        let injector: RawInjector
+        let logger: Logger
+        var pendingTransmits: [[UInt8]] = []
+
+        init(engine: Engine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector, logger: Logger) {
+            self.engine = engine
+            self.reader = reader
+            self.installer = installer
+            self.injector = injector
+            self.logger = logger
+        }
+    }
+
+    /// Binds the queue and installs the rules. When this returns, rackd is ready.
+    init(configuration: Configuration, logger: Logger) throws {
+        let reader = try NFQueueReader(queueNumber: configuration.queueNumber, maxLength: configuration.queueMaxLength,
+                                       receiveBufferBytes: 64 << 20, logger: logger)
+        logger.notice("queue bound", metadata: ["nfq.queue": "\(configuration.queueNumber)"])
+        let injector = try RawInjector(firewallMark: configuration.firewallMark)
+        let installer = try NftablesInstaller(logger: logger)
+        try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
+                              preference: configuration.rules)
+        var fds: [CInt] = [0, 0]
+        guard pipe(&fds) == 0 else { throw SystemError.current("pipe(wake-up)") }
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
+        wakePipe = (fds[0], fds[1])
+        state = State(engine: Engine(configuration: configuration), reader: reader, installer: installer,
+                      injector: injector, logger: logger)
+    }
+
+    deinit {
+        close(wakePipe.read)
+        close(wakePipe.write)
+    }
+
+    /// The queue variant the rules use.
+    var queueVariant: QueueRuleVariant? { state.installer.installedVariant }
+
+    /// Asks the loop to stop; safe from any thread.
+    func requestStop() {
+        stopRequested.store(true, ordering: .releasing)
+        var byte: UInt8 = 1
+        _ = write(wakePipe.write, &byte, 1)
+    }
+
+    /// Runs the loop on the calling thread until `requestStop`, then shuts down in order.
+    func run() throws {
+        defer { shutDown() }
+        while !stopRequested.load(ordering: .acquiring) {
+            var fds = [
+                pollfd(fd: state.reader.descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0),
+            ]
+            let ready = poll(&fds, 2, pollTimeoutMilliseconds())
+            if ready < 0 && errno != EINTR { throw SystemError.current("poll(data plane)") }
+            if fds[0].revents != 0 { try drainQueue() }
+            if fds[1].revents != 0 { drainWakePipe() }
+            runTimers()
+        }
+    }
+
+    // MARK: Packets
+
+    private func drainQueue() throws {
+        // Bounded, so timers still run under a packet flood.
+        for _ in 0..<64 {
+            let now = MonotonicClock.now()
+            let handled = try state.reader.drainOnce { packet in handle(&packet, now: now) }
+            flushTransmits()
+            if handled == 0 { return }
+        }
+    }
+
+    private func handle(_ packet: inout QueuedPacket, now: EngineInstant) -> QueueVerdict {
+        let direction: PacketDirection
+        switch packet.hook {
+        case .localOut: direction = .outbound
+        case .localIn: direction = .inbound
+        case .other: return .accept
+        }
+        // A truncated copy can be judged but never rewritten; the engine sees what there is.
+        let output = state.engine.handlePacket(packet.bytes, direction: direction, now: now)
+        carryOut(output)
+        switch output.verdict {
+        case .accept: return .accept
+        case .drop: return .drop
+        case .acceptModified(let length):
+            return packet.isTruncated ? .accept : .acceptModified(length: length)
+        }
+    }
+
+    // MARK: Timers
+
+    private func pollTimeoutMilliseconds() -> CInt {
+        guard let deadline = state.engine.nextDeadline else { return 1000 }
+        let now = MonotonicClock.now()
+        if deadline <= now { return 0 }
+        return CInt(min(1000, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))
+    }
+
+    private func runTimers() {
+        guard let deadline = state.engine.nextDeadline else { return }
+        let now = MonotonicClock.now()
+        guard deadline <= now else { return }
+        carryOut(state.engine.handleTimeout(now: now))
+        flushTransmits()
+    }
+
+    // MARK: Carrying out engine outputs
+
+    private func carryOut(_ output: EngineOutput) {
+        for change in output.ruleChanges {
+            do {
+                switch change {
+                case .manage(let flow): try state.installer.addManagedFlow(ManagedFlowKey(flow))
+                case .release(let flow): try state.installer.removeManagedFlow(ManagedFlowKey(flow))
+                }
+            } catch {
+                state.logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
+            }
+        }
+        for event in output.events { state.logger.log(event) }
+        state.pendingTransmits += output.transmits
+    }
+
+    /// Injects what the engine asked for, after the verdicts of the packets that caused it.
+    private func flushTransmits() {
+        guard !state.pendingTransmits.isEmpty else { return }
+        for packet in state.pendingTransmits {
+            do {
+                try state.injector.send(packet)
+            } catch {
+                state.logger.warning("injection failed", metadata: ["error": "\(error)"])
+            }
+        }
+        state.pendingTransmits.removeAll(keepingCapacity: true)
+    }
+
+    private func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(wakePipe.read, &buffer, buffer.count) > 0 {}
+    }
+
+    // MARK: Shutdown
+
+    private func shutDown() {
+        do {
+            try state.installer.remove()
+            state.logger.notice("rules removed", metadata: ["nft.table": "inet rackd"])
+        } catch {
+            state.logger.error("could not remove the rules; run 'rackd cleanup'", metadata: ["error": "\(error)"])
+        }
+        // Packets queued before the rules went away still need their verdicts.
+        do {
+            while try state.reader.drainOnce({ packet in handle(&packet, now: MonotonicClock.now()) }) > 0 {}
+        } catch {
+            state.logger.warning("could not drain the queue", metadata: ["error": "\(error)"])
+        }
+        flushTransmits()
+        state.reader.unbind()
+        let counters = state.reader.counters
+        state.logger.notice("stopped", metadata: [
+            "nfq.received": "\(counters.received)", "nfq.accepted": "\(counters.accepted)",
+            "nfq.modified": "\(counters.modified)", "nfq.dropped": "\(counters.dropped)",
+        ])
+    }
+}
+
+extension ManagedFlowKey {
+    init(_ flow: FlowKey) {
+        self.init(localAddress: flow.local.address.bytes, localPort: flow.local.port,
+                  remoteAddress: flow.remote.address.bytes, remotePort: flow.remote.port)
+    }
+}
+
+extension IPAddress {
+    /// Network-order bytes: 4 for IPv4, 16 for IPv6.
+    var bytes: [UInt8] {
+        switch self {
+        case .v4(let address): address.bytes
+        case .v6(let address): address.bytes
+        }
+    }
+}
