@@ -1,4 +1,0 @@
-import Testing
-@testable import RackEngine
-
-@Test func versionIsSet() { #expect(!RackEngineVersion.string.isEmpty) }
