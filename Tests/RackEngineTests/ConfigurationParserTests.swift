@@ -31,7 +31,7 @@ import Testing
         ("[daemon]\nqueue = twelve\n", 2, "queue: 'twelve' is not a whole number"),
         ("mode = racks\n", 1, "'mode' is outside any section; put it under [daemon] or another section"),
         ("[daemon]\n\ncolour = blue\n", 3, "unknown key 'colour' in [daemon]; known keys: firewall-mark, mode, queue, queue-max-length, rules"),
-        ("[deamon]\n", 1, "unknown section [deamon]; known sections: [daemon]"),
+        ("[deamon]\n", 1, "unknown section [deamon]; known sections: [daemon], [heartbeat], [policy], [suspension]"),
         ("[daemon\n", 1, "malformed section header '[daemon'; write it as [name]"),
         ("[daemon]\nmode\n", 2, "expected 'key = value', found 'mode'"),
         ("[daemon]\nmode =\n", 2, "'mode' has no value"),
@@ -42,6 +42,51 @@ import Testing
         #expect(throws: ConfigurationError(line: line, message: message)) {
             try ConfigurationParser.parse(text)
         }
+    }
+
+    @Test func heartbeatSuspensionAndPolicy() throws {
+        let config = try ConfigurationParser.parse("""
+            [heartbeat]
+            interval = 500ms
+            misses = 3
+            [suspension]
+            maximum = 2d
+            [policy]
+            manage-ports = 22, 8000-8100
+            exclude-addresses = 192.168.0.0/16, fd00::/8, 203.0.113.9
+            """)
+        #expect(config.heartbeatInterval == .milliseconds(500))
+        #expect(config.heartbeatMisses == 3)
+        #expect(config.failureTimeout == .milliseconds(1750))
+        #expect(config.maximumSuspension == .seconds(2 * 86400))
+        #expect(config.policy.managePorts == [PortRange(22), PortRange(8000, 8100)])
+        let remote = TCPEndpoint(address: IPAddress(parsing: "192.168.4.4")!, port: 22)
+        let local = TCPEndpoint(address: IPAddress(parsing: "10.0.0.1")!, port: 40000)
+        #expect(!config.policy.allows(local: local, remote: remote, serverPort: 22))
+        let other = TCPEndpoint(address: IPAddress(parsing: "fd00:1::5")!, port: 22)
+        #expect(!config.policy.allows(local: local, remote: other, serverPort: 22))
+        let allowed = TCPEndpoint(address: IPAddress(parsing: "198.51.100.1")!, port: 8050)
+        #expect(config.policy.allows(local: local, remote: allowed, serverPort: 8050))
+        #expect(!config.policy.allows(local: local, remote: allowed, serverPort: 443))
+    }
+
+    @Test(arguments: [
+        ("[heartbeat]\ninterval = 10\n", "interval: '10' is not a duration; write a whole number with ms, s, m, h or d, like 500ms or 7d"),
+        ("[heartbeat]\ninterval = 50ms\n", "interval: 50ms is out of range 100ms...60s"),
+        ("[policy]\nmanage-ports = 22, 0\n", "manage-ports: '0' is not a port (1-65535) or a range like 8000-8100"),
+        ("[policy]\nexclude-addresses = 10.0.0.0/33\n", "exclude-addresses: '10.0.0.0/33' has a prefix length outside 0...32"),
+        ("[policy]\nexclude-addresses = example.com\n", "exclude-addresses: 'example.com' is not an address or prefix like 10.0.0.0/8 or fd00::/8"),
+    ])
+    func badValuesInNewSections(text: String, message: String) {
+        #expect(throws: ConfigurationError(line: 2, message: message)) { try ConfigurationParser.parse(text) }
+    }
+
+    @Test func loopbackIsNeverManaged() {
+        let policy = Policy()
+        let loop = TCPEndpoint(address: IPAddress(parsing: "127.0.0.1")!, port: 22)
+        let loop6 = TCPEndpoint(address: IPAddress(parsing: "::1")!, port: 22)
+        #expect(!policy.allows(local: loop, remote: loop, serverPort: 22))
+        #expect(!policy.allows(local: loop6, remote: loop6, serverPort: 22))
     }
 
     @Test func errorDescriptionStartsWithTheLine() {

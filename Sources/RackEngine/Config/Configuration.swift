@@ -33,5 +33,18 @@ public struct Configuration: Sendable, Equatable {
     public var firewallMark: UInt32 = 0x1000_0000
     public var rules: RulesVariant = .auto
 
+    /// How often a quiet connection is probed.
+    public var heartbeatInterval: Duration = .seconds(1)
+    /// Probes that may go unanswered before the path is declared failed. With the defaults a black
+    /// hole is detected within 2.5 s of the last packet heard (`interval × misses + interval / 2`).
+    public var heartbeatMisses: Int = 2
+    /// How long a suspended connection is held before rackd gives it up (DESIGN §6: 7 days).
+    public var maximumSuspension: Duration = .seconds(7 * 24 * 3600)
+    /// Which connections to manage.
+    public var policy = Policy()
+
     public init() {}
+
+    /// Silence after which a connection is declared failed.
+    public var failureTimeout: Duration { heartbeatInterval * heartbeatMisses + heartbeatInterval / 2 }
 }

@@ -94,7 +94,27 @@ public enum ConfigurationParser {
             "firewall-mark": { config, value throws(ValueProblem) in
                 config.firewallMark = try integer(value, in: 1...0xFFFF_FFFF, as: UInt32.self)
             },
-        ]
+        ],
+        "heartbeat": [
+            "interval": { config, value throws(ValueProblem) in
+                config.heartbeatInterval = try duration(value, in: .milliseconds(100) ... .seconds(60))
+            },
+            "misses": { config, value throws(ValueProblem) in
+                config.heartbeatMisses = Int(try integer(value, in: 1...100, as: UInt8.self))
+            },
+        ],
+        "suspension": [
+            "maximum": { config, value throws(ValueProblem) in
+                config.maximumSuspension = try duration(value, in: .seconds(1) ... .seconds(365 * 24 * 3600))
+            }
+        ],
+        "policy": [
+            "manage-ports": { config, value throws(ValueProblem) in config.policy.managePorts = try portList(value) },
+            "exclude-ports": { config, value throws(ValueProblem) in config.policy.excludePorts = try portList(value) },
+            "exclude-addresses": { config, value throws(ValueProblem) in
+                config.policy.excludeAddresses = try prefixList(value)
+            },
+        ],
     ]
 
     // MARK: Value syntax
@@ -117,6 +137,64 @@ public enum ConfigurationParser {
             throw ValueProblem(message: "\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
         }
         return T(parsed)
+    }
+
+    /// A number with a unit: ms, s, m, h or d ("500ms", "7d").
+    private static func duration(_ value: String, in range: ClosedRange<Duration>) throws(ValueProblem) -> Duration {
+        let units: [(String, Duration)] = [
+            ("ms", .milliseconds(1)), ("s", .seconds(1)), ("m", .seconds(60)), ("h", .seconds(3600)),
+            ("d", .seconds(86400)),
+        ]
+        for (suffix, unit) in units where value.hasSuffix(suffix) {
+            let number = value.dropLast(suffix.count)
+            guard let count = Int(number), count >= 0 else { break }
+            let result = unit * count
+            guard range.contains(result) else {
+                throw ValueProblem(message: "\(value) is out of range \(format(range.lowerBound))...\(format(range.upperBound))")
+            }
+            return result
+        }
+        throw ValueProblem(message: "'\(value)' is not a duration; write a whole number with ms, s, m, h or d, like 500ms or 7d")
+    }
+
+    private static func format(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if ms % 86_400_000 == 0 { return "\(ms / 86_400_000)d" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return "\(ms)ms"
+    }
+
+    /// "22, 5432, 8000-8100"
+    private static func portList(_ value: String) throws(ValueProblem) -> [PortRange] {
+        var ranges: [PortRange] = []
+        for item in value.split(separator: ",").map({ $0.trimmingSpaces }) {
+            let bounds = item.split(separator: "-", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
+            guard (1...2).contains(bounds.count), let lower = UInt16(bounds[0]),
+                let upper = UInt16(bounds.last!), lower <= upper, lower > 0
+            else {
+                throw ValueProblem(message: "'\(item)' is not a port (1-65535) or a range like 8000-8100")
+            }
+            ranges.append(PortRange(lower, upper))
+        }
+        return ranges
+    }
+
+    /// "10.0.0.0/8, fd00::/8, 192.0.2.1"
+    private static func prefixList(_ value: String) throws(ValueProblem) -> [AddressPrefix] {
+        var prefixes: [AddressPrefix] = []
+        for item in value.split(separator: ",").map({ $0.trimmingSpaces }) {
+            let parts = item.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            guard (1...2).contains(parts.count), let address = IPAddress(parsing: parts[0]) else {
+                throw ValueProblem(message: "'\(item)' is not an address or prefix like 10.0.0.0/8 or fd00::/8")
+            }
+            let maximum = address.isIPv4 ? 32 : 128
+            let length = parts.count == 2 ? Int(parts[1]) : maximum
+            guard let length, (0...maximum).contains(length) else {
+                throw ValueProblem(message: "'\(item)' has a prefix length outside 0...\(maximum)")
+            }
+            prefixes.append(AddressPrefix(address, length: length))
+        }
+        return prefixes
     }
 
     private static func stripComment(_ line: Substring) -> Substring {

@@ -1,47 +1,99 @@
-// rackd — the engine: every decision rackd makes about a packet, with no I/O.
+// rackd — the engine: every decision rackd makes, with no I/O.
 //
-// Inputs are method calls (`handlePacket`, `handleTimeout`); outputs are `EngineOutput` values that the
-// daemon carries out. Time comes in as an argument. See DESIGN §3.
+// Inputs are method calls (`handlePacket`, `handleSnapshots`, `handleLinkEvent`, `handleTimeout`);
+// outputs are `EngineOutput` values that the daemon carries out. Time and randomness come in as
+// arguments. See DESIGN §3.
 
 /// rackd's decision-maker for all flows of one host.
 public struct Engine: Sendable {
     public let configuration: Configuration
     private var passthrough = PassthroughTracker()
+    private var racks: RacksEngine
 
-    public init(configuration: Configuration) {
+    /// `random` supplies nonces and ephemeral keys: the system generator in the daemon, a seeded one in
+    /// tests.
+    public init(configuration: Configuration, random: any RandomNumberGenerator & Sendable) {
         self.configuration = configuration
+        self.racks = RacksEngine(configuration: configuration, random: random)
     }
-
-    /// How many flows the engine is tracking.
-    public var flowCount: Int { passthrough.flowCount }
 
     /// Decides what happens to one queued packet. `bytes` is the IP packet; the engine may rewrite it in
     /// place and say so with `.acceptModified`.
     public mutating func handlePacket(_ bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
                                       now: EngineInstant) -> EngineOutput {
-        let segment: SegmentSummary
+        let packet: IPPacketView
         do {
-            segment = try SegmentSummary(parsing: UnsafeRawBufferPointer(bytes))
+            packet = try IPPacketView(validating: UnsafeRawBufferPointer(bytes))
         } catch {
             // Not ours to judge: pass it on exactly as the kernel gave it.
             return EngineOutput(events: [.unparsablePacket(reason: "\(error)")])
         }
-        let key = FlowKey(source: segment.source, destination: segment.destination, direction: direction)
         switch configuration.mode {
         case .passthrough:
-            return passthrough.handleSegment(key, flags: segment.flags, direction: direction, now: now)
+            let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
+            return passthrough.handleSegment(flow, flags: packet.tcp.flags, direction: direction, now: now)
         case .racks:
-            // Detection and management of rackd peers come with the racks protocol; until then every
-            // connection is left to plain TCP.
-            return EngineOutput()
+            return racks.handleSegment(packet, direction: direction, now: now)
         }
+    }
+
+    /// Takes in the state of the sockets in `flowsToSnapshot`; a flow missing from the map has no socket.
+    public mutating func handleSnapshots(_ snapshots: [FlowKey: SocketSnapshot], now: EngineInstant) -> EngineOutput {
+        racks.handleSnapshots(snapshots, now: now)
+    }
+
+    /// Local addresses came or went.
+    public mutating func handleLinkEvent(_ event: LinkEvent, now: EngineInstant) -> EngineOutput {
+        racks.handleLinkEvent(event, now: now)
     }
 
     /// Runs every timer that is due. Spurious calls do nothing.
     public mutating func handleTimeout(now: EngineInstant) -> EngineOutput {
-        passthrough.handleTimeout(now: now)
+        var output = passthrough.handleTimeout(now: now)
+        let racksOutput = racks.handleTimeout(now: now)
+        output.ruleChanges += racksOutput.ruleChanges
+        output.transmits += racksOutput.transmits
+        output.events += racksOutput.events
+        return output
     }
 
-    /// When `handleTimeout` next has work, if ever.
-    public var nextDeadline: EngineInstant? { passthrough.nextDeadline }
+    /// When `handleTimeout` or `handleSnapshots` next has work, if ever.
+    public var nextDeadline: EngineInstant? {
+        [passthrough.nextDeadline, racks.nextDeadline].compactMap { $0 }.min()
+    }
+
+    /// When the daemon should next snapshot `flowsToSnapshot`.
+    public var nextSnapshotAt: EngineInstant? { racks.nextSnapshotAt }
+
+    /// The flows whose sockets the engine wants to see.
+    public var flowsToSnapshot: Set<FlowKey> { racks.flowsToSnapshot }
+
+    /// How many flows the engine is tracking.
+    public var flowCount: Int { passthrough.flowCount + racks.connections.count }
+
+    /// The managed connections, for status and tests.
+    public var connections: [ConnectionStatus] {
+        racks.connections.values.sorted { $0.id < $1.id }.map(ConnectionStatus.init)
+    }
+}
+
+/// What status shows of one managed connection. Never includes key material.
+public struct ConnectionStatus: Sendable, Equatable {
+    public var id: UInt64
+    public var flow: FlowKey
+    public var role: ConnectionRole
+    public var phase: ConnectionPhase
+    public var lastHeard: EngineInstant
+    public var suspendedSince: EngineInstant?
+    public var resumptions: Int
+
+    init(_ connection: RacksConnection) {
+        id = connection.id
+        flow = connection.flow
+        role = connection.role
+        phase = connection.phase
+        lastHeard = connection.lastHeard
+        resumptions = connection.resumptions
+        if case .suspended(let suspended) = connection.state { suspendedSince = suspended.since }
+    }
 }

@@ -6,6 +6,8 @@ public enum PacketVerdict: Equatable, Sendable {
     case accept
     /// Let it through with the bytes the engine rewrote in place, now `length` bytes long.
     case acceptModified(length: Int)
+    /// Let it through with these bytes instead (a packet that grew, such as a SYN with rackd's option).
+    case replace([UInt8])
     /// Discard it.
     case drop
 }
@@ -18,7 +20,7 @@ public enum RuleChange: Equatable, Sendable {
     case release(FlowKey)
 }
 
-/// Something worth a log line or a counter.
+/// Something worth a log line or a counter. Keys never appear in events.
 public enum EngineEvent: Equatable, Sendable {
     case flowManaged(FlowKey, reason: String)
     case flowReleased(FlowKey, reason: String)
@@ -26,6 +28,16 @@ public enum EngineEvent: Equatable, Sendable {
     case unparsablePacket(reason: String)
     /// The flow table is full; the flow was left alone.
     case flowTableFull(FlowKey)
+    /// The peer runs rackd and the keys are agreed: the connection is managed from now on.
+    case connectionManaged(id: UInt64, FlowKey, role: ConnectionRole)
+    /// The connection is left to plain TCP, and why (ordinary peer, middlebox, key exchange failed).
+    case fellBack(FlowKey, reason: String)
+    case phaseChanged(id: UInt64, FlowKey, from: ConnectionPhase, to: ConnectionPhase, reason: String)
+    case resumed(id: UInt64, FlowKey, after: Duration)
+    /// A resumption attempt that failed authentication, or came for no connection we hold.
+    case resumptionRejected(FlowKey, reason: String)
+    /// rackd stopped managing the connection (socket closed, held too long).
+    case connectionEnded(id: UInt64, FlowKey, reason: String)
 }
 
 /// Everything that follows from one input.
@@ -42,5 +54,15 @@ public struct EngineOutput: Equatable, Sendable {
         self.ruleChanges = ruleChanges
         self.transmits = transmits
         self.events = events
+    }
+
+    /// Queues a segment rackd builds; a segment that cannot be emitted is a bug, never a crash.
+    mutating func transmit(_ segment: TCPSegmentRepr) {
+        var bytes = [UInt8](repeating: 0, count: segment.bufferLength)
+        let emitted = bytes.withUnsafeMutableBytes { buffer -> Bool in
+            do { try segment.emit(into: buffer) } catch { return false }
+            return true
+        }
+        if emitted { transmits.append(bytes) }
     }
 }

@@ -23,6 +23,8 @@ public struct IPPacketView {
     public let tcp: TCPHeaderView
     /// The pseudo-header sum for ``tcp``, for ``TCPHeaderView/verifyChecksum(pseudoHeaderSum:)``.
     public let pseudoHeaderSum: UInt32
+    /// The whole packet, IP header first, up to the end of the TCP segment.
+    public let bytes: UnsafeRawBufferPointer
 
     /// Parses `bytes` as an IP packet carrying a TCP segment.
     ///
@@ -34,12 +36,14 @@ public struct IPPacketView {
         ip = layout.isIPv6 ? .v6(IPv6HeaderView(unchecked: bytes)) : .v4(IPv4HeaderView(unchecked: bytes))
         tcp = TCPHeaderView(unchecked: UnsafeRawBufferPointer(rebasing: bytes[layout.segment]))
         pseudoHeaderSum = layout.pseudoHeaderSum
+        self.bytes = UnsafeRawBufferPointer(rebasing: bytes[..<layout.segment.upperBound])
     }
 
-    fileprivate init(ip: Header, tcp: TCPHeaderView, pseudoHeaderSum: UInt32) {
+    fileprivate init(ip: Header, tcp: TCPHeaderView, pseudoHeaderSum: UInt32, bytes: UnsafeRawBufferPointer) {
         self.ip = ip
         self.tcp = tcp
         self.pseudoHeaderSum = pseudoHeaderSum
+        self.bytes = bytes
     }
 
     /// The source address.
@@ -103,10 +107,13 @@ public struct MutableIPPacketView {
     public let ip: Header
     /// The TCP segment.
     public let tcp: MutableTCPHeaderView
+    /// The whole packet, IP header first, up to the end of the TCP segment.
+    public let bytes: UnsafeMutableRawBufferPointer
 
     /// Parses `bytes` with the checks of ``IPPacketView/init(validating:)``.
     public init(validating bytes: UnsafeMutableRawBufferPointer) throws(WireError) {
         let layout = try PacketLayout(UnsafeRawBufferPointer(bytes))
+        self.bytes = UnsafeMutableRawBufferPointer(rebasing: bytes[..<layout.segment.upperBound])
         ip = layout.isIPv6 ? .v6(MutableIPv6HeaderView(unchecked: bytes)) : .v4(MutableIPv4HeaderView(unchecked: bytes))
         tcp = MutableTCPHeaderView(unchecked: UnsafeMutableRawBufferPointer(rebasing: bytes[layout.segment]))
     }
@@ -115,9 +122,9 @@ public struct MutableIPPacketView {
     public var readOnly: IPPacketView {
         switch ip {
         case .v4(let header):
-            IPPacketView(ip: .v4(header.readOnly), tcp: tcp.readOnly, pseudoHeaderSum: pseudoHeaderSum)
+            IPPacketView(ip: .v4(header.readOnly), tcp: tcp.readOnly, pseudoHeaderSum: pseudoHeaderSum, bytes: UnsafeRawBufferPointer(bytes))
         case .v6(let header):
-            IPPacketView(ip: .v6(header.readOnly), tcp: tcp.readOnly, pseudoHeaderSum: pseudoHeaderSum)
+            IPPacketView(ip: .v6(header.readOnly), tcp: tcp.readOnly, pseudoHeaderSum: pseudoHeaderSum, bytes: UnsafeRawBufferPointer(bytes))
         }
     }
 

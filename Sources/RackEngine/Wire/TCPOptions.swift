@@ -150,6 +150,15 @@ public enum TCPOptions {
         return decoded
     }
 
+    /// One option's bytes, unpadded: for inserting it among options already on the wire.
+    public static func bytes(of option: TCPOption) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: encodedLength(of: [option]))
+        let written = buffer.withUnsafeMutableBytes { raw -> Bool in
+            (try? encode([option], into: raw)) != nil
+        }
+        return written ? Array(buffer.prefix(option.encodedLength)) : []
+    }
+
     /// The bytes `options` take once encoded and padded to a multiple of 4.
     public static func encodedLength(of options: [TCPOption]) -> Int {
         let unpadded = options.reduce(0) { $0 + $1.encodedLength }

@@ -55,7 +55,7 @@ final class DataPlane: Sendable {
         _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
         _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
         wakePipe = (fds[0], fds[1])
-        state = State(engine: Engine(configuration: configuration), reader: reader, installer: installer,
+        state = State(engine: Engine(configuration: configuration, random: SystemRandomNumberGenerator()), reader: reader, installer: installer,
                       injector: injector, logger: logger)
     }
 
@@ -117,6 +117,8 @@ final class DataPlane: Sendable {
         case .drop: return .drop
         case .acceptModified(let length):
             return packet.isTruncated ? .accept : .acceptModified(length: length)
+        case .replace(let bytes):
+            return packet.isTruncated ? .accept : .acceptReplacement(bytes)
         }
     }
 

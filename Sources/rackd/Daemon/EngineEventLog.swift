@@ -1,4 +1,5 @@
-// rackd — turns engine events into log lines: a short fixed message, details in metadata.
+// rackd — turns engine events into log lines: a short fixed message, details in metadata, and the
+// connection id and state in every line about a connection (journald-friendly: one line per event).
 
 import Logging
 import RackEngine
@@ -7,13 +8,35 @@ extension Logger {
     func log(_ event: EngineEvent) {
         switch event {
         case .flowManaged(let flow, let reason):
-            debug("flow managed", metadata: ["flow.id": "\(flow)", "flow.reason": "\(reason)"])
+            debug("flow queued", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
         case .flowReleased(let flow, let reason):
-            debug("flow released", metadata: ["flow.id": "\(flow)", "flow.reason": "\(reason)"])
+            debug("flow released", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
         case .unparsablePacket(let reason):
             debug("queued packet not parsable; accepted unchanged", metadata: ["packet.error": "\(reason)"])
         case .flowTableFull(let flow):
-            warning("flow table full; flow left to plain TCP", metadata: ["flow.id": "\(flow)"])
+            warning("flow table full; flow left to plain TCP", metadata: ["flow": "\(flow)"])
+        case .connectionManaged(let id, let flow, let role):
+            notice("connection managed", metadata: [
+                "conn.id": "\(id)", "conn.state": "healthy", "flow": "\(flow)", "conn.role": "\(role.rawValue)",
+            ])
+        case .fellBack(let flow, let reason):
+            info("connection left to plain TCP", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
+        case .phaseChanged(let id, let flow, let from, let to, let reason):
+            notice("connection state changed", metadata: [
+                "conn.id": "\(id)", "conn.state": "\(to.rawValue)", "conn.previous": "\(from.rawValue)",
+                "flow": "\(flow)", "reason": "\(reason)",
+            ])
+        case .resumed(let id, let flow, let after):
+            notice("connection resumed", metadata: [
+                "conn.id": "\(id)", "conn.state": "healthy", "flow": "\(flow)",
+                "conn.suspended-ms": "\(after.components.seconds * 1000 + after.components.attoseconds / 1_000_000_000_000_000)",
+            ])
+        case .resumptionRejected(let flow, let reason):
+            warning("resumption rejected", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
+        case .connectionEnded(let id, let flow, let reason):
+            notice("connection no longer managed", metadata: [
+                "conn.id": "\(id)", "conn.state": "ended", "flow": "\(flow)", "reason": "\(reason)",
+            ])
         }
     }
 }

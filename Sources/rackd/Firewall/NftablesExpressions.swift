@@ -61,6 +61,18 @@ enum NftExpression {
         return e
     }
 
+    /// `tcp option KIND exists`: 1 in `register` when the segment carries an option of that kind.
+    static func tcpOptionPresent(kind: UInt8, into register: UInt32) -> OpaquePointer {
+        let e = make("exthdr")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_EXTHDR_DREG), register)
+        nftnl_expr_set_u8(e, attribute(NFTNL_EXPR_EXTHDR_TYPE), kind)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_EXTHDR_OFFSET), 0)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_EXTHDR_LEN), 1)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_EXTHDR_FLAGS), UInt32(NFT_EXTHDR_F_PRESENT.rawValue))
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_EXTHDR_OP), UInt32(NFT_EXTHDR_OP_TCPOPT.rawValue))
+        return e
+    }
+
     /// The verdict `accept`.
     static func accept() -> OpaquePointer {
         let e = make("immediate")

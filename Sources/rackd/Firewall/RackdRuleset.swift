@@ -15,7 +15,8 @@
 //         }
 //         chain input {
 //             type filter hook input priority mangle; policy accept;
-//             (the same, with iiftype, and with the set key read as daddr . dport . saddr . sport)
+//             (the same, with iiftype, and with the set key read as daddr . dport . saddr . sport), and:
+//             meta l4proto tcp tcp option 253 exists queue num Q bypass
 //         }
 //     }
 //
@@ -200,6 +201,18 @@ struct RackdRuleset {
             NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
             queue(bypass: true),
         ]))
+        if hook == .input {
+            // meta l4proto tcp tcp option 253 exists queue num Q bypass
+            // rackd's messages (key exchange, resumption) arrive for flows that are not queued: a
+            // healthy connection whose peer was cut off must still hear the peer's challenge.
+            rules.append(Rule(comment: "rackd protocol messages (experimental option 253)", expressions: [
+                NftExpression.meta(NFT_META_L4PROTO, into: r1),
+                NftExpression.compare(NFT_CMP_EQ, register: r1, [UInt8(IPPROTO_TCP)]),
+                NftExpression.tcpOptionPresent(kind: 253, into: r1),
+                NftExpression.compare(NFT_CMP_EQ, register: r1, [1]),
+                queue(bypass: true),
+            ]))
+        }
         for set in [Self.managedIPv4, Self.managedIPv6] {
             rules.append(Rule(comment: "every packet of a managed flow", expressions: managedFlowMatch(set, hook: hook) + [
                 queue(bypass: false)

@@ -177,6 +177,10 @@ final class NFQueueReader {
                     counters.modified += 1
                     let payload = UnsafeRawBufferPointer(rebasing: entry.bytes[0..<min(length, entry.bytes.count)])
                     try appendVerdictFlushingIfFull(id: entry.id, verdict: NF_ACCEPT, payload: payload)
+                case .acceptReplacement(let bytes):
+                    counters.modified += 1
+                    if verdictBytes + bytes.count + 256 > verdictBuffer.count { try flushVerdicts() }
+                    bytes.withUnsafeBytes { appendVerdict(type: NFQNL_MSG_VERDICT, id: entry.id, verdict: NF_ACCEPT, payload: $0) }
                 case .drop:
                     counters.dropped += 1
                     appendVerdict(type: NFQNL_MSG_VERDICT, id: entry.id, verdict: NF_DROP, payload: nil)

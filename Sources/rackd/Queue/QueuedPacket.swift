@@ -47,6 +47,8 @@ enum QueueVerdict: Equatable {
     case accept
     /// Let it continue with the bytes now in `QueuedPacket.bytes`, cut to `length`.
     case acceptModified(length: Int)
+    /// Let it continue as these bytes instead (a packet that grew).
+    case acceptReplacement([UInt8])
     /// Discard it.
     case drop
 }

@@ -1,0 +1,116 @@
+// rackd — the cryptography of a rackd connection: key agreement, key derivation and resumption MACs.
+//
+// DESIGN §6: ephemeral X25519 per connection; HKDF-SHA256 over a transcript that binds both endpoints,
+// both ISNs and both public keys; HMAC-SHA256 challenge-response, with fresh nonces from both sides,
+// on every resumption. Private keys come from the caller's randomness, never from a global source,
+// so every exchange replays exactly in tests.
+
+import Crypto
+
+/// The secret every resumption of one connection is authenticated with. Its bytes never leave this
+/// type: not in logs, errors, status or descriptions.
+public struct ConnectionKey: Sendable, CustomStringConvertible {
+    fileprivate let key: SymmetricKey
+
+    public var description: String { "ConnectionKey(redacted)" }
+}
+
+/// What the key derivation binds: the connection as both ends saw its handshake.
+public struct KeyTranscript: Sendable {
+    public var client: TCPEndpoint
+    public var server: TCPEndpoint
+    public var clientISN: TCPSequenceNumber
+    public var serverISN: TCPSequenceNumber
+    public var clientPublicKey: [UInt8]
+    public var serverPublicKey: [UInt8]
+
+    /// The bytes fed to HKDF as its info: a label, then each field at a fixed length.
+    var bytes: [UInt8] {
+        var out = Array("rackd v1 connection key".utf8)
+        for endpoint in [client, server] {
+            out += endpoint.address.mappedIPv6Bytes
+            out += [UInt8(endpoint.port >> 8), UInt8(endpoint.port & 0xff)]
+        }
+        for isn in [clientISN, serverISN] {
+            let value = isn.rawValue
+            out += [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
+        }
+        return out + clientPublicKey + serverPublicKey
+    }
+}
+
+/// Key agreement and MACs for rackd connections.
+public enum KeySchedule {
+    /// An ephemeral key pair from 32 bytes of the caller's randomness.
+    public struct EphemeralKey: Sendable {
+        fileprivate let privateKey: Curve25519.KeyAgreement.PrivateKey
+
+        /// A key from 32 random bytes. Any 32 bytes are a valid X25519 private key (they are clamped).
+        public init(seed: [UInt8]) {
+            precondition(seed.count == 32, "an X25519 private key is 32 bytes")
+            privateKey = try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: seed)
+        }
+
+        public var publicKey: [UInt8] { Array(privateKey.publicKey.rawRepresentation) }
+    }
+
+    /// Why a key agreement failed.
+    public struct AgreementError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Derives the connection key from our ephemeral key and the peer's public key.
+    public static func connectionKey(_ ours: EphemeralKey, peerPublicKey: [UInt8], transcript: KeyTranscript)
+        throws(AgreementError) -> ConnectionKey
+    {
+        do {
+            let peer = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: peerPublicKey)
+            let secret = try ours.privateKey.sharedSecretFromKeyAgreement(with: peer)
+            // A low-order public key makes the shared secret all zeros whatever our private key is, so
+            // an attacker would know it. swift-crypto does not refuse it; rackd must (RFC 7748 §6.1).
+            let allZero = secret.withUnsafeBytes { $0.allSatisfy { $0 == 0 } }
+            if allZero { throw AgreementError(description: "key agreement failed: the peer's public key has low order") }
+            let key = secret.hkdfDerivedSymmetricKey(
+                using: SHA256.self, salt: [UInt8](), sharedInfo: transcript.bytes, outputByteCount: 32)
+            return ConnectionKey(key: key)
+        } catch let error as AgreementError {
+            throw error
+        } catch {
+            throw AgreementError(description: "key agreement failed: the peer's public key is unusable")
+        }
+    }
+
+    /// The MAC a responder sends: over the challenger's nonce, then its own.
+    public static func responseMAC(_ key: ConnectionKey, challengeNonce: [UInt8], responseNonce: [UInt8]) -> [UInt8] {
+        mac(key, label: "rackd v1 response", challengeNonce + responseNonce)
+    }
+
+    /// The MAC a challenger sends to confirm: over the responder's nonce, then its own.
+    public static func confirmMAC(_ key: ConnectionKey, challengeNonce: [UInt8], responseNonce: [UInt8]) -> [UInt8] {
+        mac(key, label: "rackd v1 confirm", responseNonce + challengeNonce)
+    }
+
+    /// Compares two MACs in constant time.
+    public static func macsMatch(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
+    /// HMAC-SHA256 truncated to 128 bits, so a message fits in one TCP option.
+    private static func mac(_ key: ConnectionKey, label: String, _ data: [UInt8]) -> [UInt8] {
+        let code = HMAC<SHA256>.authenticationCode(for: Array(label.utf8) + data, using: key.key)
+        return Array(Array(code).prefix(RacksMessage.macLength))
+    }
+}
+
+extension IPAddress {
+    /// 16 bytes: IPv6 as is, IPv4 as an IPv4-mapped IPv6 address, so both families hash alike.
+    var mappedIPv6Bytes: [UInt8] {
+        switch self {
+        case .v4(let address): [UInt8](repeating: 0, count: 10) + [0xff, 0xff] + address.bytes
+        case .v6(let address): address.bytes
+        }
+    }
+}

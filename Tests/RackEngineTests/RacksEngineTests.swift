@@ -1,0 +1,323 @@
+// rackd — the racks protocol between two engines: detection, keys, heartbeat, suspension, resumption,
+// and every rejection path, replayed in virtual time.
+
+import Testing
+@testable import RackEngine
+
+@Suite struct RacksDetectionTests {
+    @Test func bothRackdsAgreeKeysAndQueueNothing() throws {
+        var pair = RacksPair()
+        try pair.connect()
+        #expect(pair.phase(.a) == .healthy)
+        #expect(pair.phase(.b) == .healthy)
+        #expect(pair.a.connections.first?.role == .client)
+        #expect(pair.b.connections.first?.role == .server)
+        // Healthy connections stay out of the queue: no flow was ever added to the managed set.
+        #expect(pair.rulesA.isEmpty && pair.rulesB.isEmpty)
+        #expect(pair.eventsA.contains(.connectionManaged(id: 1, pair.flowA, role: .client)))
+    }
+
+    @Test func synGetsExactlyTheHelloOption() throws {
+        var pair = RacksPair()
+        let original = try emitted(pair.syn())
+        let output = try pair.run(pair.syn(), .outbound, on: .a)
+        let decorated = try #require(pair.replacement(of: output))
+        #expect(decorated.count == original.count + 8)
+        let parsed = try pair.parse(decorated)
+        #expect(parsed.options.filter { $0 != .noOperation } == RacksPair.synOptions.filter { $0 != .noOperation }
+            + [RacksMessage.hello(version: 1).option])
+        let verifies = try decorated.withUnsafeBytes { try IPPacketView(validating: $0).verifyChecksums(tcpChecksum: .complete) }
+        #expect(verifies)
+    }
+
+    @Test func ordinaryPeerIsLeftToPlainTCP() throws {
+        var pair = RacksPair()
+        _ = try pair.run(pair.syn(), .outbound, on: .a)
+        // B runs no rackd: its SYN-ACK carries no hello.
+        let output = try pair.run(pair.synAck(), .inbound, on: .a)
+        #expect(output.verdict == .accept)
+        #expect(output.transmits.isEmpty)
+        #expect(pair.a.connections.isEmpty)
+        #expect(pair.eventsA == [.fellBack(pair.flowA, reason: "peer does not run rackd")])
+    }
+
+    @Test func unansweredSYNIsRetriedWithoutTheOptionAndTheDestinationRemembered() throws {
+        var pair = RacksPair()
+        _ = try pair.run(pair.syn(), .outbound, on: .a)
+        let retry = try pair.run(pair.syn(), .outbound, on: .a)
+        #expect(retry.verdict == .accept)
+        // A new connection to the same destination goes out untouched too.
+        var another = pair.syn()
+        another.source.port = 40_001
+        another.sequenceNumber = TCPSequenceNumber(777)
+        #expect(try pair.run(another, .outbound, on: .a).verdict == .accept)
+    }
+
+    @Test func excludedPortsAndAuthenticatedConnectionsAreNotTouched() throws {
+        var configuration = Configuration()
+        configuration.policy.excludePorts = [PortRange(22)]
+        var pair = RacksPair(configuration: configuration)
+        #expect(try pair.run(pair.syn(), .outbound, on: .a).verdict == .accept)
+
+        var md5 = RacksPair()
+        var syn = md5.syn()
+        syn.options.append(.unknown(kind: TCPOptionKind(rawValue: 19), data: TCPOptionData([UInt8](repeating: 0, count: 16))!))
+        #expect(try md5.run(syn, .outbound, on: .a).verdict == .accept)
+    }
+
+    @Test func keyExchangeSurvivesLoss() throws {
+        var pair = RacksPair()
+        pair.dropAToB = true
+        try pair.connect()
+        try pair.advance(by: .milliseconds(600))
+        #expect(pair.phase(.a) == .keyExchange)
+        pair.dropAToB = false
+        try pair.advance(by: .milliseconds(500))
+        #expect(pair.phase(.a) == .healthy)
+        #expect(pair.phase(.b) == .healthy)
+    }
+
+    @Test func keyExchangeThatNeverCompletesFallsBack() throws {
+        var pair = RacksPair()
+        pair.dropAToB = true
+        pair.dropBToA = true
+        try pair.connect()
+        try pair.advance(by: .seconds(6))
+        #expect(pair.a.connections.isEmpty)
+        #expect(pair.eventsA.contains(.fellBack(pair.flowA, reason: "key exchange did not complete")))
+        #expect(pair.rulesA.isEmpty)
+    }
+}
+
+@Suite struct RacksHeartbeatTests {
+    @Test func idleHealthyConnectionIsProbedAndStaysHealthy() throws {
+        var pair = RacksPair()
+        try pair.connect()
+        try pair.advance(by: .seconds(30))
+        #expect(pair.phase(.a) == .healthy)
+        #expect(pair.rulesA.isEmpty)
+    }
+
+    @Test func blackHoleIsDetectedWithinThreeSeconds() throws {
+        var pair = RacksPair()
+        try pair.connect()
+        try pair.advance(by: .seconds(5))
+        pair.exchangeTraffic()
+        let outageStart = pair.now
+        pair.pathUp = false
+        var detectedAt: EngineInstant?
+        while detectedAt == nil && pair.now.duration(since: outageStart) < .seconds(10) {
+            try pair.advance(by: .milliseconds(50))
+            if pair.phase(.a) == .suspended { detectedAt = pair.now }
+        }
+        let detection = try #require(detectedAt).duration(since: outageStart)
+        #expect(detection <= .seconds(3))
+        #expect(pair.rulesA == [.manage(pair.flowA)])
+    }
+
+    @Test func linkDownSuspendsAtOnce() throws {
+        var pair = RacksPair()
+        try pair.connect()
+        let output = pair.a.handleLinkEvent(.addressesLost([RacksPair.addressA]), now: pair.now)
+        #expect(output.ruleChanges == [.manage(pair.flowA)])
+        #expect(pair.a.connections.first?.phase == .suspended)
+    }
+
+    @Test func closedSocketEndsManagement() throws {
+        var pair = RacksPair()
+        try pair.connect()
+        pair.socketA.exists = false
+        try pair.advance(by: .milliseconds(300))
+        #expect(pair.a.connections.isEmpty)
+        #expect(pair.eventsA.contains(.connectionEnded(id: 1, pair.flowA, reason: "socket closed")))
+    }
+}
+
+@Suite struct RacksSuspensionTests {
+    /// Both ends suspended by a black hole, each with a snapshot taken after queueing began.
+    static func suspendedPair() throws -> RacksPair {
+        var pair = RacksPair()
+        try pair.connect()
+        pair.socketA.bytesAcked = 1 + 5000
+        pair.socketA.bytesReceived = 7000
+        pair.socketB.bytesAcked = 7000
+        pair.socketB.bytesReceived = 5000
+        pair.exchangeTraffic()
+        pair.pathUp = false
+        try pair.advance(by: .seconds(4))
+        #expect(pair.phase(.a) == .suspended)
+        #expect(pair.phase(.b) == .suspended)
+        return pair
+    }
+
+    @Test func retransmissionIsDroppedAndAnsweredWithAZeroWindow() throws {
+        var pair = try Self.suspendedPair()
+        // The socket's snd_una is ISN + bytes_acked (the client's count includes the SYN).
+        let sendUnacknowledged = pair.socketA.isn + 5001
+        let receiveNext = pair.socketB.isn + 1 + 7000
+        let retransmission = TCPSegmentRepr(
+            source: pair.clientEnd, destination: pair.serverEnd, sequenceNumber: sendUnacknowledged,
+            acknowledgmentNumber: receiveNext, flags: [.ack, .psh], window: 500,
+            options: [.noOperation, .noOperation, .timestamps(value: 9000, echo: 4000)],
+            payload: [UInt8](repeating: 0x61, count: 3000))
+        let output = try pair.run(retransmission, .outbound, on: .a)
+        #expect(output.verdict == .drop)
+        let answer = try #require(pair.toLocalSocketA.last)
+        #expect(answer.source == pair.serverEnd && answer.destination == pair.clientEnd)
+        #expect(answer.window == 0)
+        #expect(answer.flags == .ack)
+        #expect(answer.acknowledgmentNumber == sendUnacknowledged)
+        #expect(answer.sequenceNumber == receiveNext)
+        #expect(answer.options.contains(.timestamps(value: 4000, echo: 9000)))
+    }
+
+    @Test func zeroWindowProbeAndKeepaliveAreAnswered() throws {
+        var pair = try Self.suspendedPair()
+        let probe = TCPSegmentRepr.keepaliveProbe(
+            from: pair.clientEnd, to: pair.serverEnd, sendNext: pair.socketA.isn + 5001,
+            acknowledgmentNumber: pair.socketB.isn + 7001, window: 500)
+        let before = pair.toLocalSocketA.count
+        #expect(try pair.run(probe, .outbound, on: .a).verdict == .drop)
+        #expect(pair.toLocalSocketA.count == before + 1)
+    }
+
+    @Test func peerPacketsAreHeldUntilAuthenticated() throws {
+        var pair = try Self.suspendedPair()
+        let fromPeer = TCPSegmentRepr.ack(from: pair.serverEnd, to: pair.clientEnd, sequenceNumber: pair.socketB.isn + 7001,
+                                          acknowledgmentNumber: pair.socketA.isn + 5001, window: 500)
+        #expect(try pair.run(fromPeer, .inbound, on: .a).verdict == .drop)
+    }
+
+    @Test func heldForTheMaximumSuspensionThenReleased() throws {
+        var configuration = Configuration()
+        configuration.maximumSuspension = .seconds(60)
+        var pair = RacksPair(configuration: configuration)
+        try pair.connect()
+        pair.pathUp = false
+        try pair.advance(by: .seconds(65))
+        #expect(pair.a.connections.isEmpty)
+        #expect(pair.rulesA == [.manage(pair.flowA), .release(pair.flowA)])
+    }
+}
+
+@Suite struct RacksResumptionTests {
+    @Test func resumesWithinOneSecondOfThePathReturning() throws {
+        var pair = try RacksSuspensionTests.suspendedPair()
+        try pair.advance(by: .seconds(300))
+        pair.pathUp = true
+        let returned = pair.now
+        var resumedAt: EngineInstant?
+        while resumedAt == nil && pair.now.duration(since: returned) < .seconds(5) {
+            try pair.advance(by: .milliseconds(50))
+            if pair.phase(.a) == .healthy && pair.phase(.b) == .healthy { resumedAt = pair.now }
+        }
+        #expect(try #require(resumedAt).duration(since: returned) <= .seconds(1))
+        #expect(pair.rulesA.last == .release(pair.flowA))
+        #expect(pair.rulesB.last == .release(pair.flowB))
+        // Each local socket got a window update: same positions as the zero-window ACKs, window open.
+        let update = try #require(pair.toLocalSocketA.last)
+        #expect(update.window > 0)
+        #expect(update.acknowledgmentNumber == pair.socketA.isn + 5001)
+        #expect(pair.a.connections.first?.resumptions == 1)
+    }
+
+    @Test func simultaneousChallengesResumeExactlyOnce() throws {
+        var pair = try RacksSuspensionTests.suspendedPair()
+        pair.pathUp = true
+        try pair.advance(by: .seconds(2))
+        let responsesFromA = try pair.wireFromA.filter { bytes in
+            try pair.parse(bytes).options.contains { option in
+                if case .response? = try? RacksMessage(option: option) { return true }
+                return false
+            }
+        }
+        // The client never answers the server's challenges while its own is outstanding.
+        #expect(responsesFromA.isEmpty)
+        #expect(pair.eventsA.filter { if case .resumed = $0 { return true }; return false }.count == 1)
+        #expect(pair.eventsB.filter { if case .resumed = $0 { return true }; return false }.count == 1)
+    }
+
+    @Test func pathFailingAgainDuringResumptionStillConverges() throws {
+        var pair = try RacksSuspensionTests.suspendedPair()
+        for _ in 0..<3 {
+            // The path comes back just long enough for a challenge, then the answer is lost.
+            pair.pathUp = true
+            pair.dropBToA = true
+            try pair.advance(by: .milliseconds(600))
+            pair.pathUp = false
+            pair.dropBToA = false
+            try pair.advance(by: .seconds(2))
+            #expect(pair.phase(.a) == .suspended)
+        }
+        pair.pathUp = true
+        try pair.advance(by: .seconds(2))
+        #expect(pair.phase(.a) == .healthy)
+        #expect(pair.phase(.b) == .healthy)
+    }
+
+    @Test func forgedResponseIsRejected() throws {
+        var pair = try RacksSuspensionTests.suspendedPair()
+        var rng = SplitMix64(seed: 99)
+        let forged = TCPSegmentRepr(
+            source: pair.serverEnd, destination: pair.clientEnd, sequenceNumber: TCPSequenceNumber(1),
+            acknowledgmentNumber: TCPSequenceNumber(1), flags: .ack, window: 0,
+            options: [RacksMessage.response(nonce: rng.bytes(16), mac: rng.bytes(16)).option])
+        let output = try pair.run(forged, .inbound, on: .a)
+        #expect(output.verdict == .drop)
+        #expect(output.events == [.resumptionRejected(pair.flowA, reason: "response does not match any challenge of ours")])
+        #expect(pair.phase(.a) == .suspended)
+    }
+
+    @Test func forgedConfirmIsRejected() throws {
+        var pair = try RacksSuspensionTests.suspendedPair()
+        let forged = TCPSegmentRepr(
+            source: pair.clientEnd, destination: pair.serverEnd, sequenceNumber: TCPSequenceNumber(1),
+            acknowledgmentNumber: TCPSequenceNumber(1), flags: .ack, window: 0,
+            options: [RacksMessage.confirm(mac: [UInt8](repeating: 7, count: 16)).option])
+        let output = try pair.run(forged, .inbound, on: .b)
+        #expect(output.events == [.resumptionRejected(pair.flowB, reason: "confirm does not match any response of ours")])
+        #expect(pair.phase(.b) == .suspended)
+    }
+
+    @Test func replayedResumptionIsRejected() throws {
+        var pair = try RacksSuspensionTests.suspendedPair()
+        pair.pathUp = true
+        try pair.advance(by: .seconds(2))
+        #expect(pair.phase(.a) == .healthy)
+        let recordedFromB = pair.wireFromB
+        let recordedFromA = pair.wireFromA
+        // A second outage; then an attacker replays the whole earlier exchange.
+        pair.pathUp = false
+        try pair.advance(by: .seconds(4))
+        #expect(pair.phase(.a) == .suspended)
+        for bytes in recordedFromB { try pair.deliver(bytes, to: .a) }
+        for bytes in recordedFromA { try pair.deliver(bytes, to: .b) }
+        #expect(pair.phase(.a) == .suspended)
+        #expect(pair.phase(.b) != .healthy)
+        #expect(pair.eventsA.contains { if case .resumptionRejected = $0 { return true }; return false })
+    }
+
+    @Test func messagesForUnknownConnectionsAreDropped() throws {
+        var pair = RacksPair()
+        let stray = TCPSegmentRepr(
+            source: pair.serverEnd, destination: pair.clientEnd, sequenceNumber: TCPSequenceNumber(1),
+            acknowledgmentNumber: TCPSequenceNumber(1), flags: .ack, window: 0,
+            options: [RacksMessage.challenge(nonce: [UInt8](repeating: 1, count: 16)).option])
+        let output = try pair.run(stray, .inbound, on: .a)
+        #expect(output.verdict == .drop)
+        #expect(output.transmits.isEmpty)
+    }
+
+    @Test func connectionKeyIsNeverPrinted() throws {
+        var pair = try RacksSuspensionTests.suspendedPair()
+        pair.pathUp = true
+        try pair.advance(by: .seconds(2))
+        let ephemeral = KeySchedule.EphemeralKey(seed: [UInt8](repeating: 3, count: 32))
+        let key = try KeySchedule.connectionKey(
+            ephemeral, peerPublicKey: KeySchedule.EphemeralKey(seed: [UInt8](repeating: 4, count: 32)).publicKey,
+            transcript: KeyTranscript(client: pair.clientEnd, server: pair.serverEnd, clientISN: TCPSequenceNumber(1),
+                                      serverISN: TCPSequenceNumber(2), clientPublicKey: [], serverPublicKey: []))
+        #expect("\(key)" == "ConnectionKey(redacted)")
+        #expect(String(describing: pair.a.connections).contains("Key") == false)
+    }
+}
