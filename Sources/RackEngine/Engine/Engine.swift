@@ -42,6 +42,12 @@ public struct Engine: Sendable {
         racks.handleSnapshots(snapshots, now: now)
     }
 
+    /// The daemon could not read the sockets this time: try again after the usual interval.
+    public mutating func handleSnapshotFailure(now: EngineInstant) -> EngineOutput {
+        racks.nextSnapshotAt = racks.flowsToSnapshot.isEmpty ? nil : now + racks.snapshotInterval
+        return EngineOutput()
+    }
+
     /// Local addresses came or went.
     public mutating func handleLinkEvent(_ event: LinkEvent, now: EngineInstant) -> EngineOutput {
         racks.handleLinkEvent(event, now: now)

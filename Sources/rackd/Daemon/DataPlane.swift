@@ -29,14 +29,19 @@ final class DataPlane: Sendable {
         let reader: NFQueueReader
         let installer: NftablesInstaller
         let injector: RawInjector
+        let diagnostics: SocketDiagnostics
+        let linkMonitor: LinkMonitor
         let logger: Logger
         var pendingTransmits: [[UInt8]] = []
 
-        init(engine: Engine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector, logger: Logger) {
+        init(engine: Engine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector,
+             diagnostics: SocketDiagnostics, linkMonitor: LinkMonitor, logger: Logger) {
             self.engine = engine
             self.reader = reader
             self.installer = installer
             self.injector = injector
+            self.diagnostics = diagnostics
+            self.linkMonitor = linkMonitor
             self.logger = logger
         }
     }
@@ -47,6 +52,8 @@ final class DataPlane: Sendable {
                                        receiveBufferBytes: 64 << 20, logger: logger)
         logger.notice("queue bound", metadata: ["nfq.queue": "\(configuration.queueNumber)"])
         let injector = try RawInjector(firewallMark: configuration.firewallMark)
+        let diagnostics = try SocketDiagnostics()
+        let linkMonitor = try LinkMonitor()
         let installer = try NftablesInstaller(logger: logger)
         try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
                               preference: configuration.rules)
@@ -56,7 +63,7 @@ final class DataPlane: Sendable {
         _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
         wakePipe = (fds[0], fds[1])
         state = State(engine: Engine(configuration: configuration, random: SystemRandomNumberGenerator()), reader: reader, installer: installer,
-                      injector: injector, logger: logger)
+                      injector: injector, diagnostics: diagnostics, linkMonitor: linkMonitor, logger: logger)
     }
 
     deinit {
@@ -81,12 +88,15 @@ final class DataPlane: Sendable {
             var fds = [
                 pollfd(fd: state.reader.descriptor, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: state.linkMonitor.descriptor, events: Int16(POLLIN), revents: 0),
             ]
-            let ready = poll(&fds, 2, pollTimeoutMilliseconds())
+            let ready = poll(&fds, 3, pollTimeoutMilliseconds())
             if ready < 0 && errno != EINTR { throw SystemError.current("poll(data plane)") }
+            if fds[2].revents != 0 { handleLinkEvents() }
             if fds[0].revents != 0 { try drainQueue() }
             if fds[1].revents != 0 { drainWakePipe() }
             runTimers()
+            takeSnapshotsIfDue()
         }
     }
 
@@ -136,6 +146,35 @@ final class DataPlane: Sendable {
         let now = MonotonicClock.now()
         guard deadline <= now else { return }
         carryOut(state.engine.handleTimeout(now: now))
+        flushTransmits()
+    }
+
+    // MARK: Sockets and links
+
+    /// Reads the managed sockets' state (sock_diag) when the engine asks for it. If the read fails the
+    /// engine hears nothing, rather than "every socket is gone".
+    private func takeSnapshotsIfDue() {
+        guard let due = state.engine.nextSnapshotAt, due <= MonotonicClock.now() else { return }
+        let flows = state.engine.flowsToSnapshot
+        do {
+            let snapshots = try state.diagnostics.snapshot(of: flows)
+            carryOut(state.engine.handleSnapshots(snapshots, now: MonotonicClock.now()))
+        } catch {
+            state.logger.warning("could not read socket state", metadata: ["error": "\(error)"])
+            carryOut(state.engine.handleSnapshotFailure(now: MonotonicClock.now()))
+        }
+        flushTransmits()
+    }
+
+    private func handleLinkEvents() {
+        do {
+            for event in try state.linkMonitor.drainEvents() {
+                state.logger.info("link event", metadata: ["link.event": "\(event)"])
+                carryOut(state.engine.handleLinkEvent(event, now: MonotonicClock.now()))
+            }
+        } catch {
+            state.logger.warning("could not read link events", metadata: ["error": "\(error)"])
+        }
         flushTransmits()
     }
 
