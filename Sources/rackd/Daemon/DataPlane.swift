@@ -202,7 +202,8 @@ final class DataPlane: Sendable {
             do {
                 try state.injector.send(packet)
             } catch {
-                state.logger.warning("injection failed", metadata: ["error": "\(error)"])
+                // Expected while a link is down (ENETUNREACH): the engine retries on its own schedule.
+                state.logger.debug("injection failed", metadata: ["error": "\(error)"])
             }
         }
         state.pendingTransmits.removeAll(keepingCapacity: true)
