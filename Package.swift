@@ -41,11 +41,12 @@ let package = Package(
             pkgConfig: "libnftnl",
             providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
         ),
+        .systemLibrary(name: "CLinuxNetlink"),
         .target(name: "RackControl"),
         .executableTarget(
             name: "rackd",
             dependencies: [
-                "RackEngine", "RackControl", "CNFQ", "CNftables",
+                "RackEngine", "RackControl", "CNFQ", "CNftables", "CLinuxNetlink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
