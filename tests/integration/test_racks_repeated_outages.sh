@@ -20,7 +20,8 @@ racks_assert_suspended_both 1
 for round in 1 2 3; do
     tb_blackhole_off
     tb_blackhole_on b2a    # A -> B passes, B -> A is lost: resumption starts and cannot finish
-    tb_assert "round $round: B answers A's challenge and is resuming" racks_wait_count b "conn.state=resuming" "$round" 10
+    tb_assert "round $round: B answers A's challenge" racks_wait_count b "challenge answered" "$round" 10
+    tb_assert "round $round: B is resuming" grep -q "conn.state=resuming" "$TB_DIR/rackd-b.log"
     tb_blackhole_off
     tb_blackhole_on        # and the path fails again
     sleep 2

@@ -34,6 +34,8 @@ public enum EngineEvent: Equatable, Sendable {
     case fellBack(FlowKey, reason: String)
     case phaseChanged(id: UInt64, FlowKey, from: ConnectionPhase, to: ConnectionPhase, reason: String)
     case resumed(id: UInt64, FlowKey, after: Duration)
+    /// We proved ourselves to the peer's challenge; the peer lifts its suspension when it verifies.
+    case challengeAnswered(id: UInt64, FlowKey)
     /// A resumption attempt that failed authentication, or came for no connection we hold.
     case resumptionRejected(FlowKey, reason: String)
     /// rackd stopped managing the connection (socket closed, held too long).

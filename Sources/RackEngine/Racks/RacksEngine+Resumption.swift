@@ -37,6 +37,7 @@ extension RacksEngine {
         case .healthy:
             // The peer was suspended and we never noticed: prove ourselves; nothing to lift here.
             output.transmit(controlSegment(response, connection: connection))
+            output.events.append(.challengeAnswered(id: connection.id, connection.flow))
         case .suspended(var suspended):
             if connection.role == .client && !suspended.challengeNonces.isEmpty {
                 return  // our own attempt wins
@@ -44,6 +45,7 @@ extension RacksEngine {
             suspended.answeredChallenges = Array(
                 (suspended.answeredChallenges + [(nonce, responseNonce)]).suffix(Self.recentNonces))
             output.transmit(controlSegment(response, connection: connection))
+            output.events.append(.challengeAnswered(id: connection.id, connection.flow))
             transition(&connection, to: .suspended(suspended), reason: "answered the peer's challenge", into: &output)
         }
     }

@@ -31,6 +31,8 @@ extension Logger {
                 "conn.id": "\(id)", "conn.state": "healthy", "flow": "\(flow)",
                 "conn.suspended-ms": "\(after.components.seconds * 1000 + after.components.attoseconds / 1_000_000_000_000_000)",
             ])
+        case .challengeAnswered(let id, let flow):
+            debug("challenge answered", metadata: ["conn.id": "\(id)", "flow": "\(flow)"])
         case .resumptionRejected(let flow, let reason):
             warning("resumption rejected", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
         case .connectionEnded(let id, let flow, let reason):

@@ -38,15 +38,18 @@ CONF
 ssh_start_session() {
     local name=$1 ns=$2 addr=$3 script=$4 dir=$TB_DIR/ssh
     printf '%s\n' "$script" >"$TB_DIR/$name.typed"
-    tb_bg "$ns" "$name" bash -c "(sleep 1; cat '$TB_DIR/$name.typed'; sleep 600) | ssh -tt -q \
+    # stdin comes from a process substitution, so bash waits for ssh alone, not for the typist.
+    tb_bg "$ns" "$name" bash -c "ssh -tt -q \
         -i '$dir/client_key' -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
-        -o ServerAliveInterval=0 -o LogLevel=ERROR root@$addr >'$TB_DIR/$name.out' 2>'$TB_DIR/$name.err'"
+        -o ServerAliveInterval=0 -o LogLevel=ERROR root@$addr >'$TB_DIR/$name.out' 2>'$TB_DIR/$name.err' \
+        < <(sleep 1; cat '$TB_DIR/$name.typed'; sleep 600)"
 }
 
 # ssh_check_counter FILE COUNT: the lines C1..CCOUNT appear once each, in order, with nothing missing.
 ssh_check_counter() {
     local file=$1 count=$2 seen
-    seen=$(tr -d '\r' <"$file" | grep -E '^C[0-9]+$' | sed 's/^C//')
+    # Terminal control sequences (bracketed paste, colours) can precede a line; they are not output.
+    seen=$(tr -d '\r' <"$file" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -E '^C[0-9]+$' | sed 's/^C//')
     tb_assert "the counter reached $count" test "$(tail -n 1 <<<"$seen")" = "$count"
     tb_assert "no gap and no repeat: exactly 1..$count in order" test "$seen" = "$(seq 1 "$count")"
 }
