@@ -11,10 +11,70 @@ import SystemPackage
 import Glibc
 #endif
 
+// MARK: - Opening, and options every netlink socket shares
+
+/// Opens an `AF_NETLINK` socket of `protocol` and binds it to a kernel-chosen port id.
+func openNetlinkSocket(protocol: CInt, name: String, groups: UInt32 = 0, nonBlocking: Bool = false)
+    throws(SystemError) -> (descriptor: CInt, portID: UInt32)
+{
+    var type = CLNL_SOCK_RAW | CLNL_SOCK_CLOEXEC
+    if nonBlocking { type |= CLNL_SOCK_NONBLOCK }
+    let fd = try syscall("socket(AF_NETLINK, \(name))") { socket(AF_NETLINK, type, `protocol`) }
+    var address = sockaddr_nl()
+    address.nl_family = sa_family_t(AF_NETLINK)
+    address.nl_groups = groups
+    do {
+        try syscall("bind(\(name))") {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
+                }
+            }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
+        try syscall("getsockname(\(name))") {
+            withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+        }
+    } catch {
+        close(fd)
+        throw error
+    }
+    return (fd, address.nl_pid)
+}
+
+/// A netlink socket rackd owns: the options are set the same way whatever the family.
+protocol NetlinkDescriptorOwner {
+    var descriptor: CInt { get }
+    /// The family's name, for errors.
+    var familyName: String { get }
+}
+
+extension NetlinkDescriptorOwner {
+    /// Sets an integer socket option.
+    func setOption(level: CInt, name: CInt, value: CInt, call: String) throws(SystemError) {
+        var value = value
+        try syscall("setsockopt(\(familyName), \(call))") {
+            setsockopt(descriptor, level, name, &value, socklen_t(MemoryLayout<CInt>.size))
+        }
+    }
+
+    /// Asks for a large receive buffer: `SO_RCVBUFFORCE` (CAP_NET_ADMIN, ignores `rmem_max`), else what
+    /// `SO_RCVBUF` allows.
+    func setReceiveBuffer(bytes: Int) throws(SystemError) {
+        do {
+            try setOption(level: SOL_SOCKET, name: SO_RCVBUFFORCE, value: CInt(bytes), call: "SO_RCVBUFFORCE")
+        } catch {
+            try setOption(level: SOL_SOCKET, name: SO_RCVBUF, value: CInt(bytes), call: "SO_RCVBUF")
+        }
+    }
+}
+
 // MARK: - Socket
 
 /// An owned `AF_NETLINK` socket of one kernel family, bound to a kernel-chosen port id.
-final class KernelNetlinkSocket {
+final class KernelNetlinkSocket: NetlinkDescriptorOwner {
     /// The netlink families rackd talks to directly.
     enum Family {
         /// NETLINK_SOCK_DIAG: socket dumps (inet_diag).
@@ -39,6 +99,7 @@ final class KernelNetlinkSocket {
 
     let descriptor: CInt
     let family: Family
+    var familyName: String { family.name }
     /// The port id the kernel assigned.
     let portID: UInt32
     /// Whether `receive` returns nil instead of waiting.
@@ -56,33 +117,11 @@ final class KernelNetlinkSocket {
     init(family: Family, groups: UInt32 = 0, nonBlocking: Bool = false, bufferBytes: Int = 64 * 1024)
         throws(SystemError)
     {
-        var type = CLNL_SOCK_RAW | CLNL_SOCK_CLOEXEC
-        if nonBlocking { type |= CLNL_SOCK_NONBLOCK }
-        let fd = try syscall("socket(AF_NETLINK, \(family.name))") { socket(AF_NETLINK, type, family.rawValue) }
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        address.nl_groups = groups
-        do {
-            try syscall("bind(\(family.name))") {
-                withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-                    }
-                }
-            }
-            var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
-            try syscall("getsockname(\(family.name))") {
-                withUnsafeMutablePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-                }
-            }
-        } catch {
-            close(fd)
-            throw error
-        }
+        let (fd, portID) = try openNetlinkSocket(
+            protocol: family.rawValue, name: family.name, groups: groups, nonBlocking: nonBlocking)
         self.descriptor = fd
         self.family = family
-        self.portID = address.nl_pid
+        self.portID = portID
         self.isNonBlocking = nonBlocking
         self.buffer = .allocate(byteCount: bufferBytes, alignment: 16)
     }
@@ -93,24 +132,6 @@ final class KernelNetlinkSocket {
     }
 
     // MARK: Options
-
-    /// Sets an integer socket option.
-    func setOption(level: CInt, name: CInt, value: CInt, call: String) throws(SystemError) {
-        var value = value
-        try syscall("setsockopt(\(family.name), \(call))") {
-            setsockopt(descriptor, level, name, &value, socklen_t(MemoryLayout<CInt>.size))
-        }
-    }
-
-    /// Asks for a large receive buffer: `SO_RCVBUFFORCE` (CAP_NET_ADMIN, ignores `rmem_max`), else what
-    /// `SO_RCVBUF` allows.
-    func setReceiveBuffer(bytes: Int) throws(SystemError) {
-        do {
-            try setOption(level: SOL_SOCKET, name: SO_RCVBUFFORCE, value: CInt(bytes), call: "SO_RCVBUFFORCE")
-        } catch {
-            try setOption(level: SOL_SOCKET, name: SO_RCVBUF, value: CInt(bytes), call: "SO_RCVBUF")
-        }
-    }
 
     /// Bounds how long a blocking `receive` waits, so a kernel that never answers cannot hang the daemon.
     func setReceiveTimeout(_ timeout: Duration) throws(SystemError) {

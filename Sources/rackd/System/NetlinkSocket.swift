@@ -11,58 +11,17 @@ import Glibc
 #endif
 
 /// An owned `AF_NETLINK`/`NETLINK_NETFILTER` socket bound to a kernel-chosen port id.
-final class NetlinkSocket {
+final class NetlinkSocket: NetlinkDescriptorOwner {
     let descriptor: CInt
     /// The port id the kernel assigned; replies and acks carry it.
     let portID: UInt32
+    var familyName: String { "NETLINK_NETFILTER" }
 
     init() throws(SystemError) {
-        let fd = try syscall("socket(AF_NETLINK, NETLINK_NETFILTER)") {
-            socket(AF_NETLINK, CInt(SOCK_RAW.rawValue) | CInt(SOCK_CLOEXEC.rawValue), NETLINK_NETFILTER)
-        }
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        do {
-            try syscall("bind(AF_NETLINK)") {
-                withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-                    }
-                }
-            }
-            var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
-            try syscall("getsockname(AF_NETLINK)") {
-                withUnsafeMutablePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-                }
-            }
-        } catch {
-            close(fd)
-            throw error
-        }
-        self.descriptor = fd
-        self.portID = address.nl_pid
+        (descriptor, portID) = try openNetlinkSocket(protocol: NETLINK_NETFILTER, name: "NETLINK_NETFILTER")
     }
 
     deinit { close(descriptor) }
-
-    /// Sets an integer socket option.
-    func setOption(level: CInt, name: CInt, value: CInt, call: String) throws(SystemError) {
-        var value = value
-        try syscall("setsockopt(\(call))") {
-            setsockopt(descriptor, level, name, &value, socklen_t(MemoryLayout<CInt>.size))
-        }
-    }
-
-    /// Asks for a large receive buffer. `SO_RCVBUFFORCE` needs CAP_NET_ADMIN and ignores `rmem_max`;
-    /// without the capability fall back to what `SO_RCVBUF` allows.
-    func setReceiveBuffer(bytes: Int) throws(SystemError) {
-        do {
-            try setOption(level: SOL_SOCKET, name: SO_RCVBUFFORCE, value: CInt(bytes), call: "SO_RCVBUFFORCE")
-        } catch {
-            try setOption(level: SOL_SOCKET, name: SO_RCVBUF, value: CInt(bytes), call: "SO_RCVBUF")
-        }
-    }
 
     /// Sends one datagram holding one or more netlink messages.
     func send(_ bytes: UnsafeRawBufferPointer, call: String) throws(SystemError) {
