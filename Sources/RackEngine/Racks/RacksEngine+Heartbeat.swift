@@ -98,7 +98,7 @@ extension RacksEngine {
         if before != connection.phase {
             output.events.append(.phaseChanged(
                 id: connection.id, connection.flow, from: before, to: connection.phase,
-                reason: healthy.suspect ? "probes unanswered for \(silence.roundedMilliseconds) ms" : "peer answered"))
+                reason: healthy.suspect ? "nothing heard for \(silence.roundedMilliseconds) ms" : "peer answered"))
         }
     }
 
