@@ -23,6 +23,16 @@ racks_wait_managed() {
     tb_assert "B manages the connection" racks_wait_count b "connection managed" 1 10
 }
 
+# racks_assert_nothing_queued: while the connection is healthy, neither rackd queues any of its packets:
+# both managed sets are empty (only the handshake and rackd's own messages ever reached the queue).
+racks_assert_nothing_queued() {
+    local ns
+    for ns in "$TB_A" "$TB_B"; do
+        tb_assert "healthy: no flow is in the managed set in $ns" \
+            tb_assert_fails "an element" bash -c "ip netns exec '$ns' nft list set inet rackd managed4 | grep -q 'elements'"
+    done
+}
+
 # racks_unacked NS PORT: the Send-Q (bytes not yet acknowledged or not yet sent) of the connection on PORT.
 racks_unacked() {
     tb_exec "$1" ss -tnH state established "( sport = :$2 or dport = :$2 )" | awk '{print $2; exit}'
@@ -66,6 +76,7 @@ racks_outage_test() {
     tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 50M 50M --rate 2500K -- --rate 2500K
     racks_wait_managed
     sleep 4
+    racks_assert_nothing_queued
     case $fault in
     blackhole) tb_blackhole_on ;;
     linkdown) tb_link_down_a ;;
