@@ -37,6 +37,8 @@
 
 /// The socket types, which glibc declares in a header Swift's Glibc module includes only textually: in
 /// rackd, whose other C modules include it too, Swift does not see them from files that import this one.
+/// IPPROTO_TCP: glibc's and the kernel's in.h both declare it, and release (whole-module) builds then see neither.
+static const int CLNL_IPPROTO_TCP = 6;
 static const int CLNL_SOCK_RAW = SOCK_RAW;
 static const int CLNL_SOCK_CLOEXEC = SOCK_CLOEXEC;
 static const int CLNL_SOCK_NONBLOCK = SOCK_NONBLOCK;

@@ -78,7 +78,7 @@ final class SocketDiagnostics {
     ) throws(SystemError) {
         var request = inet_diag_req_v2()
         request.sdiag_family = UInt8(family)
-        request.sdiag_protocol = UInt8(IPPROTO_TCP)
+        request.sdiag_protocol = UInt8(CLNL_IPPROTO_TCP)
         request.idiag_ext = UInt8(1 << (INET_DIAG_INFO - 1))
         request.idiag_states = stateMask
         let socket: KernelNetlinkSocket
