@@ -60,9 +60,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Fuzzing (issue: every parser that reads bytes from the network). fuzz/run builds these with
+        // libFuzzer (-sanitize=fuzzer -D FUZZING); a plain build makes them replay files instead.
+        .target(name: "RackFuzzing", dependencies: ["RackEngine"], path: "Fuzz/RackFuzzing"),
+        .executableTarget(name: "fuzz-wire", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-wire"),
+        .executableTarget(name: "fuzz-options", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-options"),
+        .executableTarget(name: "fuzz-racks-messages", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-racks-messages"),
+        .executableTarget(name: "fuzz-engine", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-engine"),
         .testTarget(
             name: "RackEngineTests",
-            dependencies: ["RackEngine"],
+            dependencies: ["RackEngine", "RackFuzzing"],
             resources: [.copy("Fixtures")]
         ),
     ]
