@@ -1,0 +1,74 @@
+// rackd — the fuzz targets' bodies, run over the capture fixture and seeded random inputs on every test
+// run, so they keep compiling and keep not trapping even where libFuzzer is not built. Inputs that once
+// crashed a fuzzer belong in `regressionInputs` (nio-ssh's FuzzResultTests pattern).
+
+import Foundation
+import RackFuzzing
+import Testing
+
+@Suite struct FuzzBodyTests {
+    /// Inputs that crashed a fuzz target once, as hex, with the target. None has so far.
+    static let regressionInputs: [(target: String, hex: String)] = []
+
+    static func capturePackets() throws -> [[UInt8]] {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
+        let file = try [UInt8](Data(contentsOf: url.appendingPathComponent("rocks-basic.pcap")))
+        return try PcapReader.ipPackets(in: file).map(\.bytes)
+    }
+
+    @Test func everyBodySurvivesTheCapture() throws {
+        for packet in try Self.capturePackets() {
+            packet.withUnsafeBytes { bytes in
+                FuzzBodies.wire(bytes)
+                FuzzBodies.options(UnsafeRawBufferPointer(rebasing: bytes[min(40, bytes.count)...]))
+                FuzzBodies.racksMessages(bytes)
+            }
+        }
+    }
+
+    @Test func everyBodySurvivesRandomInput() {
+        var random = SplitMix64(seed: 0xF022)
+        for round in 0..<3000 {
+            let bytes = random.bytes(Int(random.next() % 300))
+            bytes.withUnsafeBytes { raw in
+                FuzzBodies.wire(raw)
+                FuzzBodies.options(raw)
+                FuzzBodies.racksMessages(raw)
+                if round % 10 == 0 { FuzzBodies.engine(raw) }
+            }
+        }
+    }
+
+    @Test func engineSurvivesMutatedCaptureSequences() throws {
+        var random = SplitMix64(seed: 0xE9)
+        let packets = try Self.capturePackets()
+        for _ in 0..<200 {
+            var input: [UInt8] = []
+            for _ in 0..<8 {
+                var packet = Array(packets[Int(random.next() % UInt64(packets.count))].prefix(254))
+                if packet.count % 2 == 1 { packet.append(0) }
+                if !packet.isEmpty { packet[Int(random.next() % UInt64(packet.count))] ^= UInt8(truncatingIfNeeded: random.next()) }
+                input.append(UInt8(packet.count / 2) | (random.next() % 2 == 0 ? 0 : 0x80))
+                input += packet
+            }
+            input.withUnsafeBytes { FuzzBodies.engine($0) }
+        }
+    }
+
+    @Test func regressionInputsNoLongerCrash() {
+        for input in Self.regressionInputs {
+            let bytes = stride(from: 0, to: input.hex.count, by: 2).map {
+                let start = input.hex.index(input.hex.startIndex, offsetBy: $0)
+                return UInt8(input.hex[start..<input.hex.index(start, offsetBy: 2)], radix: 16)!
+            }
+            bytes.withUnsafeBytes { raw in
+                switch input.target {
+                case "wire": FuzzBodies.wire(raw)
+                case "options": FuzzBodies.options(raw)
+                case "racks-messages": FuzzBodies.racksMessages(raw)
+                default: FuzzBodies.engine(raw)
+                }
+            }
+        }
+    }
+}
