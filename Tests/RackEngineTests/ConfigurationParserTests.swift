@@ -31,7 +31,7 @@ import Testing
         ("[daemon]\nqueue = twelve\n", 2, "queue: 'twelve' is not a whole number"),
         ("mode = racks\n", 1, "'mode' is outside any section; put it under [daemon] or another section"),
         ("[daemon]\n\ncolour = blue\n", 3, "unknown key 'colour' in [daemon]; known keys: firewall-mark, mode, queue, queue-max-length, rules"),
-        ("[deamon]\n", 1, "unknown section [deamon]; known sections: [daemon], [heartbeat], [policy], [suspension]"),
+        ("[deamon]\n", 1, "unknown section [deamon]; known sections: [daemon], [heartbeat], [limits], [policy], [suspension]"),
         ("[daemon\n", 1, "malformed section header '[daemon'; write it as [name]"),
         ("[daemon]\nmode\n", 2, "expected 'key = value', found 'mode'"),
         ("[daemon]\nmode =\n", 2, "'mode' has no value"),

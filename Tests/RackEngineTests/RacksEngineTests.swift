@@ -321,3 +321,61 @@ import Testing
         #expect(String(describing: pair.a.connections).contains("Key") == false)
     }
 }
+
+@Suite struct RacksLimitTests {
+    @Test func pastThePerPeerLimitTheOldestSuspendedConnectionIsClosed() throws {
+        var configuration = Configuration()
+        configuration.maximumSuspendedPerPeer = 2
+        var pair = RacksPair(configuration: configuration)
+        var flows: [FlowKey] = []
+        for port: UInt16 in [40_000, 40_001, 40_002] {
+            pair.clientPort = port
+            try pair.connect()
+            flows.append(pair.flowA)
+        }
+        #expect(pair.a.connections.count == 3)
+        // Suspend them one after the other, oldest first.
+        var outputs: [EngineOutput] = []
+        for flow in flows {
+            pair.now = pair.now + .seconds(1)
+            var segment = TCPSegmentRepr.ack(from: flow.local, to: flow.remote, sequenceNumber: TCPSequenceNumber(1),
+                                              acknowledgmentNumber: TCPSequenceNumber(1), window: 1)
+            segment.flags = .ack
+            outputs.append(pair.a.handleLinkEvent(.addressesLost([RacksPair.addressA]), now: pair.now))
+        }
+        let ended = outputs.flatMap(\.events).compactMap { event -> (FlowKey, String)? in
+            if case .connectionEnded(_, let flow, let reason) = event { return (flow, reason) }
+            return nil
+        }
+        // All three went down at once (one link event); the limit closed one of them, with the reason logged.
+        #expect(ended.count == 1)
+        #expect(ended.first?.1 == "limit of 2 suspended connections to 10.2.0.2 reached; closed the oldest")
+        #expect(pair.a.connections.filter { $0.phase == .suspended }.count == 2)
+        let rules = outputs.flatMap(\.ruleChanges)
+        #expect(rules.filter { if case .manage = $0 { return true }; return false }.count == 3)
+        #expect(rules.filter { if case .release = $0 { return true }; return false }.count == 1)
+    }
+
+    @Test func pastTheTotalLimitTheOldestIsClosedWithAResetToItsSocket() throws {
+        var configuration = Configuration()
+        configuration.maximumSuspendedTotal = 1
+        var pair = RacksPair(configuration: configuration)
+        pair.socketA.bytesReceived = 7000
+        try pair.connect()
+        let first = pair.flowA
+        pair.clientPort = 40_001
+        try pair.connect()
+        let second = pair.flowA
+        try pair.advance(by: .seconds(1))  // snapshots of both
+        let output = pair.a.handleLinkEvent(.addressesLost([RacksPair.addressA]), now: pair.now)
+        #expect(output.events.contains(.connectionEnded(id: 1, first, reason: "limit of 1 suspended connections in all reached; closed the oldest")))
+        #expect(output.ruleChanges == [.manage(first), .manage(second), .release(first)]
+            || output.ruleChanges == [.manage(second), .manage(first), .release(first)])
+        let reset = try #require(output.transmits.first.map { try pair.parse($0) })
+        #expect(reset.flags.contains(.rst))
+        #expect(reset.source == first.remote && reset.destination == first.local)
+        // In window exactly: the socket's rcv_nxt, so the kernel resets rather than challenges.
+        #expect(reset.sequenceNumber == pair.socketB.isn + 1 + 7000)
+        #expect(pair.a.connections.map(\.flow) == [second])
+    }
+}

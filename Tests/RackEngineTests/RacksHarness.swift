@@ -30,7 +30,8 @@ struct SimulatedSocket {
 struct RacksPair {
     static let addressA = IPAddress.v4(IPv4Address(10, 1, 0, 2))
     static let addressB = IPAddress.v4(IPv4Address(10, 2, 0, 2))
-    let clientEnd = TCPEndpoint(address: addressA, port: 40_000)
+    var clientPort: UInt16 = 40_000
+    var clientEnd: TCPEndpoint { TCPEndpoint(address: Self.addressA, port: clientPort) }
     let serverEnd = TCPEndpoint(address: addressB, port: 22)
     var flowA: FlowKey { FlowKey(local: clientEnd, remote: serverEnd) }
     var flowB: FlowKey { FlowKey(local: serverEnd, remote: clientEnd) }
@@ -128,10 +129,12 @@ struct RacksPair {
         var outputs: [EngineOutput] = []
         if let due = engine.nextDeadline, due <= now { outputs.append(engine.handleTimeout(now: now)) }
         if let due = engine.nextSnapshotAt, due <= now {
+            // Every flow of a host is modelled by that host's one simulated socket.
             let socket = host == .a ? socketA : socketB
-            let flow = host == .a ? flowA : flowB
             var snapshots: [FlowKey: SocketSnapshot] = [:]
-            if socket.exists && engine.flowsToSnapshot.contains(flow) { snapshots[flow] = socket.snapshot(flow: flow, now: now) }
+            if socket.exists {
+                for flow in engine.flowsToSnapshot { snapshots[flow] = socket.snapshot(flow: flow, now: now) }
+            }
             outputs.append(engine.handleSnapshots(snapshots, now: now))
         }
         if host == .a { a = engine } else { b = engine }

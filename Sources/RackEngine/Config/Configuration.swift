@@ -42,6 +42,10 @@ public struct Configuration: Sendable, Equatable {
     public var maximumSuspension: Duration = .seconds(7 * 24 * 3600)
     /// Which connections to manage.
     public var policy = Policy()
+    /// At most this many suspended connections to one peer address; past it the oldest is closed.
+    public var maximumSuspendedPerPeer = 64
+    /// At most this many suspended connections in all; past it the oldest is closed.
+    public var maximumSuspendedTotal = 1024
 
     public init() {}
 

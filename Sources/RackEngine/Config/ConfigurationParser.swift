@@ -108,6 +108,14 @@ public enum ConfigurationParser {
                 config.maximumSuspension = try duration(value, in: .seconds(1) ... .seconds(365 * 24 * 3600))
             }
         ],
+        "limits": [
+            "suspended-per-peer": { config, value throws(ValueProblem) in
+                config.maximumSuspendedPerPeer = Int(try integer(value, in: 1...1_000_000, as: UInt32.self))
+            },
+            "suspended-total": { config, value throws(ValueProblem) in
+                config.maximumSuspendedTotal = Int(try integer(value, in: 1...1_000_000, as: UInt32.self))
+            },
+        ],
         "policy": [
             "manage-ports": { config, value throws(ValueProblem) in config.policy.managePorts = try portList(value) },
             "exclude-ports": { config, value throws(ValueProblem) in config.policy.excludePorts = try portList(value) },

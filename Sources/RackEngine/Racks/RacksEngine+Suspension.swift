@@ -19,6 +19,56 @@ extension RacksEngine {
         scheduleSnapshot(now: now)
         transition(&connection, to: .suspended(.init(key: healthy.key, since: now, reason: reason, nextChallengeAt: now)),
                    reason: reason, into: &output)
+        connections[connection.flow] = connection
+        enforceSuspensionLimits(newest: connection.flow, into: &output)
+    }
+
+    /// Keeps the suspended connections within `[limits]`: past a limit the oldest suspended connection
+    /// (never the one just suspended) is closed, its socket reset so the application learns at once.
+    private mutating func enforceSuspensionLimits(newest: FlowKey, into output: inout EngineOutput) {
+        func suspendedSince(_ connection: RacksConnection) -> EngineInstant? {
+            if case .suspended(let suspended) = connection.state { return suspended.since }
+            return nil
+        }
+        // Oldest suspension first; among equals, the older connection.
+        func older(_ a: RacksConnection, _ b: RacksConnection) -> Bool {
+            (suspendedSince(a)!, a.id) < (suspendedSince(b)!, b.id)
+        }
+        let suspended = connections.values.filter { suspendedSince($0) != nil }
+        let peer = newest.remote.address
+        let samePeer = suspended.filter { $0.flow.remote.address == peer }
+        var victims: [RacksConnection] = []
+        if samePeer.count > configuration.maximumSuspendedPerPeer {
+            victims += samePeer.filter { $0.flow != newest }.sorted(by: older)
+                .prefix(samePeer.count - configuration.maximumSuspendedPerPeer)
+        }
+        let remaining = suspended.count - victims.count
+        if remaining > configuration.maximumSuspendedTotal {
+            let chosen = Set(victims.map(\.flow))
+            victims += suspended.filter { $0.flow != newest && !chosen.contains($0.flow) }
+                .sorted(by: older)
+                .prefix(remaining - configuration.maximumSuspendedTotal)
+        }
+        for victim in victims {
+            let limit = samePeer.contains { $0.flow == victim.flow } && samePeer.count > configuration.maximumSuspendedPerPeer
+                ? "\(configuration.maximumSuspendedPerPeer) suspended connections to \(peer)"
+                : "\(configuration.maximumSuspendedTotal) suspended connections in all"
+            closeCleanly(victim, reason: "limit of \(limit) reached; closed the oldest", into: &output)
+        }
+    }
+
+    /// Ends a held connection now: a reset "from the peer" tells the local socket (and the application)
+    /// at once, rather than leaving it to time out. Before the fresh snapshot of the suspension has come,
+    /// the last one's positions serve; if they are stale the kernel answers with a challenge ACK instead,
+    /// and the socket, no longer held, times out on its own.
+    mutating func closeCleanly(_ connection: RacksConnection, reason: String, into output: inout EngineOutput) {
+        if case .suspended(let suspended) = connection.state,
+            let positions = suspended.sequences ?? connection.socket.map(connection.sequences(from:))
+        {
+            output.transmit(.reset(from: connection.flow.remote, to: connection.flow.local,
+                                   sequenceNumber: positions.receiveNext))
+        }
+        forget(connection, reason: reason, into: &output)
     }
 
     /// A queued segment of a suspended connection, not a rackd message.
