@@ -379,3 +379,58 @@ import Testing
         #expect(pair.a.connections.map(\.flow) == [second])
     }
 }
+
+@Suite struct RacksFloodTests {
+    /// SYNs with rackd's hello from forged sources, each answered by the server's kernel with a SYN-ACK.
+    static func forgedHandshake(_ pair: inout RacksPair, index: Int) throws -> EngineOutput {
+        let spoofed = TCPEndpoint(address: .v4(IPv4Address(rawValue: 0x0A00_0000 + UInt32(index))), port: 1024)
+        var syn = TCPSegmentRepr.syn(from: spoofed, to: pair.serverEnd, sequenceNumber: TCPSequenceNumber(UInt32(index)),
+                                     window: 1000, options: RacksPair.synOptions + [RacksMessage.hello(version: 1).option])
+        syn.options.insert(.noOperation, at: 0)
+        _ = try pair.run(syn, .inbound, on: .b)
+        let synAck = TCPSegmentRepr.synAck(from: pair.serverEnd, to: spoofed, sequenceNumber: TCPSequenceNumber(7),
+                                           acknowledgmentNumber: TCPSequenceNumber(UInt32(index) + 1), window: 1000,
+                                           options: RacksPair.synOptions)
+        return try pair.run(synAck, .outbound, on: .b)
+    }
+
+    @Test func forgedSYNsMakeTheServerSendNothingAndExpire() throws {
+        var pair = RacksPair()
+        var transmits = 0
+        for index in 0..<200 {
+            transmits += try Self.forgedHandshake(&pair, index: index).transmits.count
+        }
+        #expect(transmits == 0)
+        #expect(pair.b.connections.count == 200)
+        try pair.advance(by: .seconds(6))
+        #expect(pair.b.connections.isEmpty)
+        #expect(pair.wireFromB.isEmpty)
+        #expect(pair.eventsB.isEmpty)  // no log line per forged SYN
+    }
+
+    @Test func keyExchangeStateIsBounded() throws {
+        var pair = RacksPair()
+        for index in 0..<(RacksEngine.maximumPending + 50) {
+            _ = try Self.forgedHandshake(&pair, index: index)
+        }
+        #expect(pair.b.connections.count == RacksEngine.maximumPending)
+    }
+
+    @Test func lostFinalKeyMessageIsRecoveredByTheServer() throws {
+        var pair = RacksPair()
+        // Everything from A after its first key message is lost for a while: the server has the client's
+        // key but never hears that the client has its own.
+        let synOutput = try pair.run(pair.syn(), .outbound, on: .a)
+        let decoratedSYN = try #require(pair.replacement(of: synOutput))
+        _ = try pair.run(try pair.parse(decoratedSYN), .inbound, on: .b)
+        let synAckOutput = try pair.run(pair.synAck(), .outbound, on: .b)
+        let decoratedSYNACK = try #require(pair.replacement(of: synAckOutput))
+        pair.aToBBudget = 1  // A's first key reaches B; A's final answer is lost
+        _ = try pair.run(try pair.parse(decoratedSYNACK), .inbound, on: .a)
+        #expect(pair.phase(.a) == .healthy)
+        #expect(pair.phase(.b) == .keyExchange)
+        pair.aToBBudget = nil
+        try pair.advance(by: .milliseconds(500))
+        #expect(pair.phase(.b) == .healthy)
+    }
+}

@@ -43,6 +43,8 @@ struct RacksPair {
     /// When set, messages in this direction are lost (after the black hole check).
     var dropAToB = false
     var dropBToA = false
+    /// When set, only this many more segments from A reach B; the rest are lost.
+    var aToBBudget: Int?
 
     var socketA = SimulatedSocket(isn: TCPSequenceNumber(1000), isClient: true, bytesAcked: 1, bytesReceived: 0,
                                   lastAckAt: .seconds(100))
@@ -158,6 +160,10 @@ struct RacksPair {
                 continue
             }
             guard pathUp, !(host == .a ? dropAToB : dropBToA) else { continue }
+            if host == .a, let budget = aToBBudget {
+                guard budget > 0 else { continue }
+                aToBBudget = budget - 1
+            }
             if host == .a { wireFromA.append(bytes) } else { wireFromB.append(bytes) }
             try deliver(bytes, to: host == .a ? .b : .a)
         }

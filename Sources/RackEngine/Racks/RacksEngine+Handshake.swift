@@ -90,6 +90,7 @@ extension RacksEngine {
         guard let handshake = pending[flow], handshake.role == .server,
             packet.tcp.acknowledgmentNumber == handshake.synSequence + 1,
             !options.authenticated,
+            connectionsInKeyExchange < Self.maximumPending,
             let decorated = SYNDecoration.addingHello(to: packet.bytes)
         else { return }
         pending[flow] = nil

@@ -31,7 +31,8 @@ extension RacksEngine {
     mutating func handleSnapshots(_ snapshots: [FlowKey: SocketSnapshot], now: EngineInstant) -> EngineOutput {
         var output = EngineOutput()
         nextSnapshotAt = flowsToSnapshot.isEmpty ? nil : now + snapshotInterval
-        for flow in flowsToSnapshot {
+        let snapshotFlows = flowsToSnapshot
+        for flow in flowsInOrder where snapshotFlows.contains(flow) {
             guard var connection = connections[flow] else { continue }
             guard let snapshot = snapshots[flow] else {
                 forget(connection, reason: "socket closed", into: &output)
@@ -105,7 +106,7 @@ extension RacksEngine {
     /// Local addresses came or went (rtnetlink).
     mutating func handleLinkEvent(_ event: LinkEvent, now: EngineInstant) -> EngineOutput {
         var output = EngineOutput()
-        for flow in Array(connections.keys) {
+        for flow in flowsInOrder {
             guard var connection = connections[flow] else { continue }
             switch (event, connection.state) {
             case (.addressesLost(let addresses), .healthy) where addresses.contains(flow.local.address):

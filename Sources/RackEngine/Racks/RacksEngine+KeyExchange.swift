@@ -9,6 +9,11 @@
 //     A: key(a, have: yes, want: no)  ──►      (both done)
 // If it has not finished after `keySendLimit` sends, the connection is left to plain TCP: nothing of
 // it was ever queued, so nothing else changes.
+//
+// Only the client starts. The server sends its key only in answer to the client's, so a SYN with a
+// forged source address, which never leads to a client key message, costs the server's rackd one
+// bounded table entry that expires quietly, and makes it send nothing at all: no reflection, no
+// amplification.
 
 extension RacksEngine {
     mutating func startKeyExchange(
@@ -22,12 +27,32 @@ extension RacksEngine {
             localOptions: localOptions, peerOptions: peerOptions, localPublicKey: ephemeral.publicKey,
             state: .keyExchange(.init(ephemeral: ephemeral, nextSendAt: now)), lastHeard: now)
         nextConnectionID += 1
-        retransmitKey(connection: &connection, now: now, into: &output)
+        switch role {
+        case .client:
+            retransmitKey(connection: &connection, now: now, into: &output)
+        case .server:
+            // Wait for the client; give up silently when it would have given up.
+            connection.state = .keyExchange(.init(
+                ephemeral: ephemeral, nextSendAt: now + Self.keyRetransmitInterval * Self.keySendLimit))
+        }
         connections[flow] = connection
+    }
+
+    /// How many connections are exchanging keys: bounded, so a flood of handshakes cannot grow the table.
+    var connectionsInKeyExchange: Int {
+        connections.values.reduce(0) { count, connection in
+            if case .keyExchange = connection.state { return count + 1 }
+            return count
+        }
     }
 
     mutating func retransmitKey(connection: inout RacksConnection, now: EngineInstant, into output: inout EngineOutput) {
         guard case .keyExchange(var exchange) = connection.state else { return }
+        if connection.role == .server && exchange.key == nil {
+            // The client never spoke: most likely a forged SYN. Expire without sending or logging.
+            connections[connection.flow] = nil
+            return
+        }
         if exchange.sends >= Self.keySendLimit {
             connections[connection.flow] = nil
             output.events.append(.fellBack(connection.flow, reason: "key exchange did not complete"))
@@ -56,6 +81,8 @@ extension RacksEngine {
             }
         case .keyExchange(var exchange):
             if exchange.key == nil {
+                // From here a server has heard a real client, and retransmits until done like a client.
+                exchange.nextSendAt = now + Self.keyRetransmitInterval
                 let transcript = transcriptFor(connection, ours: exchange.ephemeral.publicKey, theirs: publicKey)
                 do {
                     exchange.key = try KeySchedule.connectionKey(exchange.ephemeral, peerPublicKey: publicKey,

@@ -101,7 +101,7 @@ public struct RacksEngine: Sendable {
     /// Runs every timer that is due.
     mutating func handleTimeout(now: EngineInstant) -> EngineOutput {
         var output = EngineOutput()
-        for flow in Array(connections.keys) {
+        for flow in flowsInOrder {
             guard var connection = connections[flow] else { continue }
             switch connection.state {
             case .keyExchange(let exchange) where exchange.nextSendAt <= now:
@@ -142,6 +142,12 @@ public struct RacksEngine: Sendable {
     }
 
     // MARK: Helpers used by the extensions
+
+    /// Every connection's flow, oldest connection first. Walks over connections use this order, never the
+    /// dictionary's, which Swift randomizes per process: the same inputs must give the same outputs.
+    var flowsInOrder: [FlowKey] {
+        connections.values.sorted { $0.id < $1.id }.map(\.flow)
+    }
 
     mutating func randomBytes(_ count: Int) -> [UInt8] {
         var bytes: [UInt8] = []
