@@ -57,34 +57,9 @@ fail() {
 # MARK: harness
 
 section "build the harness"
-mkdir -p "$work/h/Sources/RackEngine" "$work/h/Sources/harness"
-for f in Engine/SocketSnapshot.swift Wire/IPAddress.swift Wire/IPv4Address.swift Wire/IPv6Address.swift \
-    Wire/ByteOrder.swift Flow/FlowKey.swift; do
-    cp "$repo/Sources/RackEngine/$f" "$work/h/Sources/RackEngine/"
-done
-cp -r "$repo/Sources/CLinuxNetlink" "$work/h/Sources/"
-cp "$repo/Sources/rackd/System/SystemError.swift" "$repo"/Sources/rackd/Kernel/*.swift "$work/h/Sources/harness/"
-system_checkout=$(find "$repo" -maxdepth 3 -path '*/checkouts/swift-system' -type d 2>/dev/null | head -n 1)
-if [[ -n $system_checkout ]]; then
-    system_dependency=".package(path: \"$system_checkout\")"
-else
-    system_dependency='.package(url: "https://github.com/apple/swift-system", from: "1.8.1")'
-fi
-cat >"$work/h/Package.swift" <<EOF
-// swift-tools-version:6.1
-import PackageDescription
-let package = Package(
-    name: "harness",
-    dependencies: [$system_dependency],
-    targets: [
-        .target(name: "RackEngine"),
-        .systemLibrary(name: "CLinuxNetlink"),
-        .executableTarget(name: "harness", dependencies: [
-            "RackEngine", "CLinuxNetlink", .product(name: "SystemPackage", package: "swift-system"),
-        ]),
-    ]
-)
-EOF
+# shellcheck source=tests/integration/lib/kernel_harness.sh
+source "$here/lib/kernel_harness.sh"
+kernel_harness_scaffold "$work/h" "$repo"
 cat >"$work/h/Sources/harness/main.swift" <<'EOF'
 // harness STOPFILE [RCVBUF [PAUSE]]: prints "INITIAL addr...", then one line per event ("LOST addr..." or
 // "AVAILABLE addr..."), and after each drain that produced events, or when STOPFILE appears, "STATE addr..."
