@@ -98,14 +98,7 @@ do {
     exit(1)
 }
 EOF
-(cd "$work/h" && swift build --disable-automatic-resolution 2>&1 || swift build 2>&1) >"$work/build.log" ||
-    { tail -n 40 "$work/build.log"; fail "harness builds"; exit 1; }
-if grep -E "Sources/harness/(LinkMonitor|KernelNetlinkSocket)\.swift:[0-9]+:[0-9]+: warning" "$work/build.log"; then
-    fail "the adapter builds without warnings"
-else
-    pass "the adapter builds without warnings"
-fi
-H=$(cd "$work/h" && swift build --show-bin-path)/harness
+kernel_harness_build "$work/h" LinkMonitor
 
 # MARK: topology
 

@@ -36,3 +36,18 @@ let package = Package(
 )
 PKG
 }
+
+# kernel_harness_build DIR ADAPTER: build the package in DIR (log in DIR.log), report whether ADAPTER
+# (a file name in Sources/rackd/Kernel, without .swift) and the shared socket code build without warnings
+# through the caller's pass/fail, and set H to the harness binary. Exits the test if the build fails.
+kernel_harness_build() {
+    local dir=$1 adapter=$2 log=$1.log
+    (cd "$dir" && swift build --disable-automatic-resolution 2>&1 || swift build 2>&1) >"$log" ||
+        { tail -n 40 "$log"; fail "harness builds"; exit 1; }
+    if grep -E "Sources/harness/($adapter|KernelNetlinkSocket)\.swift:[0-9]+:[0-9]+: warning" "$log"; then
+        fail "the adapter builds without warnings"
+    else
+        pass "the adapter builds without warnings"
+    fi
+    H=$(cd "$dir" && swift build --show-bin-path)/harness
+}
