@@ -18,9 +18,10 @@ public struct Engine: Sendable {
     }
 
     /// Decides what happens to one queued packet. `bytes` is the IP packet; the engine may rewrite it in
-    /// place and say so with `.acceptModified`.
+    /// place and say so with `.acceptModified`. `checksum` says whether its TCP checksum is complete or
+    /// only the pseudo-header sum (NFQA_SKB_CSUMNOTREADY), which decides how a rewrite fixes it.
     public mutating func handlePacket(_ bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
-                                      now: EngineInstant) -> EngineOutput {
+                                      checksum: TCPChecksumState = .complete, now: EngineInstant) -> EngineOutput {
         let packet: IPPacketView
         do {
             packet = try IPPacketView(validating: UnsafeRawBufferPointer(bytes))
@@ -33,7 +34,7 @@ public struct Engine: Sendable {
             let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
             return passthrough.handleSegment(flow, flags: packet.tcp.flags, direction: direction, now: now)
         case .racks:
-            return racks.handleSegment(packet, direction: direction, now: now)
+            return racks.handleSegment(packet, bytes: bytes, direction: direction, checksum: checksum, now: now)
         }
     }
 
@@ -56,10 +57,7 @@ public struct Engine: Sendable {
     /// Runs every timer that is due. Spurious calls do nothing.
     public mutating func handleTimeout(now: EngineInstant) -> EngineOutput {
         var output = passthrough.handleTimeout(now: now)
-        let racksOutput = racks.handleTimeout(now: now)
-        output.ruleChanges += racksOutput.ruleChanges
-        output.transmits += racksOutput.transmits
-        output.events += racksOutput.events
+        output.append(racks.handleTimeout(now: now))
         return output
     }
 
@@ -73,6 +71,9 @@ public struct Engine: Sendable {
 
     /// The flows whose sockets the engine wants to see.
     public var flowsToSnapshot: Set<FlowKey> { racks.flowsToSnapshot }
+
+    /// The local addresses rackd keeps on `lo` for connections whose address left (to release on exit).
+    public var heldAddresses: Set<IPAddress> { racks.heldAddresses }
 
     /// How many flows the engine is tracking.
     public var flowCount: Int { passthrough.flowCount + racks.connections.count }
@@ -92,6 +93,8 @@ public struct ConnectionStatus: Sendable, Equatable {
     public var lastHeard: EngineInstant
     public var suspendedSince: EngineInstant?
     public var resumptions: Int
+    /// The tuple the wire carries, when the connection roamed.
+    public var wire: FlowKey?
 
     init(_ connection: RacksConnection) {
         id = connection.id
@@ -100,6 +103,7 @@ public struct ConnectionStatus: Sendable, Equatable {
         phase = connection.phase
         lastHeard = connection.lastHeard
         resumptions = connection.resumptions
+        wire = connection.path?.wire
         if case .suspended(let suspended) = connection.state { suspendedSince = suspended.since }
     }
 }

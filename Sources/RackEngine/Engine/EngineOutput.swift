@@ -20,6 +20,14 @@ public enum RuleChange: Equatable, Sendable {
     case release(FlowKey)
 }
 
+/// A change to the local addresses rackd keeps on the loopback device. A socket whose address left the
+/// host can send nothing (its route lookup fails before netfilter), so while a connection still uses
+/// the address rackd keeps it on `lo`, as a host route (docs/roaming.md).
+public enum AddressChange: Equatable, Sendable {
+    case hold(IPAddress)
+    case release(IPAddress)
+}
+
 /// Something worth a log line or a counter. Keys never appear in events.
 public enum EngineEvent: Equatable, Sendable {
     case flowManaged(FlowKey, reason: String)
@@ -38,6 +46,11 @@ public enum EngineEvent: Equatable, Sendable {
     case challengeAnswered(id: UInt64, FlowKey)
     /// A resumption attempt that failed authentication, or came for no connection we hold.
     case resumptionRejected(FlowKey, reason: String)
+    /// The connection carries on over another tuple: `wire`, as this host sees it.
+    case roamed(id: UInt64, FlowKey, wire: FlowKey, peerSequenceOffset: UInt32)
+    /// Roam handshakes for no connection rackd holds, dropped since the last such report. Reported at
+    /// most once per `RacksEngine.rejectionReportInterval`, so a flood cannot flood the log.
+    case unknownRoamsDropped(count: Int)
     /// rackd stopped managing the connection (socket closed, held too long).
     case connectionEnded(id: UInt64, FlowKey, reason: String)
 }
@@ -46,16 +59,26 @@ public enum EngineEvent: Equatable, Sendable {
 public struct EngineOutput: Equatable, Sendable {
     public var verdict: PacketVerdict
     public var ruleChanges: [RuleChange]
+    public var addressChanges: [AddressChange]
     /// Packets to inject, after the verdict on the packet that caused them.
     public var transmits: [[UInt8]]
     public var events: [EngineEvent]
 
-    public init(verdict: PacketVerdict = .accept, ruleChanges: [RuleChange] = [], transmits: [[UInt8]] = [],
-                events: [EngineEvent] = []) {
+    public init(verdict: PacketVerdict = .accept, ruleChanges: [RuleChange] = [], addressChanges: [AddressChange] = [],
+                transmits: [[UInt8]] = [], events: [EngineEvent] = []) {
         self.verdict = verdict
         self.ruleChanges = ruleChanges
+        self.addressChanges = addressChanges
         self.transmits = transmits
         self.events = events
+    }
+
+    /// Adds what a later step of the same input produced; its verdict is not this output's.
+    mutating func append(_ other: EngineOutput) {
+        ruleChanges += other.ruleChanges
+        addressChanges += other.addressChanges
+        transmits += other.transmits
+        events += other.events
     }
 
     /// Queues a segment rackd builds; a segment that cannot be emitted is a bug, never a crash.

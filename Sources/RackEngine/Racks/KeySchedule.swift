@@ -39,6 +39,18 @@ public struct KeyTranscript: Sendable {
     }
 }
 
+/// What the MACs of one roam handshake bind: both nonces and both ISNs as their senders chose them. Not
+/// the addresses: a NAT on the new network changes them, and path validation comes from the nonces
+/// (only a host that received the responder's nonce at the new address can confirm).
+public struct RoamTranscript: Sendable, Equatable {
+    public var roamNonce: [UInt8]
+    public var roamISN: TCPSequenceNumber
+    public var responseNonce: [UInt8]
+    public var responseISN: TCPSequenceNumber
+
+    var bytes: [UInt8] { roamNonce + roamISN.bigEndianBytes + responseNonce + responseISN.bigEndianBytes }
+}
+
 /// Key agreement and MACs for rackd connections.
 public enum KeySchedule {
     /// An ephemeral key pair from 32 bytes of the caller's randomness.
@@ -88,6 +100,22 @@ public enum KeySchedule {
     /// The MAC a challenger sends to confirm: over the responder's nonce, then its own.
     public static func confirmMAC(_ key: ConnectionKey, challengeNonce: [UInt8], responseNonce: [UInt8]) -> [UInt8] {
         mac(key, label: "rackd v1 confirm", responseNonce + challengeNonce)
+    }
+
+    /// The name a roaming peer gives the connection: it finds the connection without the old 4-tuple,
+    /// and only holders of the key can compute it.
+    public static func connectionID(_ key: ConnectionKey) -> [UInt8] {
+        Array(mac(key, label: "rackd v1 connection id", []).prefix(RacksMessage.connectionIDLength))
+    }
+
+    /// The MAC of a roam response: over the roam's nonce and ISN, then the responder's.
+    public static func roamResponseMAC(_ key: ConnectionKey, roam: RoamTranscript) -> [UInt8] {
+        mac(key, label: "rackd v1 roam response", roam.bytes)
+    }
+
+    /// The MAC that confirms a roam, from the roaming side: the same transcript, another label.
+    public static func roamConfirmMAC(_ key: ConnectionKey, roam: RoamTranscript) -> [UInt8] {
+        mac(key, label: "rackd v1 roam confirm", roam.bytes)
     }
 
     /// Compares two MACs in constant time.

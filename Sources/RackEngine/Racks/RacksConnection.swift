@@ -55,6 +55,15 @@ struct RacksConnection {
     var socket: SocketSnapshot?
     /// Set when a decision needs a snapshot taken after the flow started being queued.
     var needsFreshSnapshot = false
+    /// Set once the keys are agreed: the name a roaming peer uses for this connection.
+    var connectionID: [UInt8]?
+    /// Set after a roam: the wire carries another tuple, and every packet is rewritten.
+    var path: RoamedPath?
+    /// Responder side of a roam: handshakes from the peer's new address, answered, awaiting its confirm.
+    var roamOffers: [RoamOffer] = []
+    /// Roaming side, after the roam verified: the confirm, sent again until the peer is heard on the new
+    /// path (a lost confirm would leave the peer dropping everything).
+    var confirmRepeat: ConfirmRepeat?
 
     enum State {
         case keyExchange(KeyExchange)
@@ -102,6 +111,39 @@ struct RacksConnection {
         var nextChallengeAt: EngineInstant
         /// (their challenge nonce, our response nonce) pairs we answered, awaiting their confirm.
         var answeredChallenges: [(challenge: [UInt8], response: [UInt8])] = []
+        /// Set while this host resumes from a new local address.
+        var roam: RoamAttempt?
+    }
+
+    /// A roam handshake this host answered: the peer's nonce and ISNs, our nonce and ISN.
+    struct RoamOffer {
+        let wire: FlowKey
+        let transcript: RoamTranscript
+        /// The peer's ISN as it arrived here, against the one it chose: the shift a middlebox applied.
+        let peerSequenceOffset: TCPSequenceOffset
+        let createdAt: EngineInstant
+    }
+
+    /// A roam this host started from a new local address.
+    struct RoamAttempt {
+        let wire: FlowKey
+        let isn: TCPSequenceNumber
+        /// Nonces of the recent SYNs, newest last; an answer to any of them is accepted.
+        var nonces: [[UInt8]]
+    }
+
+    struct ConfirmRepeat {
+        let segment: TCPSegmentRepr
+        var nextAt: EngineInstant
+        var remaining: Int
+    }
+
+    /// The tuple the wire carries now, from this host's point of view.
+    var wireFlow: FlowKey { path?.wire ?? flow }
+
+    var isSuspended: Bool {
+        if case .suspended = state { return true }
+        return false
     }
 
     var phase: ConnectionPhase {

@@ -12,8 +12,25 @@ extension RacksEngine {
         into output: inout EngineOutput
     ) {
         let tcp = packet.tcp
-        guard let options = try? HandshakeOptions(tcp.options) else { return }  // malformed: not ours to judge
         let isSynAck = tcp.flags.contains(.ack)
+        if direction == .inbound {
+            // A roam handshake is rackd's alone (+Roaming); so is a SYN whose rackd option is malformed.
+            switch Result(catching: { () throws(WireError) in try RacksMessage.find(in: tcp.options) }) {
+            case .success(.roam(let id, let nonce, let isn)) where !isSynAck:
+                handleRoamRequest(packet, connectionID: id, nonce: nonce, isn: isn, wire: flow, now: now, into: &output)
+                return
+            case .success(.roamResponse(let isn, let nonce, let mac)) where isSynAck:
+                handleRoamResponse(packet, isn: isn, nonce: nonce, mac: mac, wire: flow, now: now, into: &output)
+                return
+            case .failure:
+                output.verdict = .drop
+                countDroppedRoam(now: now, into: &output)
+                return
+            default:
+                break
+            }
+        }
+        guard let options = try? HandshakeOptions(tcp.options) else { return }  // malformed: not ours to judge
         switch (direction, isSynAck) {
         case (.outbound, false):
             handleLocalSYN(packet, flow: flow, options: options, now: now, into: &output)

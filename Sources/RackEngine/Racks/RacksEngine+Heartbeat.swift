@@ -60,6 +60,7 @@ extension RacksEngine {
             }
             if connections[flow] != nil { connections[flow] = connection }
         }
+        reconcile(now: now, into: &output)
         return output
     }
 
@@ -86,9 +87,9 @@ extension RacksEngine {
             && (healthy.lastProbeAt.map { now.duration(since: $0) >= interval } ?? true)
         {
             let positions = connection.sequences(from: snapshot)
-            output.transmit(.keepaliveProbe(
+            output.transmit(toPeer(.keepaliveProbe(
                 from: connection.flow.local, to: connection.flow.remote, sendNext: positions.sendUnacknowledged,
-                acknowledgmentNumber: positions.receiveNext, window: 1024))
+                acknowledgmentNumber: positions.receiveNext, window: 1024), connection: connection))
             healthy.lastProbeAt = now
             healthy.unansweredProbes += 1
         }
@@ -103,20 +104,31 @@ extension RacksEngine {
         }
     }
 
-    /// Local addresses came or went (rtnetlink).
+    /// Local addresses came or went (rtnetlink). A connection whose wire address left is suspended at
+    /// once; a suspended one tries again at once when an address comes, from it if its own is gone
+    /// (+Roaming).
     mutating func handleLinkEvent(_ event: LinkEvent, now: EngineInstant) -> EngineOutput {
         var output = EngineOutput()
+        switch event {
+        case .addressesLost(let addresses):
+            lostAddresses.formUnion(addresses)
+            availableAddresses.removeAll { addresses.contains($0) }
+        case .addressesAvailable(let addresses):
+            lostAddresses.subtract(addresses)
+            availableAddresses.removeAll { addresses.contains($0) }
+            availableAddresses += addresses
+        }
         for flow in flowsInOrder {
             guard var connection = connections[flow] else { continue }
+            let wireAddress = connection.wireFlow.local.address
             switch (event, connection.state) {
-            case (.addressesLost(let addresses), .healthy) where addresses.contains(flow.local.address):
-                suspend(&connection, reason: "local address \(flow.local.address) lost", now: now, into: &output)
+            case (.addressesLost(let addresses), .healthy) where addresses.contains(wireAddress):
+                suspend(&connection, reason: "local address \(wireAddress) lost", now: now, into: &output)
             case (.addressesLost(let addresses), .keyExchange) where addresses.contains(flow.local.address):
                 connections[flow] = nil
                 output.events.append(.fellBack(flow, reason: "local address lost during key exchange"))
                 continue
-            case (.addressesAvailable(let addresses), .suspended(var suspended))
-            where addresses.contains(flow.local.address):
+            case (.addressesAvailable, .suspended(var suspended)):
                 suspended.nextChallengeAt = now
                 connection.state = .suspended(suspended)
             default:
@@ -124,6 +136,7 @@ extension RacksEngine {
             }
             if connections[flow] != nil { connections[flow] = connection }
         }
+        reconcile(now: now, into: &output)
         return output
     }
 }

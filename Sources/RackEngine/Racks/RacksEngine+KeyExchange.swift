@@ -100,6 +100,7 @@ extension RacksEngine {
                     connection: connection))
             }
             if exchange.isComplete, let key = exchange.key {
+                connection.connectionID = KeySchedule.connectionID(key)
                 transition(&connection, to: .healthy(.init(key: key, since: now)), reason: "keys agreed", into: &output)
                 output.events.append(.connectionManaged(id: connection.id, connection.flow, role: connection.role))
                 scheduleSnapshot(now: now)

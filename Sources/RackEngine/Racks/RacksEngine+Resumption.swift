@@ -77,11 +77,12 @@ extension RacksEngine {
         resume(&connection, now: now, into: &output)
     }
 
-    /// Lifts the suspension: replay, open the local window, stop queueing.
-    private mutating func resume(_ connection: inout RacksConnection, now: EngineInstant, into output: inout EngineOutput) {
+    /// Lifts the suspension: replay, open the local window, stop queueing (unless the connection roamed:
+    /// then its packets keep being rewritten).
+    mutating func resume(_ connection: inout RacksConnection, now: EngineInstant, into output: inout EngineOutput) {
         guard case .suspended(let suspended) = connection.state else { return }
         connection.lastHeard = now
-        if let stash = suspended.stash { output.transmit(stash) }
+        if let stash = suspended.stash { output.transmit(toPeer(stash, connection: connection)) }
         if let positions = suspended.sequences {
             // A window the local socket will accept as an update (same seq as our zero-window ACKs, larger
             // window), about 64 KiB after the peer's scaling. The peer's own ACKs set the real one.
@@ -91,7 +92,6 @@ extension RacksEngine {
                 acknowledgmentNumber: positions.sendUnacknowledged, window: window,
                 options: echoedTimestamps(suspended)))
         }
-        output.ruleChanges.append(.release(connection.flow))
         connection.resumptions += 1
         connection.needsFreshSnapshot = false
         transition(&connection, to: .healthy(.init(key: suspended.key, since: now)), reason: "resumed", into: &output)

@@ -12,7 +12,6 @@ extension RacksEngine {
     mutating func suspend(_ connection: inout RacksConnection, reason: String, now: EngineInstant,
                           into output: inout EngineOutput) {
         guard case .healthy(let healthy) = connection.state else { return }
-        output.ruleChanges.append(.manage(connection.flow))
         // The positions must come from a snapshot taken after queueing began: from then on no packet
         // of the peer reaches the socket, so they cannot move.
         connection.needsFreshSnapshot = true
@@ -71,7 +70,8 @@ extension RacksEngine {
         forget(connection, reason: reason, into: &output)
     }
 
-    /// A queued segment of a suspended connection, not a rackd message.
+    /// A queued segment of a suspended connection, not a rackd message. Outbound ones come from the local
+    /// socket; inbound ones from the peer's old or new tuple alike, and none reaches the socket.
     mutating func handleSuspendedSegment(
         _ packet: IPPacketView, connection: inout RacksConnection, direction: PacketDirection, now: EngineInstant,
         into output: inout EngineOutput

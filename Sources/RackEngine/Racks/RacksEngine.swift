@@ -16,6 +16,20 @@ public struct RacksEngine: Sendable {
     var nextConnectionID: UInt64 = 1
     var nextSnapshotAt: EngineInstant? = nil
 
+    /// Derived from `connections` by `reconcile`, never edited elsewhere: what the data plane was told
+    /// to queue and to hold, and which wire tuples lead to which connection.
+    var managedFlows: Set<FlowKey> = []
+    var heldAddresses: Set<IPAddress> = []
+    var wireFlows: [FlowKey: FlowKey] = [:]
+
+    /// Local addresses, as rtnetlink reports them: usable ones, newest last, and ones that left.
+    var availableAddresses: [IPAddress] = []
+    var lostAddresses: Set<IPAddress> = []
+
+    /// Roam handshakes for unknown connections since the last report, and when that was.
+    var unknownRoams = 0
+    var lastRejectionReport: EngineInstant?
+
     static let maximumPending = 4096
     static let pendingLifetime: Duration = .seconds(30)
     static let fallbackMemory: Duration = .seconds(600)
@@ -23,6 +37,8 @@ public struct RacksEngine: Sendable {
     static let keySendLimit = 25
     static let challengeInterval: Duration = .milliseconds(500)
     static let recentNonces = 4
+    static let confirmRepeats = 10
+    static let rejectionReportInterval: Duration = .seconds(10)
 
     public init(configuration: Configuration, random: any RandomNumberGenerator & Sendable) {
         self.configuration = configuration
@@ -42,13 +58,18 @@ public struct RacksEngine: Sendable {
 
     // MARK: Packets
 
-    /// Decides what happens to one queued TCP segment. `bytes` is the whole IP packet.
-    mutating func handleSegment(_ packet: IPPacketView, direction: PacketDirection, now: EngineInstant) -> EngineOutput {
+    /// Decides what happens to one queued TCP segment. `bytes` is the whole IP packet, which a roamed
+    /// connection's rewrite edits in place.
+    mutating func handleSegment(
+        _ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
+        checksum: TCPChecksumState, now: EngineInstant
+    ) -> EngineOutput {
         var output = EngineOutput()
         let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
         let tcp = packet.tcp
         if tcp.flags.contains(.syn) {
             handleHandshakeSegment(packet, flow: flow, direction: direction, now: now, into: &output)
+            reconcile(now: now, into: &output)
             return output
         }
         // rackd's own messages are consumed here and never reach a socket.
@@ -56,33 +77,67 @@ public struct RacksEngine: Sendable {
         do {
             message = try RacksMessage.find(in: tcp.options)
         } catch {
-            output.verdict = connections[flow] == nil ? .accept : .drop
+            output.verdict = connectionFlow(for: flow) == nil ? .accept : .drop
             output.events.append(.resumptionRejected(flow, reason: "malformed rackd option: \(error)"))
             return output
         }
         if let message, direction == .inbound {
             output.verdict = .drop
             handleMessage(message, flow: flow, packet: packet, now: now, into: &output)
+            reconcile(now: now, into: &output)
             return output
         }
-        guard var connection = connections[flow] else { return output }
+        guard let socketFlow = connectionFlow(for: flow), var connection = connections[socketFlow] else { return output }
         if case .suspended = connection.state {
             handleSuspendedSegment(packet, connection: &connection, direction: direction, now: now, into: &output)
-            connections[flow] = connection
+            if connections[socketFlow] != nil { connections[socketFlow] = connection }
+            reconcile(now: now, into: &output)
+            return output
+        }
+        guard let path = connection.path else {
+            // Queued only while a roam handshake from this tuple is unconfirmed: nothing may reach the
+            // socket (or draw a reset from the kernel) before the peer proves itself.
+            if direction == .inbound && flow != socketFlow { output.verdict = .drop }
+            return output
+        }
+        // The fast path: every packet of a roamed connection.
+        switch direction {
+        case .outbound where flow == socketFlow:
+            output.verdict = rewrite(bytes, with: path.outbound, checksum: checksum)
+        case .inbound where flow == path.wire:
+            output.verdict = rewrite(bytes, with: path.inbound(to: socketFlow), checksum: checksum)
+            if connection.confirmRepeat != nil {
+                connection.confirmRepeat = nil  // the peer sends on the new path: it has our confirm
+                connections[socketFlow] = connection
+            }
+        default:
+            // The old tuple, after the connection moved: stale, or forged. Never for the socket.
+            output.verdict = .drop
         }
         return output
+    }
+
+    /// Rewrites a packet in place; one that cannot be rewritten is dropped (its sender retransmits).
+    private func rewrite(_ bytes: UnsafeMutableRawBufferPointer, with rewrite: FlowRewrite,
+                         checksum: TCPChecksumState) -> PacketVerdict {
+        do {
+            try rewrite.apply(to: bytes, checksum: checksum)
+            return .acceptModified(length: bytes.count)
+        } catch {
+            return .drop
+        }
     }
 
     private mutating func handleMessage(
         _ message: RacksMessage, flow: FlowKey, packet: IPPacketView, now: EngineInstant, into output: inout EngineOutput
     ) {
-        guard var connection = connections[flow] else {
+        guard let socketFlow = connectionFlow(for: flow), var connection = connections[socketFlow] else {
             output.events.append(.resumptionRejected(flow, reason: "rackd message for no connection rackd holds"))
             return
         }
         switch message {
-        case .hello:
-            return  // only meaningful on a SYN
+        case .hello, .roam, .roamResponse:
+            return  // only meaningful on a SYN or SYN-ACK
         case .key(let publicKey, let haveYourKey, let wantReply):
             handleKey(publicKey, haveYourKey: haveYourKey, wantReply: wantReply, connection: &connection, now: now,
                       into: &output)
@@ -91,9 +146,12 @@ public struct RacksEngine: Sendable {
         case .response(let nonce, let mac):
             handleResponse(nonce: nonce, mac: mac, connection: &connection, now: now, into: &output)
         case .confirm(let mac):
-            handleConfirm(mac: mac, connection: &connection, now: now, into: &output)
+            let roamConfirmed = handleRoamConfirm(mac: mac, wire: flow, connection: &connection, now: now, into: &output)
+            if !roamConfirmed && flow == connection.wireFlow {
+                handleConfirm(mac: mac, connection: &connection, now: now, into: &output)
+            }
         }
-        if connections[flow] != nil { connections[flow] = connection }
+        if connections[socketFlow] != nil { connections[socketFlow] = connection }
     }
 
     // MARK: Timers
@@ -110,14 +168,22 @@ public struct RacksEngine: Sendable {
                 if now.duration(since: suspended.since) >= configuration.maximumSuspension {
                     abandon(&connection, reason: "held for the maximum suspension time", into: &output)
                 } else if suspended.nextChallengeAt <= now {
-                    sendChallenge(connection: &connection, now: now, into: &output)
+                    if let address = roamingAddress(for: connection) {
+                        sendRoam(connection: &connection, from: address, now: now, into: &output)
+                    } else if !lostAddresses.contains(connection.wireFlow.local.address) {
+                        sendChallenge(connection: &connection, now: now, into: &output)
+                    }
                 }
             default:
                 break
             }
+            repeatConfirmIfDue(connection: &connection, now: now, into: &output)
+            expireRoamOffers(connection: &connection, now: now)
             if connections[flow] != nil { connections[flow] = connection }
         }
         expirePending(now: now)
+        reportUnknownRoams(now: now, into: &output)
+        reconcile(now: now, into: &output)
         return output
     }
 
@@ -131,7 +197,10 @@ public struct RacksEngine: Sendable {
             case .suspended(let suspended): consider(suspended.nextChallengeAt)
             case .healthy: break
             }
+            if let repeatAt = connection.confirmRepeat?.nextAt { consider(repeatAt) }
+            if let oldest = connection.roamOffers.first { consider(oldest.createdAt + Self.roamOfferLifetime) }
         }
+        if unknownRoams > 0, let last = lastRejectionReport { consider(last + Self.rejectionReportInterval) }
         if let oldest = pending.values.map(\.createdAt).min() { consider(oldest + Self.pendingLifetime) }
         return deadline
     }
@@ -177,7 +246,6 @@ public struct RacksEngine: Sendable {
 
     /// Stops managing a connection for good; its socket carries on, or fails, as plain TCP.
     mutating func forget(_ connection: RacksConnection, reason: String, into output: inout EngineOutput) {
-        if case .suspended = connection.state { output.ruleChanges.append(.release(connection.flow)) }
         connections[connection.flow] = nil
         output.events.append(.connectionEnded(id: connection.id, connection.flow, reason: reason))
     }
@@ -187,9 +255,19 @@ public struct RacksEngine: Sendable {
     func controlSegment(_ message: RacksMessage, connection: RacksConnection) -> TCPSegmentRepr {
         let positions = connection.socket.map(connection.sequences(from:))
             ?? SequenceState(sendUnacknowledged: connection.localISN + 1, receiveNext: connection.peerISN + 1)
-        return TCPSegmentRepr(
+        return toPeer(TCPSegmentRepr(
             source: connection.flow.local, destination: connection.flow.remote,
             sequenceNumber: positions.sendUnacknowledged - 1, acknowledgmentNumber: positions.receiveNext,
-            flags: .ack, window: 1024, options: [message.option])
+            flags: .ack, window: 1024, options: [message.option]), connection: connection)
+    }
+
+    /// A segment built in the socket's terms, as it must travel to the peer: over the roamed path, if any.
+    func toPeer(_ segment: TCPSegmentRepr, connection: RacksConnection) -> TCPSegmentRepr {
+        connection.path.map { $0.outbound(segment) } ?? segment
+    }
+
+    /// The connection a tuple belongs to: its socket's tuple, or a wire tuple after or during a roam.
+    func connectionFlow(for flow: FlowKey) -> FlowKey? {
+        connections[flow] != nil ? flow : wireFlows[flow]
     }
 }

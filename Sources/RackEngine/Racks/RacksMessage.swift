@@ -19,8 +19,16 @@ public enum RacksMessage: Equatable, Sendable {
     case challenge(nonce: [UInt8])
     /// The answer to a challenge: the responder's own fresh nonce and a MAC over both nonces.
     case response(nonce: [UInt8], mac: [UInt8])
-    /// Completes a resumption: a MAC over the responder's nonce and the challenger's.
+    /// Completes a resumption: a MAC over the responder's nonce and the challenger's. After a roam it rides
+    /// in the ACK that ends the roam handshake, over that handshake's nonces and ISNs.
     case confirm(mac: [UInt8])
+    /// In a SYN from a host whose address changed: "connection `connectionID` continues from here".
+    /// `isn` is the SYN's sequence number as the sender chose it, so the receiver can tell whether a
+    /// middlebox changed it.
+    case roam(connectionID: [UInt8], nonce: [UInt8], isn: TCPSequenceNumber)
+    /// In the SYN-ACK answering a roam: the responder's ISN as it chose it, its nonce, and a MAC over
+    /// both nonces and both ISNs.
+    case roamResponse(isn: TCPSequenceNumber, nonce: [UInt8], mac: [UInt8])
 
     /// rackd's ExID within experimental option kind 253 ("RA").
     public static let experimentID: UInt16 = 0x5241
@@ -28,9 +36,13 @@ public enum RacksMessage: Equatable, Sendable {
     public static let nonceLength = 16
     public static let macLength = 16
     public static let publicKeyLength = 32
+    public static let connectionIDLength = 8
+    /// The roam response's nonce is shorter so that ISN, nonce and MAC fit the 40 bytes of a SYN-ACK's
+    /// options; 96 fresh bits are plenty for a nonce.
+    public static let roamResponseNonceLength = 12
 
     private enum TypeCode: UInt8 {
-        case hello = 1, key = 2, challenge = 3, response = 4, confirm = 5
+        case hello = 1, key = 2, challenge = 3, response = 4, confirm = 5, roam = 6, roamResponse = 7
     }
 
     /// The message as a TCP option.
@@ -47,6 +59,10 @@ public enum RacksMessage: Equatable, Sendable {
             body = [TypeCode.response.rawValue] + nonce + mac
         case .confirm(let mac):
             body = [TypeCode.confirm.rawValue] + mac
+        case .roam(let connectionID, let nonce, let isn):
+            body = [TypeCode.roam.rawValue] + connectionID + nonce + isn.bigEndianBytes
+        case .roamResponse(let isn, let nonce, let mac):
+            body = [TypeCode.roamResponse.rawValue] + isn.bigEndianBytes + nonce + mac
         }
         // Every body fits TCPOptionData's 38 bytes by construction of the lengths above.
         return .experimental(kind: .experiment1, exid: Self.experimentID, data: TCPOptionData(body)!)
@@ -82,6 +98,17 @@ public enum RacksMessage: Equatable, Sendable {
         case .confirm:
             try expect(Self.macLength)
             self = .confirm(mac: body)
+        case .roam:
+            try expect(Self.connectionIDLength + Self.nonceLength + 4)
+            let isnAt = Self.connectionIDLength + Self.nonceLength
+            self = .roam(connectionID: Array(body[..<Self.connectionIDLength]),
+                         nonce: Array(body[Self.connectionIDLength..<isnAt]),
+                         isn: TCPSequenceNumber(bigEndianBytes: body[isnAt...]))
+        case .roamResponse:
+            try expect(4 + Self.roamResponseNonceLength + Self.macLength)
+            let macAt = 4 + Self.roamResponseNonceLength
+            self = .roamResponse(isn: TCPSequenceNumber(bigEndianBytes: body[..<4]),
+                                 nonce: Array(body[4..<macAt]), mac: Array(body[macAt...]))
         }
     }
 
@@ -92,5 +119,17 @@ public enum RacksMessage: Equatable, Sendable {
             if let message = try RacksMessage(option: option) { return message }
         }
         return nil
+    }
+}
+
+extension TCPSequenceNumber {
+    /// The number as 4 bytes in network order.
+    var bigEndianBytes: [UInt8] {
+        [UInt8(rawValue >> 24), UInt8((rawValue >> 16) & 0xff), UInt8((rawValue >> 8) & 0xff), UInt8(rawValue & 0xff)]
+    }
+
+    /// A number from exactly 4 bytes in network order.
+    init(bigEndianBytes bytes: ArraySlice<UInt8>) {
+        self.init(bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
     }
 }

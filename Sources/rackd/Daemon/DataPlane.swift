@@ -31,17 +31,21 @@ final class DataPlane: Sendable {
         let injector: RawInjector
         let diagnostics: SocketDiagnostics
         let linkMonitor: LinkMonitor
+        let loopbackAddresses: LoopbackAddresses
         let logger: Logger
+        var rejectionLog = RejectionLogLimiter()
         var pendingTransmits: [[UInt8]] = []
 
         init(engine: Engine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector,
-             diagnostics: SocketDiagnostics, linkMonitor: LinkMonitor, logger: Logger) {
+             diagnostics: SocketDiagnostics, linkMonitor: LinkMonitor, loopbackAddresses: LoopbackAddresses,
+             logger: Logger) {
             self.engine = engine
             self.reader = reader
             self.installer = installer
             self.injector = injector
             self.diagnostics = diagnostics
             self.linkMonitor = linkMonitor
+            self.loopbackAddresses = loopbackAddresses
             self.logger = logger
         }
     }
@@ -54,6 +58,7 @@ final class DataPlane: Sendable {
         let injector = try RawInjector(firewallMark: configuration.firewallMark)
         let diagnostics = try SocketDiagnostics()
         let linkMonitor = try LinkMonitor()
+        let loopbackAddresses = try LoopbackAddresses()
         let installer = try NftablesInstaller(logger: logger)
         try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
                               preference: configuration.rules)
@@ -62,8 +67,12 @@ final class DataPlane: Sendable {
         _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
         _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
         wakePipe = (fds[0], fds[1])
-        state = State(engine: Engine(configuration: configuration, random: SystemRandomNumberGenerator()), reader: reader, installer: installer,
-                      injector: injector, diagnostics: diagnostics, linkMonitor: linkMonitor, logger: logger)
+        var engine = Engine(configuration: configuration, random: SystemRandomNumberGenerator())
+        // The addresses there are now; from here on the link monitor reports changes.
+        _ = engine.handleLinkEvent(.addressesAvailable(linkMonitor.addresses), now: MonotonicClock.now())
+        state = State(engine: engine, reader: reader, installer: installer, injector: injector,
+                      diagnostics: diagnostics, linkMonitor: linkMonitor, loopbackAddresses: loopbackAddresses,
+                      logger: logger)
     }
 
     deinit {
@@ -120,7 +129,8 @@ final class DataPlane: Sendable {
         case .other: return .accept
         }
         // A truncated copy can be judged but never rewritten; the engine sees what there is.
-        let output = state.engine.handlePacket(packet.bytes, direction: direction, now: now)
+        let checksum: TCPChecksumState = packet.skbInfo.contains(.checksumNotReady) ? .partial : .complete
+        let output = state.engine.handlePacket(packet.bytes, direction: direction, checksum: checksum, now: now)
         carryOut(output)
         switch output.verdict {
         case .accept: return .accept
@@ -191,7 +201,34 @@ final class DataPlane: Sendable {
                 state.logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
             }
         }
-        for event in output.events { state.logger.log(event) }
+        for change in output.addressChanges {
+            do {
+                switch change {
+                case .hold(let address):
+                    try state.loopbackAddresses.hold(address)
+                    state.logger.notice("keeping a departed address on lo for the connections that use it",
+                                        metadata: ["address": "\(address)"])
+                case .release(let address):
+                    try state.loopbackAddresses.release(address)
+                    state.logger.notice("address no longer needed on lo; removed", metadata: ["address": "\(address)"])
+                }
+            } catch {
+                state.logger.error("could not change the addresses on lo", metadata: ["address.change": "\(change)", "error": "\(error)"])
+            }
+        }
+        let now = MonotonicClock.now()
+        for event in output.events {
+            switch state.rejectionLog.admit(event, now: now) {
+            case .log(let suppressedBefore):
+                if suppressedBefore > 0 {
+                    state.logger.warning("more resumption attempts were rejected than are logged",
+                                         metadata: ["suppressed": "\(suppressedBefore)"])
+                }
+                state.logger.log(event)
+            case .suppress:
+                break
+            }
+        }
         state.pendingTransmits += output.transmits
     }
 
@@ -230,6 +267,11 @@ final class DataPlane: Sendable {
             state.logger.warning("could not drain the queue", metadata: ["error": "\(error)"])
         }
         flushTransmits()
+        do {
+            try state.loopbackAddresses.releaseAll()
+        } catch {
+            state.logger.error("could not remove rackd's addresses from lo", metadata: ["error": "\(error)"])
+        }
         state.reader.unbind()
         let counters = state.reader.counters
         state.logger.notice("stopped", metadata: [

@@ -35,6 +35,12 @@ extension Logger {
             debug("challenge answered", metadata: ["conn.id": "\(id)", "flow": "\(flow)"])
         case .resumptionRejected(let flow, let reason):
             warning("resumption rejected", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
+        case .roamed(let id, let flow, let wire, let offset):
+            notice("connection moved to a new path", metadata: [
+                "conn.id": "\(id)", "flow": "\(flow)", "conn.wire": "\(wire)", "conn.peer-seq-offset": "\(offset)",
+            ])
+        case .unknownRoamsDropped(let count):
+            warning("dropped roam handshakes for no connection rackd holds (or malformed)", metadata: ["count": "\(count)"])
         case .connectionEnded(let id, let flow, let reason):
             notice("connection no longer managed", metadata: [
                 "conn.id": "\(id)", "conn.state": "ended", "flow": "\(flow)", "reason": "\(reason)",

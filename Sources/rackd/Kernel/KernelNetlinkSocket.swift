@@ -170,6 +170,36 @@ final class KernelNetlinkSocket: NetlinkDescriptorOwner {
         return sequence
     }
 
+    /// Sends one request whose body (fixed header and attributes) is already encoded, with `NLM_F_ACK`, and
+    /// waits for the kernel's answer. Needs a blocking socket without multicast groups. Throws the
+    /// kernel's error, if any.
+    func requestWithAcknowledgment(type: UInt16, flags: UInt16, body: [UInt8], call: String) throws(SystemError) {
+        precondition(!isNonBlocking, "acknowledged requests run on a blocking socket")
+        sequence = sequence == 0x7fff_ffff ? 1 : sequence + 1
+        var header = nlmsghdr()
+        header.nlmsg_len = UInt32(MemoryLayout<nlmsghdr>.size + body.count)
+        header.nlmsg_type = type
+        header.nlmsg_flags = UInt16(NLM_F_REQUEST) | UInt16(NLM_F_ACK) | flags
+        header.nlmsg_seq = sequence
+        let message = withUnsafeBytes(of: header) { Array($0) } + body
+        let sent = try syscall("send(\(family.name), \(call))") {
+            message.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+        }
+        if sent != message.count {
+            throw SystemError(call: "send(\(family.name), \(call))", errno: .messageTooLong, hint: "short netlink send")
+        }
+        let expected = sequence
+        while true {
+            guard let datagram = try receive(call: call) else { continue }
+            for reply in KernelNetlinkMessages(datagram)
+            where reply.sequence == expected && reply.type == UInt16(NLMSG_ERROR) {
+                let code = reply.payload.count >= 4 ? reply.payload.loadUnaligned(as: Int32.self) : -EPROTO
+                if code == 0 { return }
+                throw SystemError(call: "\(family.name) \(call)", errno: Errno(rawValue: -code))
+            }
+        }
+    }
+
     /// Receives one datagram from the kernel into the socket's buffer. Returns nil when the socket is
     /// non-blocking and nothing is waiting. Datagrams from other processes are dropped: only the kernel
     /// (port id 0) speaks for links and sockets.
