@@ -10,6 +10,8 @@
 #     A ($TB_A)                      R ($TB_R, forwarding)                        B ($TB_B)
 #     a-r 10.1.0.2/24 fd00:1::2/64 -- r-a 10.1.0.1 fd00:1::1 | r-b 10.2.0.1 fd00:2::1 -- b-r 10.2.0.2/24 fd00:2::2/64
 #
+# tb_move_a N renumbers the A-R link to 10.N.0.0/24 and fd00:N::/64 (A .2/::2, R .1/::1): A joins another network.
+#
 # Safety: nothing here writes to the root network namespace. Namespaces are created with `ip netns add`,
 # veth pairs are created inside them (`ip -n NS link add ... peer ... netns OTHER`), and addresses,
 # routes, sysctls and nftables rules are only ever set inside them. The only root-namespace access is
@@ -38,7 +40,7 @@
 #              tb_xfer_start (same arguments) | tb_xfer_finish NAME [TIMEOUT_S]
 #              tb_check_xfer CLIENT_JSON SERVER_JSON [C2S S2C] | tb_json FILE KEY | tb_sha256 FILE
 #   faults     tb_blackhole_on [both|a2b|b2a] | tb_blackhole_off | tb_link_down_a | tb_link_up_a
-#              tb_replace_addr_a NEW4 [NEW6]
+#              tb_replace_addr_a NEW4 [NEW6] | tb_move_a [--make-before-break] NET4_INDEX
 #   rackd      tb_rackd_bin [--prefer-release] | tb_require_rackd | tb_start_rackd NS NAME [ARG...]
 #              tb_stop_rackd NS NAME [SIGNAL] | tb_rackd_pid NAME | tb_has_rackd_table NS | tb_assert_root_clean
 #   tests      tb_assert DESCRIPTION CMD... | tb_assert_fails DESCRIPTION CMD... | tb_skip MESSAGE...
@@ -638,6 +640,86 @@ tb_replace_addr_a() {
     fi
     export TB_A_ADDR4 TB_A_ADDR6
     tb_link_up_a
+}
+
+# tb_move_a [--make-before-break] NET4_INDEX: move A onto another subnet, as a laptop does when it joins another
+# network, so that A's old address becomes unreachable. For N = NET4_INDEX (1, the original network, or 3..250):
+# A's link gets 10.N.0.2/24 and fd00:N::2/64 (nodad), R's side of it 10.N.0.1/24 and fd00:N::1/64 (nodad), and A's
+# default routes go via R's new addresses. The previous addresses of both ends of the link are removed, so R has no
+# route to A's old address any more (B's default routes via R reach the new one). Break before make by default (old
+# addresses removed, then new ones added); --make-before-break adds the new ones first. Updates and exports
+# $TB_A_ADDR4, $TB_A_ADDR6, $TB_R_A_ADDR4 and $TB_R_A_ADDR6. Only the link's interfaces are touched, never lo (a
+# rackd in A may keep A's old address there). Moving to the network A is on just reapplies its configuration.
+tb_move_a() {
+    local mbb=0 n=""
+    while (($#)); do
+        case $1 in
+            --make-before-break) mbb=1 ;;
+            *)
+                if [[ -n $n ]]; then
+                    tb__err "tb_move_a: usage: tb_move_a [--make-before-break] NET4_INDEX"
+                    return 1
+                fi
+                n=$1
+                ;;
+        esac
+        shift
+    done
+    if [[ ! $n =~ ^[1-9][0-9]{0,2}$ ]] || ((n == 2 || n > 250)); then
+        tb__err "tb_move_a: NET4_INDEX must be 1 or 3..250 (10.2.0.0/24 is B's link), not '$n'"
+        return 1
+    fi
+    local nsa=${TB_A:?no test bed} nsr=${TB_R:?no test bed}
+    local old_a4=$TB_A_ADDR4 old_a6=$TB_A_ADDR6 old_r4=$TB_R_A_ADDR4 old_r6=$TB_R_A_ADDR6
+    local new_a4=10.$n.0.2 new_a6=fd00:$n::2 new_r4=10.$n.0.1 new_r6=fd00:$n::1
+    if [[ $old_r4 == "$new_r4" ]]; then
+        # Already on that network: removing and re-adding would only break it. Reapply A's current config.
+        tb__config_if "$nsr" "$TB_R_A_IF" "$TB_R_A_ADDR4" "$TB_R_A_ADDR6" || return 1
+        tb_link_up_a
+        return
+    fi
+    if ((mbb)); then
+        tb__move_a_add "$nsa" "$nsr" "$new_a4" "$new_a6" "$new_r4" "$new_r6" || return 1
+        tb__move_a_del "$nsa" "$nsr" "$old_a4" "$old_a6" "$old_r4" "$old_r6" || return 1
+    else
+        tb__move_a_del "$nsa" "$nsr" "$old_a4" "$old_a6" "$old_r4" "$old_r6" || return 1
+        tb__move_a_add "$nsa" "$nsr" "$new_a4" "$new_a6" "$new_r4" "$new_r6" || return 1
+    fi
+    TB_A_ADDR4=$new_a4 TB_A_ADDR6=$new_a6 TB_R_A_ADDR4=$new_r4 TB_R_A_ADDR6=$new_r6
+    export TB_A_ADDR4 TB_A_ADDR6 TB_R_A_ADDR4 TB_R_A_ADDR6
+    # The default routes once more: in break-before-make order the kernel may have dropped them with the old
+    # subnet, in make-before-break order they must not stay on the old gateway.
+    tb__run ip -n "$nsa" route replace default via "$new_r4" dev "$TB_A_IF" || return 1
+    tb__run ip -n "$nsa" -6 route replace default via "$new_r6" dev "$TB_A_IF" || return 1
+}
+
+# tb__move_a_add A R A4 A6 R4 R6: add the addresses of one A-R network (R's end first), point A's default routes at R.
+tb__move_a_add() {
+    local nsa=$1 nsr=$2 a4=$3 a6=$4 r4=$5 r6=$6
+    tb__run ip -n "$nsr" addr add "$r4/24" dev "$TB_R_A_IF" || return 1
+    tb__run ip -n "$nsr" -6 addr add "$r6/64" dev "$TB_R_A_IF" nodad || return 1
+    tb__run ip -n "$nsa" addr add "$a4/24" dev "$TB_A_IF" || return 1
+    tb__run ip -n "$nsa" -6 addr add "$a6/64" dev "$TB_A_IF" nodad || return 1
+    tb__run ip -n "$nsa" route replace default via "$r4" dev "$TB_A_IF" || return 1
+    tb__run ip -n "$nsa" -6 route replace default via "$r6" dev "$TB_A_IF" || return 1
+}
+
+# tb__move_a_del A R A4 A6 R4 R6: remove the addresses of one A-R network from both ends of the link (A's first).
+# Addresses already gone are skipped; only the link's interfaces are named, so A's lo keeps whatever it holds.
+tb__move_a_del() {
+    local nsa=$1 nsr=$2 a4=$3 a6=$4 r4=$5 r6=$6
+    tb__move_a_del_one "$nsa" "$TB_A_IF" 4 "$a4/24" || return 1
+    tb__move_a_del_one "$nsa" "$TB_A_IF" 6 "$a6/64" || return 1
+    tb__move_a_del_one "$nsr" "$TB_R_A_IF" 4 "$r4/24" || return 1
+    tb__move_a_del_one "$nsr" "$TB_R_A_IF" 6 "$r6/64" || return 1
+}
+
+# tb__move_a_del_one NS IF FAMILY ADDR/LEN: delete ADDR/LEN from IF in NS if it is there.
+tb__move_a_del_one() {
+    local ns=$1 ifc=$2 family=$3 prefix=$4
+    [[ -n $(ip -n "$ns" -"$family" -o addr show dev "$ifc" to "${prefix%/*}/$([[ $family == 4 ]] && echo 32 || echo 128)") ]] ||
+        return 0
+    tb__run ip -n "$ns" -"$family" addr del "$prefix" dev "$ifc"
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_testbed.sh: self-test of the test bed (testbed/netns.sh) and tools/ (xfer.py, check_xfer.py, ping.py).
 # Needs root, no rackd: reachability over v4 and v6, bulk transfers checked by hash, each fault of the bed
-# (black hole, link down/up, address change), the rackd helpers against a stand-in daemon, and cleanup on
-# normal exit, on failure, on SIGINT and SIGTERM, and with two beds at once.
+# (black hole, link down/up, address change, a move to another subnet), the rackd helpers against a stand-in
+# daemon, and cleanup on normal exit, on failure, on SIGINT and SIGTERM, and with two beds at once.
 # timeout: 300
 set -euo pipefail
 
@@ -118,6 +118,63 @@ tb_assert "B saw the new IPv6 source" has_prefix "$(tb_json "$TB_DIR/newaddr6-se
 tb_assert_fails "an address outside A's subnet is refused" tb_replace_addr_a 10.2.0.7
 tb_replace_addr_a 10.1.0.2 fd00:1::2
 tb_assert "back to the first address" tb_ping "$TB_A" "$TB_B_ADDR4"
+
+section "A moves to another subnet (tb_move_a)"
+# lo_has ADDR: true if A's lo carries ADDR (a rackd in A may keep A's old address there; tb_move_a leaves it).
+lo_has() { [[ $(tb_exec "$TB_A" ip -o addr show dev lo) == *" $1/"* ]]; }
+# r_has_addr ADDR: true if R's side of the A link carries ADDR.
+r_has_addr() { [[ $(tb_exec "$TB_R" ip -o addr show dev "$TB_R_A_IF") == *" $1/"* ]]; }
+tb_exec "$TB_A" ip addr add 10.1.0.2/32 dev lo
+tb_exec "$TB_A" ip -6 addr add fd00:1::2/128 dev lo nodad
+tb_move_a 7
+tb_assert "TB_A_ADDR4 is 10.7.0.2" test "$TB_A_ADDR4" = 10.7.0.2
+tb_assert "TB_A_ADDR6 is fd00:7::2" test "$TB_A_ADDR6" = fd00:7::2
+tb_assert "TB_R_A_ADDR4 is 10.7.0.1" test "$TB_R_A_ADDR4" = 10.7.0.1
+tb_assert "TB_R_A_ADDR6 is fd00:7::1" test "$TB_R_A_ADDR6" = fd00:7::1
+tb_assert "A carries 10.7.0.2" a_has_addr 10.7.0.2
+tb_assert "A carries fd00:7::2" a_has_addr fd00:7::2
+tb_assert_fails "A's link no longer carries 10.1.0.2" a_has_addr 10.1.0.2
+tb_assert_fails "A's link no longer carries fd00:1::2" a_has_addr fd00:1::2
+tb_assert_fails "R no longer carries 10.1.0.1" r_has_addr 10.1.0.1
+tb_assert_fails "R no longer carries fd00:1::1" r_has_addr fd00:1::1
+tb_assert "A's lo still holds the old IPv4 address" lo_has 10.1.0.2
+tb_assert "A's lo still holds the old IPv6 address" lo_has fd00:1::2
+tb_assert "B pings A's new IPv4 address" tb_ping "$TB_B" 10.7.0.2
+tb_assert "B pings A's new IPv6 address" tb_ping "$TB_B" fd00:7::2
+tb_assert_fails "B cannot reach A's old IPv4 address" tb_ping "$TB_B" 10.1.0.2 2 0.5
+tb_assert_fails "B cannot reach A's old IPv6 address" tb_ping "$TB_B" fd00:1::2 2 0.5
+tb_assert "A reaches B from its new network (IPv4)" tb_ping "$TB_A" "$TB_B_ADDR4"
+tb_assert "A reaches B from its new network (IPv6)" tb_ping "$TB_A" "$TB_B_ADDR6"
+tb_assert "A's IPv4 default route goes via 10.7.0.1" \
+    grep -q "via 10.7.0.1 " <<<"$(tb_exec "$TB_A" ip -4 route show default)"
+tb_assert "A's IPv6 default route goes via fd00:7::1" \
+    grep -q "via fd00:7::1 " <<<"$(tb_exec "$TB_A" ip -6 route show default)"
+tb_exec "$TB_A" ip addr del 10.1.0.2/32 dev lo
+tb_exec "$TB_A" ip -6 addr del fd00:1::2/128 dev lo
+tb_assert "a transfer from the new network, IPv4" tb_xfer moved4 "$TB_A" "$TB_B" "$TB_B_ADDR4" 5010 2M 2M
+tb_assert "B saw the moved IPv4 source" has_prefix "$(tb_json "$TB_DIR/moved4-server.json" peer)" "10.7.0.2:"
+tb_assert "a transfer from the new network, IPv6" tb_xfer moved6 "$TB_A" "$TB_B" "$TB_B_ADDR6" 5011 2M 2M
+tb_assert "B saw the moved IPv6 source" has_prefix "$(tb_json "$TB_DIR/moved6-server.json" peer)" "[fd00:7::2]:"
+tb_move_a --make-before-break 250
+tb_assert "make-before-break: B pings A at 10.250.0.2" tb_ping "$TB_B" 10.250.0.2
+tb_assert "make-before-break: B pings A at fd00:250::2" tb_ping "$TB_B" fd00:250::2
+tb_assert_fails "make-before-break: 10.7.0.2 is gone" tb_ping "$TB_B" 10.7.0.2 2 0.5
+tb_assert_fails "make-before-break: fd00:7::2 is gone" tb_ping "$TB_B" fd00:7::2 2 0.5
+tb_assert_fails "A's link no longer carries 10.7.0.2" a_has_addr 10.7.0.2
+tb_assert_fails "tb_move_a refuses B's network (2)" tb_move_a 2
+tb_assert_fails "tb_move_a refuses 251" tb_move_a 251
+tb_assert_fails "tb_move_a refuses a non-number" tb_move_a x
+tb_assert "a refused move changed nothing" test "$TB_A_ADDR4" = 10.250.0.2
+tb_move_a 1
+tb_assert "back on the original network: TB_A_ADDR4 is 10.1.0.2" test "$TB_A_ADDR4" = 10.1.0.2
+tb_assert "and TB_R_A_ADDR6 is fd00:1::1" test "$TB_R_A_ADDR6" = fd00:1::1
+tb_assert "B pings A at 10.1.0.2 again" tb_ping "$TB_B" 10.1.0.2
+tb_assert "B pings A at fd00:1::2 again" tb_ping "$TB_B" fd00:1::2
+tb_assert_fails "10.250.0.2 is gone" tb_ping "$TB_B" 10.250.0.2 2 0.5
+tb_assert_fails "fd00:250::2 is gone" tb_ping "$TB_B" fd00:250::2 2 0.5
+tb_assert "moving to the current network keeps it working" tb_move_a 1
+tb_assert "B still pings A at 10.1.0.2" tb_ping "$TB_B" 10.1.0.2
+tb_assert "a transfer after moving back" tb_xfer movedback "$TB_A" "$TB_B" "$TB_B_ADDR6" 5012 2M 2M
 
 section "rackd helpers, with a stand-in daemon (tests/integration/fake-rackd)"
 export RACKD_BIN=$here/fake-rackd

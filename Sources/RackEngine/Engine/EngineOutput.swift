@@ -13,7 +13,7 @@ public enum PacketVerdict: Equatable, Sendable {
 }
 
 /// A change to the set of flows whose every packet is queued.
-public enum RuleChange: Equatable, Sendable {
+public enum RuleChange: Hashable, Sendable {
     /// Start queueing every packet of the flow.
     case manage(FlowKey)
     /// Stop queueing the flow's packets.
