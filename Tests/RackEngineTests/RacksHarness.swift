@@ -45,6 +45,12 @@ struct RacksPair {
     var dropBToA = false
     /// When set, only this many more segments from A reach B; the rest are lost.
     var aToBBudget: Int?
+    /// The addresses each host has now (the path delivers only to these); each starts with its own.
+    var currentAddressesA: Set<IPAddress> = [addressA]
+    var currentAddressesB: Set<IPAddress> = [addressB]
+    /// A middlebox on the path that adds this to the sequence number of every SYN from A (and, as a
+    /// real one would, maps the rest of the connection; the tests only look at the handshake).
+    var synSequenceShiftAToB: UInt32 = 0
 
     var socketA = SimulatedSocket(isn: TCPSequenceNumber(1000), isClient: true, bytesAcked: 1, bytesReceived: 0,
                                   lastAckAt: .seconds(100))
@@ -152,14 +158,22 @@ struct RacksPair {
             eventsB += output.events
             rulesB += output.ruleChanges
         }
-        for bytes in output.transmits {
+        addressChanges[host == .a ? 0 : 1] += output.addressChanges
+        for var bytes in output.transmits {
             let segment = try parse(bytes)
-            let ownAddress = host == .a ? Self.addressA : Self.addressB
-            if segment.destination.address == ownAddress {
+            let ownAddresses = host == .a ? currentAddressesA.union([Self.addressA]) : currentAddressesB.union([Self.addressB])
+            if ownAddresses.contains(segment.destination.address) {
                 if host == .a { toLocalSocketA.append(segment) } else { toLocalSocketB.append(segment) }
                 continue
             }
             guard pathUp, !(host == .a ? dropAToB : dropBToA) else { continue }
+            // Nothing routes to an address no host has any more.
+            guard (host == .a ? currentAddressesB : currentAddressesA).contains(segment.destination.address) else { continue }
+            if host == .a && synSequenceShiftAToB != 0 && segment.flags == .syn {
+                var shifted = segment
+                shifted.sequenceNumber = segment.sequenceNumber + synSequenceShiftAToB
+                bytes = try emitted(shifted)
+            }
             if host == .a, let budget = aToBBudget {
                 guard budget > 0 else { continue }
                 aToBBudget = budget - 1
@@ -195,6 +209,21 @@ struct RacksPair {
         socketA.lastAckAt = now
         socketB.lastAckAt = now
     }
+
+    /// Moves a host to a new address, the old one leaving first, as DHCP on another network does.
+    mutating func move(_ host: Host, to address: IPAddress) throws {
+        let old = host == .a ? currentAddressesA : currentAddressesB
+        if host == .a { currentAddressesA = [address] } else { currentAddressesB = [address] }
+        var engine = host == .a ? a : b
+        let lost = engine.handleLinkEvent(.addressesLost(Array(old.subtracting([address]))), now: now)
+        let available = engine.handleLinkEvent(.addressesAvailable([address]), now: now)
+        if host == .a { a = engine } else { b = engine }
+        try route(lost, from: host)
+        try route(available, from: host)
+    }
+
+    /// What each host asked to keep on `lo`, in order.
+    var addressChanges: [[AddressChange]] = [[], []]
 
     func phase(_ host: Host) -> ConnectionPhase? {
         (host == .a ? a : b).connections.first?.phase

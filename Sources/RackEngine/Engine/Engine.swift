@@ -75,6 +75,9 @@ public struct Engine: Sendable {
     /// The local addresses rackd keeps on `lo` for connections whose address left (to release on exit).
     public var heldAddresses: Set<IPAddress> { racks.heldAddresses }
 
+    /// The flows whose every packet the data plane has been told to queue.
+    public var racksManagedFlows: Set<FlowKey> { racks.managedFlows }
+
     /// How many flows the engine is tracking.
     public var flowCount: Int { passthrough.flowCount + racks.connections.count }
 
