@@ -50,6 +50,13 @@ final class NFQueueReader {
         verdictBuffer = .allocate(byteCount: 512 * 1024, alignment: 16)
 
         try socket.setReceiveBuffer(bytes: receiveBufferBytes)
+        // A batch of verdicts carrying rewritten GSO packets (up to 64 KiB each) fills the 512 KiB verdict
+        // buffer; a netlink send larger than the send buffer fails with EMSGSIZE, so make room for it.
+        do {
+            try socket.setOption(level: SOL_SOCKET, name: SO_SNDBUFFORCE, value: CInt(2 << 20), call: "SO_SNDBUFFORCE")
+        } catch {
+            try socket.setOption(level: SOL_SOCKET, name: SO_SNDBUF, value: CInt(2 << 20), call: "SO_SNDBUF")
+        }
         try socket.setOption(level: SOL_NETLINK, name: NETLINK_NO_ENOBUFS, value: 1, call: "NETLINK_NO_ENOBUFS")
         try configure("bind queue \(queueNumber)") { header in
             nfq_nlmsg_cfg_put_cmd(header, UInt16(AF_INET), UInt8(NFQNL_CFG_CMD_BIND.rawValue))
