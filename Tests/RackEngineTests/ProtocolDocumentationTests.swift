@@ -24,6 +24,10 @@ import Testing
         (.response(nonce: nonceB, mac: mac),
          "fd 25 52 41 04 20 21 22 23 24 25 26 27 28 29 2a 2b 2c 2d 2e 2f a0 a1 a2 a3 a4 a5 a6 a7 a8 a9 aa ab ac ad ae af"),
         (.confirm(mac: mac), "fd 15 52 41 05 a0 a1 a2 a3 a4 a5 a6 a7 a8 a9 aa ab ac ad ae af"),
+        (.roam(connectionID: [UInt8](0x30...0x37), nonce: nonceA, isn: TCPSequenceNumber(0x0102_0304)),
+         "fd 21 52 41 06 30 31 32 33 34 35 36 37 10 11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f 01 02 03 04"),
+        (.roamResponse(isn: TCPSequenceNumber(0x0506_0708), nonce: [UInt8](0x20...0x2b), mac: mac),
+         "fd 25 52 41 07 05 06 07 08 20 21 22 23 24 25 26 27 28 29 2a 2b a0 a1 a2 a3 a4 a5 a6 a7 a8 a9 aa ab ac ad ae af"),
     ])
     func documentedBytes(message: RacksMessage, expected: String) throws {
         #expect(Self.hex(message.option) == expected)
