@@ -7,6 +7,11 @@ hash what they send and what they receive (SHA-256), half-close after sending, a
     xfer.py server --listen ADDR --port P [--bytes N] [--report FILE] [--count K]
     xfer.py client --connect ADDR --port P --bytes N [--report FILE] [--rate BYTES_PER_S] [--chunk N]
 
+--start-delay SECONDS (either end) holds the connection idle for SECONDS once it is established, before that
+end starts sending and receiving; its clock ("seconds", "send_seconds", "recv_seconds") starts after the
+delay. Give the same delay to both ends to have something happen to an open, idle connection (bench/racks
+moves host A) before the bulk transfer is timed.
+
 Each end writes one JSON report per connection (to --report, else stdout):
 
     {"role": "client", "local": "10.1.0.2:40000", "peer": "10.2.0.2:5000",
@@ -241,6 +246,8 @@ def cmd_server(args):
             except OSError as exc:
                 emit(error_report("server", exc), args.report)
                 return 1
+            if args.start_delay:
+                time.sleep(args.start_delay)
             report = Transfer(sock, "server", args.bytes, args.chunk, args.rate, args.fast).run()
             emit(report, args.report)
             ok = ok and report["error"] is None
@@ -254,6 +261,8 @@ def cmd_client(args):
     except OSError as exc:
         emit(error_report("client", exc), args.report)
         return 1
+    if args.start_delay:
+        time.sleep(args.start_delay)
     report = Transfer(sock, "client", args.bytes, args.chunk, args.rate, args.fast).run()
     emit(report, args.report)
     return 0 if report["error"] is None else 1
@@ -341,6 +350,16 @@ def positive_size(text):
     return value
 
 
+def non_negative_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0: {text!r}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -363,6 +382,9 @@ def main(argv=None):
         p.add_argument("--chunk", type=positive_size, default=64 << 10, help="send size (default 64K)")
         p.add_argument("--fast", action="store_true",
                        help="send one random block repeatedly and hash nothing (benchmarks)")
+        p.add_argument("--start-delay", type=non_negative_seconds, default=0.0, metavar="SECONDS",
+                       help="once connected, wait SECONDS before sending and receiving; the clock starts "
+                            "after the wait (default 0)")
 
     p = sub.add_parser("server", help="serve bulk transfers")
     common(p, True)

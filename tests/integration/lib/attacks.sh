@@ -34,3 +34,22 @@ attack_finish_and_check() {
     tb_assert "the genuine resumption completes within 1 s (${ms} ms)" test "$ms" -le 1000
     tb_assert "50 MiB each way arrive intact (SHA-256)" tb_xfer_finish bulk 600
 }
+
+# attack_capture_start NAME IF FILE FILTER: tcpdump in R on interface IF into FILE (full packets up to 256 bytes),
+# as background process NAME; returns once tcpdump listens (or fails after 5 s).
+attack_capture_start() {
+    tb_bg "$TB_R" "$1" tcpdump -i "$2" -n -U -s 256 -w "$3" "$4"
+    tb_wait_for "grep -q 'listening on' '$TB_DIR/$1.log'" 5 0.05
+}
+
+# attack_capture_stop NAME: stop capture NAME (SIGINT, so tcpdump flushes its file) and wait for it.
+attack_capture_stop() {
+    kill -INT "$(tb_pid "$1")"
+    tb_wait_bg "$1" 5
+}
+
+# attack_pcap_count FILE FILTER: how many packets of capture FILE match the pcap FILTER.
+attack_pcap_count() { tcpdump -n -r "$1" "$2" 2>/dev/null | wc -l; }
+
+# attack_pcap_payload: a pcap filter for IPv4 TCP segments that carry payload.
+attack_pcap_payload() { echo '(ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) != 0'; }
