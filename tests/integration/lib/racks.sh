@@ -25,7 +25,13 @@ racks_wait_managed() {
 
 # racks_managed_sets_empty NS: true when rackd's managed sets in NS have no element (nothing is queued
 # beyond handshakes and rackd's own messages).
-racks_managed_sets_empty() { ! tb_exec "$1" nft list table inet rackd 2>/dev/null | grep -q 'elements'; }
+# (The listing is read whole first: with pipefail, `nft … | grep -q` can fail when grep exits early and nft
+# dies of SIGPIPE, and the negation would then report "empty" wrongly.)
+racks_managed_sets_empty() {
+    local listing
+    listing=$(tb_exec "$1" nft list table inet rackd 2>/dev/null) || return 1
+    [[ $listing != *elements* ]]
+}
 
 # racks_assert_nothing_queued: while the connection is healthy, neither rackd queues any of its packets.
 racks_assert_nothing_queued() {
