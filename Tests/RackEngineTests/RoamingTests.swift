@@ -181,3 +181,23 @@ extension Engine {
     /// The flows the engine asked the data plane to queue, after every change so far.
     var managedFlowSet: Set<FlowKey> { racksManagedFlows }
 }
+
+@Suite struct RoamedClosingTests {
+    /// A roamed connection whose socket sits in LAST_ACK with data in flight keeps its rewrite until the
+    /// socket is gone (found by bench/racks: dropping it early made the peer's last packets draw a reset).
+    @Test func roamedConnectionIsHeldThroughLastAck() throws {
+        var pair = try RoamingTests.connectedPair()
+        try pair.move(.a, to: RoamingTests.newAddressA)
+        try pair.advance(by: .seconds(1))
+        #expect(pair.a.connections.first?.wire != nil)
+        var closing = pair.socketA.snapshot(flow: pair.flowA, now: pair.now)
+        closing.state = .lastAck
+        _ = pair.a.handleSnapshots([pair.flowA: closing], now: pair.now)
+        #expect(pair.a.connections.count == 1 && pair.a.connections.first?.wire != nil)
+        #expect(pair.a.heldAddresses == [RacksPair.addressA])
+        // Gone from the kernel: now it is forgotten, and the address leaves lo.
+        let gone = pair.a.handleSnapshots([:], now: pair.now)
+        #expect(pair.a.connections.isEmpty && pair.a.heldAddresses.isEmpty)
+        #expect(gone.addressChanges == [.release(RacksPair.addressA)])
+    }
+}
