@@ -41,7 +41,11 @@ extension RacksEngine {
             switch snapshot.state {
             case .established, .finWait1, .finWait2, .closeWait:
                 break
-            case .lastAck, .closing, .timeWait where connection.path != nil:
+            case .lastAck, .closing, .timeWait:
+                guard connection.path != nil else {
+                    forget(connection, reason: "socket is closing (\(snapshot.state))", into: &output)
+                    continue
+                }
                 // A roamed connection still has packets to carry (the last data, the FINs, their ACKs):
                 // without the rewrite they would reach the kernel on the wrong tuple and draw a reset.
                 // It is held until the socket is gone; no liveness check on a closing socket.
