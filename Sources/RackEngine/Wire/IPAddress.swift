@@ -17,6 +17,19 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         case .v6(let address): address.description
         }
     }
+
+    public var isIPv4: Bool {
+        if case .v4 = self { return true }
+        return false
+    }
+
+    /// Network-order bytes: 4 for IPv4, 16 for IPv6.
+    public var bytes: [UInt8] {
+        switch self {
+        case .v4(let address): address.bytes
+        case .v6(let address): address.bytes
+        }
+    }
 }
 
 /// One end of a TCP connection: an address and a port.

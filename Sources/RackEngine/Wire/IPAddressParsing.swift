@@ -11,11 +11,6 @@ extension IPAddress {
             return nil
         }
     }
-
-    public var isIPv4: Bool {
-        if case .v4 = self { return true }
-        return false
-    }
 }
 
 extension IPv4Address {

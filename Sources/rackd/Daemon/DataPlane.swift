@@ -287,13 +287,3 @@ extension ManagedFlowKey {
                   remoteAddress: flow.remote.address.bytes, remotePort: flow.remote.port)
     }
 }
-
-extension IPAddress {
-    /// Network-order bytes: 4 for IPv4, 16 for IPv6.
-    var bytes: [UInt8] {
-        switch self {
-        case .v4(let address): address.bytes
-        case .v6(let address): address.bytes
-        }
-    }
-}

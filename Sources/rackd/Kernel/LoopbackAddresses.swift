@@ -58,8 +58,7 @@ final class LoopbackAddresses {
 
     /// ifaddrmsg, then IFA_LOCAL, IFA_ADDRESS, IFA_FLAGS and (IPv6) IFA_CACHEINFO.
     private func request(for address: IPAddress, lifetimes: Bool) -> [UInt8] {
-        let isIPv4: Bool
-        if case .v4 = address { isIPv4 = true } else { isIPv4 = false }
+        let isIPv4 = address.isIPv4
         var message = ifaddrmsg()
         message.ifa_family = UInt8(isIPv4 ? AF_INET : AF_INET6)
         message.ifa_prefixlen = isIPv4 ? 32 : 128
