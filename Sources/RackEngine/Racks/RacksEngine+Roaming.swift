@@ -115,12 +115,14 @@ extension RacksEngine {
         now: EngineInstant, into output: inout EngineOutput
     ) {
         output.verdict = .drop
-        guard let socketFlow = flowsInOrder.first(where: { connections[$0]?.connectionID == connectionID }),
-            var connection = connections[socketFlow], let key = connection.key
+        // Ids are 64-bit MACs, unique per connection, so any search order finds the same one.
+        guard var connection = connections.values.first(where: { $0.connectionID == connectionID }),
+            let key = connection.key
         else {
             countDroppedRoam(now: now, into: &output)
             return
         }
+        let socketFlow = connection.flow
         guard wire.remote.address.isIPv4 == socketFlow.remote.address.isIPv4 else {
             output.events.append(.resumptionRejected(wire, reason: "roam across address families is not supported"))
             return

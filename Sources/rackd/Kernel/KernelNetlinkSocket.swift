@@ -150,37 +150,19 @@ final class KernelNetlinkSocket: NetlinkDescriptorOwner {
     func sendRequest<Body: BitwiseCopyable>(type: UInt16, flags: UInt16, body: Body, call: String)
         throws(SystemError) -> UInt32
     {
-        sequence = sequence == 0x7fff_ffff ? 1 : sequence + 1
-        var header = nlmsghdr()
-        header.nlmsg_len = UInt32(MemoryLayout<nlmsghdr>.size + MemoryLayout<Body>.size)
-        header.nlmsg_type = type
-        header.nlmsg_flags = UInt16(NLM_F_REQUEST) | flags
-        header.nlmsg_seq = sequence
-        // Both parts are C structs aligned to at most 4 bytes, so the tuple lays them out back to back, as
-        // netlink wants.
-        precondition(MemoryLayout<Body>.alignment <= MemoryLayout<nlmsghdr>.alignment)
-        var message = (header, body)
-        let length = Int(header.nlmsg_len)
-        let sent = try syscall("send(\(family.name), \(call))") {
-            withUnsafeBytes(of: &message) { send(descriptor, $0.baseAddress, length, 0) }
-        }
-        if sent != length {
-            throw SystemError(call: "send(\(family.name), \(call))", errno: .messageTooLong, hint: "short netlink send")
-        }
-        return sequence
+        try sendRequest(type: type, flags: flags, bytes: withUnsafeBytes(of: body) { Array($0) }, call: call)
     }
 
-    /// Sends one request whose body (fixed header and attributes) is already encoded, with `NLM_F_ACK`, and
-    /// waits for the kernel's answer. Needs a blocking socket without multicast groups. Throws the
-    /// kernel's error, if any.
-    func requestWithAcknowledgment(type: UInt16, flags: UInt16, body: [UInt8], call: String) throws(SystemError) {
-        precondition(!isNonBlocking, "acknowledged requests run on a blocking socket")
+    /// Sends one request whose body (fixed header and attributes) is already encoded.
+    @discardableResult
+    func sendRequest(type: UInt16, flags: UInt16, bytes body: [UInt8], call: String) throws(SystemError) -> UInt32 {
         sequence = sequence == 0x7fff_ffff ? 1 : sequence + 1
         var header = nlmsghdr()
         header.nlmsg_len = UInt32(MemoryLayout<nlmsghdr>.size + body.count)
         header.nlmsg_type = type
-        header.nlmsg_flags = UInt16(NLM_F_REQUEST) | UInt16(NLM_F_ACK) | flags
+        header.nlmsg_flags = UInt16(NLM_F_REQUEST) | flags
         header.nlmsg_seq = sequence
+        // Netlink bodies are C structs aligned to at most 4 bytes: they follow the 16-byte header directly.
         let message = withUnsafeBytes(of: header) { Array($0) } + body
         let sent = try syscall("send(\(family.name), \(call))") {
             message.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
@@ -188,7 +170,14 @@ final class KernelNetlinkSocket: NetlinkDescriptorOwner {
         if sent != message.count {
             throw SystemError(call: "send(\(family.name), \(call))", errno: .messageTooLong, hint: "short netlink send")
         }
-        let expected = sequence
+        return sequence
+    }
+
+    /// Sends one request with `NLM_F_ACK` and waits for the kernel's answer. Needs a blocking socket
+    /// without multicast groups. Throws the kernel's error, if any.
+    func requestWithAcknowledgment(type: UInt16, flags: UInt16, body: [UInt8], call: String) throws(SystemError) {
+        precondition(!isNonBlocking, "acknowledged requests run on a blocking socket")
+        let expected = try sendRequest(type: type, flags: UInt16(NLM_F_ACK) | flags, bytes: body, call: call)
         while true {
             guard let datagram = try receive(call: call) else { continue }
             for reply in KernelNetlinkMessages(datagram)

@@ -60,16 +60,20 @@ racks_assert_suspended_both() {
     tb_assert "B suspended the connection" racks_wait_count b "conn.state=suspended" "$1" 10
 }
 
-# racks_resume_time_ms N: after the path returns, wait for the Nth "connection resumed" on both hosts and
-# print how long it took, in ms (the measurement the issue asks for). Fails after 30 s.
-racks_resume_time_ms() {
+# racks_both_logged_ms PATTERN N: wait until both rackds have logged PATTERN at least N times; print how
+# long that took from now, in ms. Fails after 30 s.
+racks_both_logged_ms() {
     local start end
     start=$(date +%s%N)
-    racks_wait_count a "connection resumed" "$1" 30 || return 1
-    racks_wait_count b "connection resumed" "$1" 30 || return 1
+    racks_wait_count a "$1" "$2" 30 || return 1
+    racks_wait_count b "$1" "$2" 30 || return 1
     end=$(date +%s%N)
     echo $(((end - start) / 1000000))
 }
+
+# racks_resume_time_ms N: after the path returns, the time until the Nth "connection resumed" on both hosts
+# (the measurement the issue asks for).
+racks_resume_time_ms() { racks_both_logged_ms "connection resumed" "$1"; }
 
 # racks_outage_test SECONDS FAULT [ADDRESS]: a bidirectional transfer of 50 MiB each way, rate-limited so that it is
 # still running when FAULT (blackhole | linkdown) starts 4 s in; the fault lasts SECONDS; afterwards both

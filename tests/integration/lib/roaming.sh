@@ -6,14 +6,7 @@
 roam_wait_moved() { racks_wait_count "$1" "connection moved to a new path" "$2" "$3"; }
 
 # roam_moved_time_ms N: wait for the Nth move on both hosts; print the ms it took from now.
-roam_moved_time_ms() {
-    local start end
-    start=$(date +%s%N)
-    roam_wait_moved a "$1" 30 || return 1
-    roam_wait_moved b "$1" 30 || return 1
-    end=$(date +%s%N)
-    echo $(((end - start) / 1000000))
-}
+roam_moved_time_ms() { racks_both_logged_ms "connection moved to a new path" "$1"; }
 
 # roam_lo_has NS ADDRESS: ADDRESS is on NS's lo (rackd keeps a departed address there).
 roam_lo_has() { tb_exec "$1" ip -o addr show dev lo | grep -qw -- "$2"; }
