@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "rackctl",
             dependencies: [
-                "RackControl",
+                "RackControl", "RackEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -67,6 +67,7 @@ let package = Package(
         .executableTarget(name: "fuzz-options", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-options"),
         .executableTarget(name: "fuzz-racks-messages", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-racks-messages"),
         .executableTarget(name: "fuzz-engine", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-engine"),
+        .testTarget(name: "RackControlTests", dependencies: ["RackControl"]),
         .testTarget(
             name: "RackEngineTests",
             dependencies: ["RackEngine", "RackFuzzing"],

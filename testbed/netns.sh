@@ -41,7 +41,7 @@
 #              tb_check_xfer CLIENT_JSON SERVER_JSON [C2S S2C] | tb_json FILE KEY | tb_sha256 FILE
 #   faults     tb_blackhole_on [both|a2b|b2a] | tb_blackhole_off | tb_link_down_a | tb_link_up_a
 #              tb_replace_addr_a NEW4 [NEW6] | tb_move_a [--make-before-break] NET4_INDEX
-#   rackd      tb_rackd_bin [--prefer-release] | tb_require_rackd | tb_start_rackd NS NAME [ARG...]
+#   rackd      tb_rackd_bin [--prefer-release] | tb_require_rackd | tb_start_rackd NS NAME [ARG...] | tb_rackctl NAME ARG...
 #              tb_stop_rackd NS NAME [SIGNAL] | tb_rackd_pid NAME | tb_has_rackd_table NS | tb_assert_root_clean
 #   tests      tb_assert DESCRIPTION CMD... | tb_assert_fails DESCRIPTION CMD... | tb_skip MESSAGE...
 
@@ -769,7 +769,11 @@ tb_start_rackd() {
         tb__note "tb_start_rackd: $ns already has a table inet rackd (kept by an earlier rackd?); the table then" \
             "cannot tell when rackd-$name is ready"
     fi
-    tb_bg "$ns" "rackd-$name" "$bin" "$@" || return 1
+    # Each rackd serves rackctl on a socket of its own (tb_rackctl NAME talks to it), and reads no
+    # /etc/rackd/rackd.conf the machine may have unless the test names a configuration.
+    local own=(--control-socket "$TB_DIR/rackd-$name.sock")
+    [[ " $* " == *" --config "* ]] || own+=(--config /dev/null)
+    tb_bg "$ns" "rackd-$name" "$bin" "${own[@]}" "$@" || return 1
     pid=$TB_LAST_PID
     if tb_wait_for "! tb__alive $pid || tb_has_rackd_table '$ns'" "$timeout" && tb__alive "$pid"; then
         tb__note "rackd-$name running in $ns (pid $pid)"
@@ -786,6 +790,16 @@ tb_start_rackd() {
     tail -n 30 "$TB_DIR/rackd-$name.log" >&2
     return 1
 }
+
+# tb_rackctl NAME ARG...: run rackctl against rackd NAME (started by tb_start_rackd), e.g. tb_rackctl a status --json.
+tb_rackctl() {
+    local name=${1:?tb_rackctl: missing name}
+    shift
+    "$(tb_rackctl_bin)" "$@" --socket "$TB_DIR/rackd-$name.sock"
+}
+
+# tb_rackctl_bin: the rackctl binary: $RACKCTL_BIN, else the one next to rackd.
+tb_rackctl_bin() { echo "${RACKCTL_BIN:-$(dirname "$(tb_rackd_bin)")/rackctl}"; }
 
 # tb_has_rackd_table NS: true if table inet rackd exists in namespace NS.
 tb_has_rackd_table() { ip netns exec "$1" nft list table inet rackd >/dev/null 2>&1; }

@@ -40,6 +40,8 @@
 /// IPPROTO_TCP: glibc's and the kernel's in.h both declare it, and release (whole-module) builds then see neither.
 static const int CLNL_IPPROTO_TCP = 6;
 static const int CLNL_SOCK_RAW = SOCK_RAW;
+static const int CLNL_SOCK_STREAM = SOCK_STREAM;
+static const int CLNL_SOCK_DGRAM = SOCK_DGRAM;
 static const int CLNL_SOCK_CLOEXEC = SOCK_CLOEXEC;
 static const int CLNL_SOCK_NONBLOCK = SOCK_NONBLOCK;
 /// MSG_DONTWAIT, which glibc declares only in a form Swift does not import.
@@ -48,5 +50,13 @@ static const int CLNL_MSG_DONTWAIT = 0x40;
 static const int CLNL_MSG_TRUNC = 0x20;
 /// NLA_TYPE_MASK, whose definition Swift cannot import: an attribute type without its flag bits.
 static const uint16_t CLNL_NLA_TYPE_MASK = (uint16_t)~(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
+/// The kernel's struct ucred (SO_PEERCRED), which glibc declares only under _GNU_SOURCE.
+struct clnl_ucred {
+    int32_t pid;
+    uint32_t uid;
+    uint32_t gid;
+};
+/// MSG_NOSIGNAL, which glibc declares only in a form Swift does not import.
+static const int CLNL_MSG_NOSIGNAL = 0x4000;
 
 #endif

@@ -1,4 +1,5 @@
-// rackd — the daemon's command line: `rackd [--config PATH]` runs it, `rackd cleanup` removes its rules.
+// rackd — the daemon's command line: `rackd [--config PATH]` runs it, `rackd --check-config` checks the
+// configuration, `rackd cleanup` removes its rules.
 
 import ArgumentParser
 import Foundation
@@ -11,6 +12,7 @@ struct RackdCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rackd",
         abstract: "Keeps TCP connections alive across network failures.",
+        discussion: "See rackd(8), rackd.conf(5) and rackctl(8).",
         version: RackEngineVersion.string,
         subcommands: [Run.self, Cleanup.self],
         defaultSubcommand: Run.self
@@ -24,11 +26,8 @@ struct CommonOptions: ParsableArguments {
 
     func makeLogger() -> Logger {
         let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let format = LineLogHandler.formatForStandardError(environment: ProcessInfo.processInfo.environment)
+        LoggingSystem.bootstrap { _ in LineLogHandler(level: level, format: format) }
         return Logger(label: "rackd")
     }
 }
@@ -39,47 +38,64 @@ extension RackdCommand {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run the daemon in the foreground (the default).")
 
-        @Option(name: .long, help: "Configuration file. Without it rackd runs with the built-in defaults.")
+        static let defaultConfigurationPath = "/etc/rackd/rackd.conf"
+
+        @Option(name: .long, help: ArgumentHelp(
+            "Configuration file (default: \(defaultConfigurationPath) if it exists, else the built-in defaults).",
+            valueName: "path"))
         var config: String?
+
+        @Option(name: .long, help: ArgumentHelp(
+            "Serve rackctl here instead of at [control] socket (one rackd per network namespace needs one each).",
+            valueName: "path"))
+        var controlSocket: String?
+
+        @Flag(name: .long, help: "Check the configuration, print what is wrong (with the line) or OK, and exit.")
+        var checkConfig = false
 
         @OptionGroup var common: CommonOptions
 
         func run() async throws {
-            let configuration = try loadConfiguration()
+            let source = ConfigurationSource(explicitPath: config, defaultPath: Self.defaultConfigurationPath)
+            var configuration: Configuration
+            do {
+                configuration = try source.load()
+                if let controlSocket { configuration.controlSocketPath = controlSocket }
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            if checkConfig {
+                print("\(source.name): OK")
+                return
+            }
             let logger = common.makeLogger()
             logger.notice("starting", metadata: [
                 "rackd.version": "\(RackEngineVersion.string)", "rackd.mode": "\(configuration.mode.rawValue)",
-                "rackd.config": "\(config ?? "(defaults)")",
+                "rackd.config": "\(source.name)",
             ])
+            let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
             let dataPlane: DataPlane
+            let control: ControlServer
             do {
-                dataPlane = try DataPlane(configuration: configuration, logger: logger)
+                dataPlane = try DataPlane(configuration: configuration, notifier: notifier, logger: logger)
+                control = try ControlServer(
+                    path: configuration.controlSocketPath, statusGroup: configuration.statusGroup?.id,
+                    mailbox: dataPlane.controlMailbox, logger: logger)
             } catch {
                 logger.critical("could not start", metadata: ["error": "\(error)"])
                 throw ExitCode(1)
             }
-            logger.notice("ready", metadata: ["nft.queue-variant": "\(dataPlane.queueVariant?.rawValue ?? "none")"])
+            logger.notice("ready", metadata: [
+                "nft.queue-variant": "\(dataPlane.queueVariant?.rawValue ?? "none")", "control.socket": "\(control.path)",
+            ])
+            notifier.notify("READY=1\nSTATUS=ready; no connections managed yet")
             let group = ServiceGroup(configuration: .init(
-                services: [DataPlaneService(dataPlane: dataPlane)],
+                services: [DataPlaneService(dataPlane: dataPlane), ControlService(server: control)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             ))
             try await group.run()
-        }
-
-        private func loadConfiguration() throws -> Configuration {
-            guard let config else { return Configuration() }
-            let text: String
-            do {
-                text = try String(contentsOfFile: config, encoding: .utf8)
-            } catch {
-                throw ValidationError("cannot read \(config): \(error.localizedDescription)")
-            }
-            do {
-                return try ConfigurationParser.parse(text)
-            } catch {
-                throw ValidationError("\(config): \(error)")
-            }
         }
     }
 

@@ -21,7 +21,7 @@ import Testing
     }
 
     static func roamedEvents(_ events: [EngineEvent]) -> [FlowKey] {
-        events.compactMap { if case .roamed(_, _, let wire, _) = $0 { return wire }; return nil }
+        events.compactMap { if case .roamed(_, _, _, let wire, _) = $0 { return wire }; return nil }
     }
 
     /// A data segment from one socket, through its engine, to the wire; then through the other engine.
@@ -146,7 +146,7 @@ import Testing
         try pair.move(.a, to: Self.newAddressA)
         try pair.advance(by: .seconds(1))
         #expect(pair.phase(.a) == .healthy)
-        let offsets = pair.eventsB.compactMap { if case .roamed(_, _, _, let offset) = $0 { return offset }; return nil }
+        let offsets = pair.eventsB.compactMap { if case .roamed(_, _, _, _, let offset) = $0 { return offset }; return nil }
         #expect(offsets == [0x8000_1234])
         // B's socket sees A's data at the socket's sequence numbers, though the wire carries them shifted.
         let seq = pair.socketA.isn + 1

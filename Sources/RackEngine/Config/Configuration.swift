@@ -47,8 +47,24 @@ public struct Configuration: Sendable, Equatable {
     /// At most this many suspended connections in all; past it the oldest is closed.
     public var maximumSuspendedTotal = 1024
 
+    /// Where rackd serves `rackctl`.
+    public var controlSocketPath = "/run/rackd/rackd.sock"
+    /// A group whose members may read status (`rackctl status`); none by default: root only.
+    public var statusGroup: StatusGroup?
+
     public init() {}
 
     /// Silence after which a connection is declared failed.
     public var failureTimeout: Duration { heartbeatInterval * heartbeatMisses + heartbeatInterval / 2 }
+}
+
+/// The group `[control] status-group` names, and its id once the daemon has looked it up.
+public struct StatusGroup: Sendable, Equatable {
+    public var name: String
+    public var id: UInt32?
+
+    public init(name: String, id: UInt32? = nil) {
+        self.name = name
+        self.id = id
+    }
 }

@@ -27,10 +27,15 @@ public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
 /// Parses the text of a configuration file into a `Configuration`.
 public enum ConfigurationParser {
     /// Parses `text`; unknown sections, unknown keys, repeated keys and bad values are errors.
-    public static func parse(_ text: String) throws(ConfigurationError) -> Configuration {
+    /// `resolveGroup` looks a group name up in the system's group database (the daemon passes getgrnam);
+    /// without it a `status-group` is kept by name only.
+    public static func parse(_ text: String, resolveGroup: ((String) -> UInt32?)? = nil) throws(ConfigurationError)
+        -> Configuration
+    {
         var configuration = Configuration()
         var section: String? = nil
         var seen: Set<String> = []
+        var statusGroupLine = 0
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNumber = index + 1
             let line = stripComment(Substring(rawLine)).trimmingSpaces
@@ -72,6 +77,16 @@ public enum ConfigurationParser {
             } catch let problem {
                 throw ConfigurationError(line: lineNumber, message: "\(key): \(problem.message)")
             }
+            if section == "control" && key == "status-group" { statusGroupLine = lineNumber }
+        }
+        if let resolveGroup, var group = configuration.statusGroup {
+            guard let id = resolveGroup(group.name) else {
+                throw ConfigurationError(
+                    line: statusGroupLine,
+                    message: "status-group: no group '\(group.name)' on this system; create it (groupadd \(group.name)) or remove the line")
+            }
+            group.id = id
+            configuration.statusGroup = group
         }
         return configuration
     }
@@ -114,6 +129,12 @@ public enum ConfigurationParser {
             },
             "suspended-total": { config, value throws(ValueProblem) in
                 config.maximumSuspendedTotal = Int(try integer(value, in: 1...1_000_000, as: UInt32.self))
+            },
+        ],
+        "control": [
+            "socket": { config, value throws(ValueProblem) in config.controlSocketPath = try socketPath(value) },
+            "status-group": { config, value throws(ValueProblem) in
+                config.statusGroup = StatusGroup(name: try groupName(value))
             },
         ],
         "policy": [
@@ -170,6 +191,24 @@ public enum ConfigurationParser {
         if ms % 86_400_000 == 0 { return "\(ms / 86_400_000)d" }
         if ms % 1000 == 0 { return "\(ms / 1000)s" }
         return "\(ms)ms"
+    }
+
+    /// An absolute path that fits a unix socket address (sun_path holds 107 bytes and a NUL).
+    private static func socketPath(_ value: String) throws(ValueProblem) -> String {
+        guard value.hasPrefix("/") else { throw ValueProblem(message: "'\(value)' is not an absolute path") }
+        guard value.utf8.count <= 107 else {
+            throw ValueProblem(message: "the path is \(value.utf8.count) bytes; a unix socket path holds at most 107")
+        }
+        return value
+    }
+
+    /// A group name as useradd accepts it: letters, digits, '_', '-' and '.', not starting with '-'.
+    private static func groupName(_ value: String) throws(ValueProblem) -> String {
+        let allowed = value.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }
+        guard allowed, !value.hasPrefix("-"), value.count <= 32 else {
+            throw ValueProblem(message: "'\(value)' is not a group name (letters, digits, '_', '-', '.')")
+        }
+        return value
     }
 
     /// "22, 5432, 8000-8100"

@@ -81,6 +81,20 @@ public struct Engine: Sendable {
     /// How many flows the engine is tracking.
     public var flowCount: Int { passthrough.flowCount + racks.connections.count }
 
+    /// Holds connections as an outage would until `resumeByOperator` (`rackctl suspend`).
+    public mutating func suspendByOperator(_ target: OperatorTarget, now: EngineInstant)
+        throws(UnknownConnectionError) -> OperatorOutcome
+    {
+        try racks.suspendByOperator(target, now: now)
+    }
+
+    /// Lifts the operator's hold and starts resumption at once (`rackctl resume`).
+    public mutating func resumeByOperator(_ target: OperatorTarget, now: EngineInstant)
+        throws(UnknownConnectionError) -> OperatorOutcome
+    {
+        try racks.resumeByOperator(target, now: now)
+    }
+
     /// The managed connections, for status and tests.
     public var connections: [ConnectionStatus] {
         racks.connections.values.sorted { $0.id < $1.id }.map(ConnectionStatus.init)
@@ -98,6 +112,12 @@ public struct ConnectionStatus: Sendable, Equatable {
     public var resumptions: Int
     /// The tuple the wire carries, when the connection roamed.
     public var wire: FlowKey?
+    /// Suspended by `rackctl suspend` and held until `rackctl resume`.
+    public var heldByOperator: Bool
+    /// Bytes the local socket holds that the peer has not acknowledged, at the latest snapshot.
+    public var bytesHeld: UInt64?
+    /// How the connection's key was agreed and how resumptions are authenticated.
+    public var keySuite: String { KeySchedule.suiteName }
 
     init(_ connection: RacksConnection) {
         id = connection.id
@@ -107,6 +127,11 @@ public struct ConnectionStatus: Sendable, Equatable {
         lastHeard = connection.lastHeard
         resumptions = connection.resumptions
         wire = connection.path?.wire
-        if case .suspended(let suspended) = connection.state { suspendedSince = suspended.since }
+        bytesHeld = connection.socket.map { UInt64($0.sendQueueBytes) }
+        heldByOperator = false
+        if case .suspended(let suspended) = connection.state {
+            suspendedSince = suspended.since
+            heldByOperator = suspended.heldByOperator
+        }
     }
 }

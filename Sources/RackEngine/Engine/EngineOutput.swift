@@ -43,11 +43,11 @@ public enum EngineEvent: Equatable, Sendable {
     case phaseChanged(id: UInt64, FlowKey, from: ConnectionPhase, to: ConnectionPhase, reason: String)
     case resumed(id: UInt64, FlowKey, after: Duration)
     /// We proved ourselves to the peer's challenge; the peer lifts its suspension when it verifies.
-    case challengeAnswered(id: UInt64, FlowKey)
+    case challengeAnswered(id: UInt64, FlowKey, phase: ConnectionPhase)
     /// A resumption attempt that failed authentication, or came for no connection we hold.
     case resumptionRejected(FlowKey, reason: String)
     /// The connection carries on over another tuple: `wire`, as this host sees it.
-    case roamed(id: UInt64, FlowKey, wire: FlowKey, peerSequenceOffset: UInt32)
+    case roamed(id: UInt64, FlowKey, phase: ConnectionPhase, wire: FlowKey, peerSequenceOffset: UInt32)
     /// Roam handshakes for no connection rackd holds, dropped since the last such report. Reported at
     /// most once per `RacksEngine.rejectionReportInterval`, so a flood cannot flood the log.
     case unknownRoamsDropped(count: Int)

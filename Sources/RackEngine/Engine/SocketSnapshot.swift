@@ -27,9 +27,15 @@ public struct SocketSnapshot: Sendable, Equatable {
     /// The socket's owner and inode, for status.
     public var uid: UInt32
     public var inode: UInt64
+    /// Bytes the application wrote that the peer has not acknowledged (idiag_wqueue): what the socket
+    /// holds for the peer while the connection is suspended. Status only.
+    public var sendQueueBytes: UInt32
+    /// Bytes received that the application has not read yet (idiag_rqueue). Status only.
+    public var receiveQueueBytes: UInt32
 
     public init(flow: FlowKey, state: State, bytesAcked: UInt64, bytesReceived: UInt64, unackedSegments: UInt32,
-                lastAckReceived: Duration, lastDataReceived: Duration, uid: UInt32 = 0, inode: UInt64 = 0) {
+                lastAckReceived: Duration, lastDataReceived: Duration, uid: UInt32 = 0, inode: UInt64 = 0,
+                sendQueueBytes: UInt32 = 0, receiveQueueBytes: UInt32 = 0) {
         self.flow = flow
         self.state = state
         self.bytesAcked = bytesAcked
@@ -39,6 +45,8 @@ public struct SocketSnapshot: Sendable, Equatable {
         self.lastDataReceived = lastDataReceived
         self.uid = uid
         self.inode = inode
+        self.sendQueueBytes = sendQueueBytes
+        self.receiveQueueBytes = receiveQueueBytes
     }
 }
 

@@ -53,6 +53,9 @@ public struct RoamTranscript: Sendable, Equatable {
 
 /// Key agreement and MACs for rackd connections.
 public enum KeySchedule {
+    /// The suite, as status names it: key agreement, derivation, and the resumption MAC.
+    public static let suiteName = "x25519-hkdf-sha256/hmac-sha256-128"
+
     /// An ephemeral key pair from 32 bytes of the caller's randomness.
     public struct EphemeralKey: Sendable {
         fileprivate let privateKey: Curve25519.KeyAgreement.PrivateKey

@@ -113,6 +113,9 @@ struct RacksConnection {
         var answeredChallenges: [(challenge: [UInt8], response: [UInt8])] = []
         /// Set while this host resumes from a new local address.
         var roam: RoamAttempt?
+        /// Suspended by the operator (`rackctl suspend`, the sleep hook): no resumption is attempted or
+        /// answered until `rackctl resume`, whatever the path does.
+        var heldByOperator = false
     }
 
     /// A roam handshake this host answered: the peer's nonce and ISNs, our nonce and ISN.

@@ -37,22 +37,23 @@ extension RacksEngine {
         case .healthy:
             // The peer was suspended and we never noticed: prove ourselves; nothing to lift here.
             output.transmit(controlSegment(response, connection: connection))
-            output.events.append(.challengeAnswered(id: connection.id, connection.flow))
+            output.events.append(.challengeAnswered(id: connection.id, connection.flow, phase: .healthy))
         case .suspended(var suspended):
+            if suspended.heldByOperator { return }  // held until `rackctl resume`, path or no path
             if connection.role == .client && !suspended.challengeNonces.isEmpty {
                 return  // our own attempt wins
             }
             suspended.answeredChallenges = Array(
                 (suspended.answeredChallenges + [(nonce, responseNonce)]).suffix(Self.recentNonces))
             output.transmit(controlSegment(response, connection: connection))
-            output.events.append(.challengeAnswered(id: connection.id, connection.flow))
+            output.events.append(.challengeAnswered(id: connection.id, connection.flow, phase: .resuming))
             transition(&connection, to: .suspended(suspended), reason: "answered the peer's challenge", into: &output)
         }
     }
 
     mutating func handleResponse(nonce responseNonce: [UInt8], mac: [UInt8], connection: inout RacksConnection,
                                  now: EngineInstant, into output: inout EngineOutput) {
-        guard case .suspended(let suspended) = connection.state else { return }
+        guard case .suspended(let suspended) = connection.state, !suspended.heldByOperator else { return }
         guard let challengeNonce = suspended.challengeNonces.last(where: {
             KeySchedule.macsMatch(mac, KeySchedule.responseMAC(suspended.key, challengeNonce: $0, responseNonce: responseNonce))
         }) else {
@@ -67,7 +68,7 @@ extension RacksEngine {
 
     mutating func handleConfirm(mac: [UInt8], connection: inout RacksConnection, now: EngineInstant,
                                 into output: inout EngineOutput) {
-        guard case .suspended(let suspended) = connection.state else { return }
+        guard case .suspended(let suspended) = connection.state, !suspended.heldByOperator else { return }
         guard suspended.answeredChallenges.contains(where: {
             KeySchedule.macsMatch(mac, KeySchedule.confirmMAC(suspended.key, challengeNonce: $0.challenge, responseNonce: $0.response))
         }) else {

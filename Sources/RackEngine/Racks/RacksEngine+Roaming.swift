@@ -122,6 +122,9 @@ extension RacksEngine {
             countDroppedRoam(now: now, into: &output)
             return
         }
+        if case .suspended(let suspended) = connection.state, suspended.heldByOperator {
+            return  // held until `rackctl resume`; the peer asks again
+        }
         let socketFlow = connection.flow
         guard wire.remote.address.isIPv4 == socketFlow.remote.address.isIPv4 else {
             output.events.append(.resumptionRejected(wire, reason: "roam across address families is not supported"))
@@ -152,7 +155,7 @@ extension RacksEngine {
             acknowledgmentNumber: packet.tcp.sequenceNumber + 1, window: 65535,
             options: [RacksMessage.roamResponse(
                 isn: responseISN, nonce: responseNonce, mac: KeySchedule.roamResponseMAC(key, roam: transcript)).option]))
-        output.events.append(.challengeAnswered(id: connection.id, wire))
+        output.events.append(.challengeAnswered(id: connection.id, wire, phase: connection.phase))
         connections[socketFlow] = connection
     }
 
@@ -199,7 +202,7 @@ extension RacksEngine {
     /// The connection carries on over `path` from now on.
     private func takePath(_ path: RoamedPath, connection: inout RacksConnection, into output: inout EngineOutput) {
         connection.path = path.isIdentity(for: connection.flow) ? nil : path
-        output.events.append(.roamed(id: connection.id, connection.flow, wire: path.wire,
+        output.events.append(.roamed(id: connection.id, connection.flow, phase: connection.phase, wire: path.wire,
                                      peerSequenceOffset: path.peerSequenceOffset.rawValue))
     }
 

@@ -167,7 +167,7 @@ public struct RacksEngine: Sendable {
             case .suspended(let suspended):
                 if now.duration(since: suspended.since) >= configuration.maximumSuspension {
                     abandon(&connection, reason: "held for the maximum suspension time", into: &output)
-                } else if suspended.nextChallengeAt <= now {
+                } else if suspended.nextChallengeAt <= now && !suspended.heldByOperator {
                     if let address = roamingAddress(for: connection) {
                         sendRoam(connection: &connection, from: address, now: now, into: &output)
                     } else if !lostAddresses.contains(connection.wireFlow.local.address) {
@@ -194,6 +194,8 @@ public struct RacksEngine: Sendable {
         for connection in connections.values {
             switch connection.state {
             case .keyExchange(let exchange): consider(exchange.nextSendAt)
+            case .suspended(let suspended) where suspended.heldByOperator:
+                consider(suspended.since + configuration.maximumSuspension)
             case .suspended(let suspended): consider(suspended.nextChallengeAt)
             case .healthy: break
             }

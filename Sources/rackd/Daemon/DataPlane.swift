@@ -9,7 +9,9 @@
 // - start: bind the queue, then install the rules, so no packet is queued before someone listens;
 // - stop: delete the rules, give every packet still queued its verdict, then unbind.
 
+import Foundation
 import Logging
+import RackControl
 import RackEngine
 import Synchronization
 
@@ -21,6 +23,8 @@ final class DataPlane: Sendable {
     /// The only state shared across threads: set by `requestStop` from any thread.
     private let stopRequested = Atomic<Bool>(false)
     private let wakePipe: (read: CInt, write: CInt)
+    /// Requests from rackctl, answered by this loop between packets.
+    let controlMailbox: ControlMailbox
     /// Everything else belongs to the data-plane thread.
     private nonisolated(unsafe) let state: State
 
@@ -33,12 +37,19 @@ final class DataPlane: Sendable {
         let linkMonitor: LinkMonitor
         let loopbackAddresses: LoopbackAddresses
         let logger: Logger
+        let notifier: SystemdNotifier
+        let statusBuilder: StatusReportBuilder
         var rejectionLog = RejectionLogLimiter()
+        var tally = EventTally()
         var pendingTransmits: [[UInt8]] = []
+        var nextWatchdogAt: EngineInstant?
+        /// Set when connections came, went or changed state: systemd's STATUS line is due for an update.
+        var statusChanged = true
+        var lastStatusAt: EngineInstant?
 
         init(engine: Engine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector,
              diagnostics: SocketDiagnostics, linkMonitor: LinkMonitor, loopbackAddresses: LoopbackAddresses,
-             logger: Logger) {
+             notifier: SystemdNotifier, statusBuilder: StatusReportBuilder, logger: Logger) {
             self.engine = engine
             self.reader = reader
             self.installer = installer
@@ -46,12 +57,14 @@ final class DataPlane: Sendable {
             self.diagnostics = diagnostics
             self.linkMonitor = linkMonitor
             self.loopbackAddresses = loopbackAddresses
+            self.notifier = notifier
+            self.statusBuilder = statusBuilder
             self.logger = logger
         }
     }
 
     /// Binds the queue and installs the rules. When this returns, rackd is ready.
-    init(configuration: Configuration, logger: Logger) throws {
+    init(configuration: Configuration, notifier: SystemdNotifier, logger: Logger) throws {
         let reader = try NFQueueReader(queueNumber: configuration.queueNumber, maxLength: configuration.queueMaxLength,
                                        receiveBufferBytes: 64 << 20, logger: logger)
         logger.notice("queue bound", metadata: ["nfq.queue": "\(configuration.queueNumber)"])
@@ -67,12 +80,21 @@ final class DataPlane: Sendable {
         _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
         _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
         wakePipe = (fds[0], fds[1])
+        let wakeDescriptor = fds[1]
+        controlMailbox = ControlMailbox(wake: {
+            var byte: UInt8 = 1
+            _ = write(wakeDescriptor, &byte, 1)
+        })
+        let startedAt = MonotonicClock.now()
         var engine = Engine(configuration: configuration, random: SystemRandomNumberGenerator())
         // The addresses there are now; from here on the link monitor reports changes.
-        _ = engine.handleLinkEvent(.addressesAvailable(linkMonitor.addresses), now: MonotonicClock.now())
+        _ = engine.handleLinkEvent(.addressesAvailable(linkMonitor.addresses), now: startedAt)
+        let statusBuilder = StatusReportBuilder(
+            configuration: configuration, rulesVariant: installer.installedVariant?.rawValue ?? "none",
+            startedAt: startedAt)
         state = State(engine: engine, reader: reader, installer: installer, injector: injector,
                       diagnostics: diagnostics, linkMonitor: linkMonitor, loopbackAddresses: loopbackAddresses,
-                      logger: logger)
+                      notifier: notifier, statusBuilder: statusBuilder, logger: logger)
     }
 
     deinit {
@@ -104,8 +126,10 @@ final class DataPlane: Sendable {
             if fds[2].revents != 0 { handleLinkEvents() }
             if fds[0].revents != 0 { try drainQueue() }
             if fds[1].revents != 0 { drainWakePipe() }
+            controlMailbox.answerAll(answer)
             runTimers()
             takeSnapshotsIfDue()
+            tellSystemd()
         }
     }
 
@@ -145,7 +169,8 @@ final class DataPlane: Sendable {
     // MARK: Timers
 
     private func pollTimeoutMilliseconds() -> CInt {
-        guard let deadline = state.engine.nextDeadline else { return 1000 }
+        let candidates = [state.engine.nextDeadline, state.nextWatchdogAt].compactMap { $0 }
+        guard let deadline = candidates.min() else { return 1000 }
         let now = MonotonicClock.now()
         if deadline <= now { return 0 }
         return CInt(min(1000, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))
@@ -218,6 +243,11 @@ final class DataPlane: Sendable {
         }
         let now = MonotonicClock.now()
         for event in output.events {
+            state.tally.count(event)
+            switch event {
+            case .connectionManaged, .connectionEnded, .phaseChanged, .resumed: state.statusChanged = true
+            default: break
+            }
             switch state.rejectionLog.admit(event, now: now) {
             case .log(let suppressedBefore):
                 if suppressedBefore > 0 {
@@ -251,9 +281,65 @@ final class DataPlane: Sendable {
         while read(wakePipe.read, &buffer, buffer.count) > 0 {}
     }
 
+    // MARK: rackctl
+
+    /// Answers one control request; runs on this thread, which owns the engine.
+    private func answer(_ request: ControlRequest) -> ControlResponse {
+        let now = MonotonicClock.now()
+        switch request.command {
+        case .status:
+            let report = state.statusBuilder.report(
+                connections: state.engine.connections, queue: state.reader.counters, tally: state.tally, now: now,
+                wallNow: Date())
+            return ControlResponse(ok: true, status: report)
+        case .suspend, .resume:
+            let target: OperatorTarget
+            if let id = request.id {
+                target = .connection(id: id)
+            } else if request.all == true {
+                target = .all
+            } else {
+                return .failure("name a connection id, or all")
+            }
+            do {
+                let outcome = request.command == .suspend
+                    ? try state.engine.suspendByOperator(target, now: now)
+                    : try state.engine.resumeByOperator(target, now: now)
+                carryOut(outcome.output)
+                flushTransmits()
+                return ControlResponse(
+                    ok: true, changed: outcome.changed,
+                    unchanged: outcome.unchanged.map { UnchangedConnection(id: $0.id, reason: $0.reason) })
+            } catch {
+                return .failure(error.description)
+            }
+        }
+    }
+
+    // MARK: systemd
+
+    /// WATCHDOG=1 from this loop, so a wedged loop is restarted; STATUS= when the connections changed
+    /// (at most once a second).
+    private func tellSystemd() {
+        guard state.notifier.isActive else { return }
+        let now = MonotonicClock.now()
+        if let interval = state.notifier.watchdogInterval, (state.nextWatchdogAt ?? now) <= now {
+            state.notifier.notify("WATCHDOG=1")
+            state.nextWatchdogAt = now + interval
+        }
+        if state.statusChanged, state.lastStatusAt.map({ now.duration(since: $0) >= .seconds(1) }) ?? true {
+            let connections = state.engine.connections
+            let suspended = connections.filter { $0.phase == .suspended || $0.phase == .resuming }.count
+            state.notifier.notify("STATUS=\(connections.count) connections managed, \(suspended) suspended")
+            state.statusChanged = false
+            state.lastStatusAt = now
+        }
+    }
+
     // MARK: Shutdown
 
     private func shutDown() {
+        state.notifier.notify("STOPPING=1")
         do {
             try state.installer.remove()
             state.logger.notice("rules removed", metadata: ["nft.table": "inet rackd"])

@@ -31,13 +31,13 @@ extension Logger {
                 "conn.id": "\(id)", "conn.state": "healthy", "flow": "\(flow)",
                 "conn.suspended-ms": "\(after.components.seconds * 1000 + after.components.attoseconds / 1_000_000_000_000_000)",
             ])
-        case .challengeAnswered(let id, let flow):
-            debug("challenge answered", metadata: ["conn.id": "\(id)", "flow": "\(flow)"])
+        case .challengeAnswered(let id, let flow, let phase):
+            debug("challenge answered", metadata: ["conn.id": "\(id)", "conn.state": "\(phase.rawValue)", "flow": "\(flow)"])
         case .resumptionRejected(let flow, let reason):
             warning("resumption rejected", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
-        case .roamed(let id, let flow, let wire, let offset):
+        case .roamed(let id, let flow, let phase, let wire, let offset):
             notice("connection moved to a new path", metadata: [
-                "conn.id": "\(id)", "flow": "\(flow)", "conn.wire": "\(wire)", "conn.peer-seq-offset": "\(offset)",
+                "conn.id": "\(id)", "conn.state": "\(phase.rawValue)", "flow": "\(flow)", "conn.wire": "\(wire)", "conn.peer-seq-offset": "\(offset)",
             ])
         case .unknownRoamsDropped(let count):
             warning("dropped roam handshakes for no connection rackd holds (or malformed)", metadata: ["count": "\(count)"])

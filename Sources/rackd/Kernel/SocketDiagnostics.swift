@@ -138,7 +138,8 @@ final class SocketDiagnostics {
             flow: flow, state: state, bytesAcked: info.bytesAcked, bytesReceived: info.bytesReceived,
             unackedSegments: info.unacked, lastAckReceived: .milliseconds(Int64(info.lastAckReceived)),
             lastDataReceived: .milliseconds(Int64(info.lastDataReceived)), uid: header.idiag_uid,
-            inode: UInt64(header.idiag_inode))
+            inode: UInt64(header.idiag_inode), sendQueueBytes: header.idiag_wqueue,
+            receiveQueueBytes: header.idiag_rqueue)
     }
 
     /// An `idiag_src`/`idiag_dst` address (four big-endian words) of the given family. IPv4-mapped IPv6

@@ -1,0 +1,30 @@
+// rackd — runs the control server on its own thread as a ServiceLifecycle service, beside the data
+// plane. It blocks in poll(2) and accept(2), so it takes a thread rather than a slot in Swift's pool.
+
+import Foundation
+import ServiceLifecycle
+
+/// Runs the control server on its own thread as a ServiceLifecycle service.
+struct ControlService: Service {
+    let server: ControlServer
+
+    func run() async throws {
+        let server = self.server
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let thread = Thread {
+                        server.run()
+                        continuation.resume()
+                    }
+                    thread.name = "rackd control"
+                    thread.start()
+                }
+            } onGracefulShutdown: {
+                server.requestStop()
+            }
+        } onCancel: {
+            server.requestStop()
+        }
+    }
+}

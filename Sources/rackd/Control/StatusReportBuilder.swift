@@ -1,0 +1,60 @@
+// rackd — turns the engine's view of its connections into the status report rackctl shows. Runs on the
+// data-plane thread, which owns the engine.
+
+import Foundation
+import RackControl
+import RackEngine
+
+/// What the daemon counts itself, for the report's summary.
+struct EventTally {
+    var connectionsReleased: UInt64 = 0
+    var fallbacks: UInt64 = 0
+    var resumptions: UInt64 = 0
+
+    mutating func count(_ event: EngineEvent) {
+        switch event {
+        case .connectionEnded: connectionsReleased += 1
+        case .fellBack: fallbacks += 1
+        case .resumed: resumptions += 1
+        default: break
+        }
+    }
+}
+
+struct StatusReportBuilder {
+    let configuration: Configuration
+    let rulesVariant: String
+    let startedAt: EngineInstant
+
+    func report(connections: [ConnectionStatus], queue: NFQueueReader.Counters, tally: EventTally,
+                now: EngineInstant, wallNow: Date) -> StatusReport {
+        let daemon = DaemonReport(
+            version: RackEngineVersion.string, pid: getpid(), mode: configuration.mode.rawValue, rules: rulesVariant,
+            uptimeSeconds: seconds(now.duration(since: startedAt)),
+            queue: QueueReport(number: configuration.queueNumber, received: UInt64(queue.received),
+                               accepted: UInt64(queue.accepted), modified: UInt64(queue.modified),
+                               dropped: UInt64(queue.dropped)),
+            connectionsReleased: tally.connectionsReleased, fallbacks: tally.fallbacks, resumptions: tally.resumptions)
+        return StatusReport(daemon: daemon, connections: connections.map { connection in
+            let suspendedFor = connection.suspendedSince.map { seconds(now.duration(since: $0)) }
+            return ConnectionReport(
+                id: connection.id, local: "\(connection.flow.local)", peer: "\(connection.flow.remote)",
+                wireLocal: connection.wire.map { "\($0.local)" }, wirePeer: connection.wire.map { "\($0.remote)" },
+                peerKind: "rackd", role: connection.role.rawValue, state: connection.phase.rawValue,
+                heldByOperator: connection.heldByOperator,
+                lastHeardSecondsAgo: seconds(now.duration(since: connection.lastHeard)),
+                suspendedSince: suspendedFor.map { Self.rfc3339(wallNow.addingTimeInterval(-$0)) },
+                suspendedSeconds: suspendedFor, bytesHeld: connection.bytesHeld,
+                resumptions: connection.resumptions, keySuite: connection.keySuite)
+        })
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        let rounded = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return (rounded * 1000).rounded() / 1000
+    }
+
+    private static func rfc3339(_ date: Date) -> String {
+        ISO8601DateFormatter().string(from: date)
+    }
+}
