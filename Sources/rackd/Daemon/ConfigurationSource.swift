@@ -4,6 +4,7 @@
 
 import Foundation
 import RackEngine
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -25,9 +26,9 @@ struct ConfigurationSource {
         guard let path else { return Configuration() }
         let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            text = try Self.read(path)
         } catch {
-            throw ConfigurationLoadError(message: "\(path): cannot read: \(Self.reason(error))")
+            throw ConfigurationLoadError(message: "\(path): cannot read: \(error.errno)")
         }
         do {
             return try ConfigurationParser.parse(text, resolveGroup: Self.groupID(named:))
@@ -44,12 +45,23 @@ struct ConfigurationSource {
         return group.gr_gid
     }
 
-    private static func reason(_ error: Error) -> String {
-        let nsError = error as NSError
-        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
+    /// The file's text, read with plain read(2) so that any file works, /dev/null included.
+    private static func read(_ path: String) throws(SystemError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError.current("open(\(path))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw SystemError.current("read(\(path))") }
+            if n == 0 { break }
+            bytes += buffer[..<n]
+            // A configuration is a few KiB; a huge file is a mistake, not a configuration.
+            guard bytes.count <= 1 << 20 else { throw SystemError(call: "read(\(path))", errno: .fileTooLarge) }
         }
-        return nsError.localizedDescription
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
