@@ -771,7 +771,8 @@ tb_start_rackd() {
     fi
     # Each rackd serves rackctl on a socket of its own (tb_rackctl NAME talks to it), and reads no
     # /etc/rackd/rackd.conf the machine may have unless the test names a configuration.
-    local own=(--control-socket "$TB_DIR/rackd-$name.sock")
+    local own=()
+    [[ " $* " == *" --control-socket "* ]] || own+=(--control-socket "$TB_DIR/rackd-$name.sock")
     [[ " $* " == *" --config "* ]] || own+=(--config /dev/null)
     tb_bg "$ns" "rackd-$name" "$bin" "${own[@]}" "$@" || return 1
     pid=$TB_LAST_PID

@@ -36,6 +36,8 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var ok: Bool
     /// What went wrong and what to do, when `ok` is false.
     public var error: String?
+    /// True when the request was refused because of who sent it (rackctl exits 77).
+    public var denied: Bool?
     /// For status.
     public var status: StatusReport?
     /// For suspend and resume: the connections the request changed, and those it left alone with why.
@@ -52,6 +54,12 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     }
 
     public static func failure(_ message: String) -> ControlResponse { ControlResponse(ok: false, error: message) }
+
+    public static func refusal(_ message: String) -> ControlResponse {
+        var response = ControlResponse(ok: false, error: message)
+        response.denied = true
+        return response
+    }
 }
 
 public struct UnchangedConnection: Codable, Sendable, Equatable {

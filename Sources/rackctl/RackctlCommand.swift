@@ -45,7 +45,7 @@ struct SocketOptions: ParsableArguments {
         guard response.ok else {
             let message = response.error ?? "the request failed"
             printError("rackd: \(message)")
-            throw ExitCode(message.contains("needs root") ? 77 : 1)
+            throw ExitCode(response.denied == true ? 77 : 1)
         }
         return response
     }

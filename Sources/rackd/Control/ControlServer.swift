@@ -56,6 +56,8 @@ final class ControlServer: Sendable {
             if fds[1].revents != 0 { break }
             if fds[0].revents != 0 { acceptOne() }
         }
+        // Gone before rackd exits, so rackctl says "not running" rather than "nothing listens".
+        unlink(socket.path)
     }
 
     private func acceptOne() {
@@ -89,7 +91,7 @@ final class ControlServer: Sendable {
         let who: Logger.Metadata = ["client.uid": "\(peer.uid)", "client.pid": "\(peer.pid)", "control.command": "\(request.command.rawValue)"]
         if case .denied(let reason) = ControlAccess.decide(request, from: peer, statusGroup: statusGroup) {
             logger.notice("control request refused", metadata: who.merging(["reason": "\(reason)"]) { $1 })
-            return .failure(reason)
+            return .refusal(reason)
         }
         if request.changesState {
             let target = request.id.map { "connection \($0)" } ?? "all connections"
