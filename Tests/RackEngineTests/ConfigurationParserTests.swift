@@ -31,7 +31,7 @@ import Testing
         ("[daemon]\nqueue = twelve\n", 2, "queue: 'twelve' is not a whole number"),
         ("mode = racks\n", 1, "'mode' is outside any section; put it under [daemon] or another section"),
         ("[daemon]\n\ncolour = blue\n", 3, "unknown key 'colour' in [daemon]; known keys: firewall-mark, mode, queue, queue-max-length, rules"),
-        ("[deamon]\n", 1, "unknown section [deamon]; known sections: [daemon], [heartbeat], [limits], [policy], [suspension]"),
+        ("[deamon]\n", 1, "unknown section [deamon]; known sections: [control], [daemon], [heartbeat], [limits], [policy], [suspension]"),
         ("[daemon\n", 1, "malformed section header '[daemon'; write it as [name]"),
         ("[daemon]\nmode\n", 2, "expected 'key = value', found 'mode'"),
         ("[daemon]\nmode =\n", 2, "'mode' has no value"),
@@ -92,5 +92,32 @@ import Testing
     @Test func errorDescriptionStartsWithTheLine() {
         let error = ConfigurationError(line: 7, message: "bad")
         #expect(error.description == "line 7: bad")
+    }
+
+    @Test func controlSectionSetsTheSocketAndTheStatusGroup() throws {
+        let text = "[control]\nsocket = /run/rackd-test/ctl.sock\nstatus-group = adm\n"
+        let unresolved = try ConfigurationParser.parse(text)
+        #expect(unresolved.controlSocketPath == "/run/rackd-test/ctl.sock")
+        #expect(unresolved.statusGroup == StatusGroup(name: "adm"))
+        let resolved = try ConfigurationParser.parse(text, resolveGroup: { $0 == "adm" ? 4 : nil })
+        #expect(resolved.statusGroup == StatusGroup(name: "adm", id: 4))
+        #expect(Configuration().controlSocketPath == "/run/rackd/rackd.sock")
+        #expect(Configuration().statusGroup == nil)
+    }
+
+    @Test func aStatusGroupTheSystemLacksIsAnErrorOnItsLine() {
+        let text = "# rackd\n[control]\n\nstatus-group = operators\n"
+        #expect(throws: ConfigurationError(
+            line: 4,
+            message: "status-group: no group 'operators' on this system; create it (groupadd operators) or remove the line")) {
+            try ConfigurationParser.parse(text, resolveGroup: { _ in nil })
+        }
+    }
+
+    @Test func aSocketPathMustFitASocketAddress() {
+        let long = "/" + String(repeating: "a", count: 120)
+        #expect(throws: ConfigurationError(line: 2, message: "socket: the path is 121 bytes; a unix socket path holds at most 107")) {
+            try ConfigurationParser.parse("[control]\nsocket = \(long)\n")
+        }
     }
 }
