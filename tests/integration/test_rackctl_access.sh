@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_rackctl_access.sh: who may talk to rackd. Root may do everything; a member of [control]
-# status-group may read status and nothing else; anyone else is refused, by the socket file's mode and,
-# when the mode lets them in, by rackd's own SO_PEERCRED check. rackctl without a daemon says so and exits
-# 69. The socket is removed when rackd stops.
+# status-group may read status and nothing else; anyone else is refused: by rackd's own SO_PEERCRED check
+# when a status group opens the socket file (0666), by the file's mode (0600) when none does. rackctl
+# without a daemon says so and exits 69. The socket is removed when rackd stops.
 # timeout: 120
 set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -41,24 +41,27 @@ expect_exit() {
 }
 
 nogroup=$(getent group nogroup | cut -d: -f3)
-tb_assert "the socket is 0660 root:nogroup" test "$(stat -c '%a %U %G' "$socket")" = "660 root nogroup"
+tb_assert "with a status group the socket is 0666 (rackd checks each client)" test "$(stat -c '%a %U' "$socket")" = "666 root"
 tb_assert "root reads status" "$pub/rackctl" status --socket "$socket"
 expect_exit 0 "a member of the status group (supplementary) reads status" as 4242 4242 "$nogroup" -- status
 expect_exit 0 "a member of the status group (primary) reads status as JSON" as 4242 "$nogroup" -- status --json
 expect_exit 77 "a member of the status group may not suspend" as 4242 4242 "$nogroup" -- suspend --all
 tb_assert "rackd says suspend needs root" grep -q "needs root" "$TB_DIR/last.err"
 expect_exit 77 "a member of the status group may not resume" as 4242 4242 "$nogroup" -- resume --all
-expect_exit 77 "a stranger is refused status by the socket's mode" as 4243 4243 -- status
-tb_assert "rackctl says permission denied" grep -q "permission denied" "$TB_DIR/last.err"
-
-# Open the file to everyone: rackd's own credential check must still refuse the stranger.
-chmod 666 "$socket"
-expect_exit 77 "a stranger past the file mode is refused status by SO_PEERCRED" as 4243 4243 -- status
+expect_exit 77 "a stranger is refused status by SO_PEERCRED" as 4243 4243 -- status
 tb_assert "the refusal comes from rackd" grep -q "^rackd: status needs root" "$TB_DIR/last.err"
-expect_exit 77 "a stranger past the file mode is refused suspend by SO_PEERCRED" as 4243 4243 -- suspend --all
+expect_exit 77 "a stranger is refused suspend by SO_PEERCRED" as 4243 4243 -- suspend --all
 tb_assert "rackd logged the refusals with the client's uid" grep -q "control request refused.*client.uid=4243" "$TB_DIR/rackd-a.log"
-
 tb_assert "rackd stops cleanly" tb_stop_rackd "$TB_A" a
+
+# Without a status group the file itself keeps everyone but root out.
+tb_start_rackd "$TB_A" a2 --config /dev/null --control-socket "$socket"
+tb_assert "without a status group the socket is 0600" test "$(stat -c '%a %U' "$socket")" = "600 root"
+tb_assert "root reads status" "$pub/rackctl" status --socket "$socket"
+expect_exit 77 "a stranger is refused by the socket's mode" as 4243 4243 -- status
+tb_assert "rackctl says permission denied" grep -q "permission denied" "$TB_DIR/last.err"
+expect_exit 77 "so is a member of nogroup" as 4242 4242 "$nogroup" -- status
+tb_assert "rackd stops cleanly" tb_stop_rackd "$TB_A" a2
 tb_assert "the socket is gone after rackd stopped" test ! -e "$socket"
 expect_exit 69 "rackctl without rackd" "$pub/rackctl" status --socket "$socket"
 tb_assert "it says rackd is not running and how to start it" grep -q "rackd is not running.*systemctl start rackd" "$TB_DIR/last.err"

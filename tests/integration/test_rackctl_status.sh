@@ -57,6 +57,7 @@ tb_blackhole_on b2a   # A -> B works again; B -> A still does not
 tb_assert "B's status shows the connection resuming" control_wait_state b resuming 10
 tb_blackhole_off
 tb_assert "B's status shows the connection healthy again" control_wait_state b healthy 10
+tb_wait_for "[[ \$(tail -n 1 '$TB_DIR/states-b') == healthy ]]" 5 0.05 || true  # the watcher's own poll
 control_watch_stop
 echo "states B reported: $(paste -sd' ' "$TB_DIR/states-b")"
 # "suspect" (quiet, probes outstanding) may come between healthy and suspended.

@@ -21,7 +21,7 @@ final class ControlServer: Sendable {
     private let stopPipe: (read: CInt, write: CInt)
 
     init(path: String, statusGroup: UInt32?, mailbox: ControlMailbox, logger: Logger) throws {
-        socket = try ControlSocket(path: path, statusGroup: statusGroup)
+        socket = try ControlSocket(path: path, openToOthers: statusGroup != nil)
         var fds: [CInt] = [0, 0]
         guard pipe(&fds) == 0 else { throw SystemError.current("pipe(control stop)") }
         _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)

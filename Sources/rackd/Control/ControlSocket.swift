@@ -1,8 +1,9 @@
 // rackd — the control socket's file and its clients' credentials (unix-domain, SOCK_STREAM).
 //
-// The file is root's: mode 0600, or 0660 with the status group as its group, so the kernel turns most
-// strangers away at connect(2). rackd still checks every client's credentials (SO_PEERCRED,
-// SO_PEERGROUPS) before it answers, whatever the mode says.
+// Without a status group the file is mode 0600, so only root can connect at all. With one it is 0666 and
+// rackd's own check decides: every client's credentials come from the kernel (SO_PEERCRED,
+// SO_PEERGROUPS) and only root and the group's members are answered. (Giving the file the group instead
+// would need CAP_CHOWN, which the hardened unit does not grant.)
 
 import CLinuxNetlink
 import RackControl
@@ -17,7 +18,7 @@ struct ControlSocket: ~Copyable {
 
     /// Binds and listens at `path`, replacing a stale socket left by a rackd that died; refuses when
     /// another rackd answers there, or when something that is not a socket has the name.
-    init(path: String, statusGroup: UInt32?) throws {
+    init(path: String, openToOthers: Bool) throws {
         try Self.prepareDirectory(of: path)
         try Self.removeStale(path)
         let fd = socket(AF_UNIX, CLNL_SOCK_STREAM | CLNL_SOCK_CLOEXEC, 0)
@@ -34,9 +35,9 @@ struct ControlSocket: ~Copyable {
             close(fd)
             throw error
         }
-        if let statusGroup {
-            guard chown(path, 0, statusGroup) == 0, chmod(path, 0o660) == 0 else {
-                let error = SystemError.current("chown/chmod(\(path))")
+        if openToOthers {
+            guard chmod(path, 0o666) == 0 else {
+                let error = SystemError.current("chmod(\(path))")
                 close(fd)
                 unlink(path)
                 throw error
