@@ -4,6 +4,7 @@
 // Linux ≥ 4.5 the IPv6 equivalent). Every packet carries rackd's firewall mark (SO_MARK), so rackd's
 // own rules accept it before any queue rule can see it (zapret's desync_fwmark idea).
 
+import CLinuxNetlink
 import CNftables
 import SystemPackage
 
@@ -34,7 +35,7 @@ final class RawInjector {
 
     private static func openSocket(family: CInt, name: String, mark: UInt32) throws(SystemError) -> CInt {
         let fd = try syscall("socket(\(name), SOCK_RAW, IPPROTO_RAW)") {
-            socket(family, CInt(SOCK_RAW.rawValue) | CInt(SOCK_CLOEXEC.rawValue), CInt(IPPROTO_RAW))
+            socket(family, CLNL_SOCK_RAW | CLNL_SOCK_CLOEXEC, CInt(IPPROTO_RAW))
         }
         var value = mark
         do {
