@@ -1,7 +1,12 @@
 // rackd — the control protocol's framing and JSON: one line per message, snake_case keys, sorted so the
 // output is stable for scripts and tests.
 
+// FoundationEssentials (JSON, no ICU) keeps rackctl small: the full Foundation links ICU's data (~40 MB).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 public enum ControlCoding {
     /// The longest request rackd reads; real ones are under 100 bytes.

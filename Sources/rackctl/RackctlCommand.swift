@@ -4,9 +4,18 @@
 // running; 77 permission denied.
 
 import ArgumentParser
+// FoundationEssentials (JSON, no ICU) keeps rackctl small: the full Foundation links ICU's data (~40 MB).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RackControl
 import RackEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct RackctlCommand: ParsableCommand {
@@ -125,5 +134,6 @@ private func report(_ response: ControlResponse, verb: String) {
 }
 
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    let bytes = Array((message + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }

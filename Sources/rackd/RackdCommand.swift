@@ -99,13 +99,15 @@ extension RackdCommand {
         }
     }
 
-    struct Cleanup: AsyncParsableCommand {
+    /// Synchronous: run by ExecStopPost, it needs no concurrency runtime (whose worker threads ask for a
+    /// priority the unit does not grant, and say so in the journal).
+    struct Cleanup: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove rackd's nftables table (inet rackd). Succeeds when it is already gone.")
 
         @OptionGroup var common: CommonOptions
 
-        func run() async throws {
+        func run() throws {
             let logger = common.makeLogger()
             do {
                 let removed = try NftablesInstaller(logger: logger).remove()
