@@ -2,10 +2,18 @@
 // configuration, `rackd cleanup` removes its rules.
 
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import RackEngine
 import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct RackdCommand: AsyncParsableCommand {
@@ -62,7 +70,8 @@ extension RackdCommand {
                 configuration = try source.load()
                 if let controlSocket { configuration.controlSocketPath = controlSocket }
             } catch {
-                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                let line = Array("\(error)\n".utf8)
+                _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
                 throw ExitCode(1)
             }
             if checkConfig {

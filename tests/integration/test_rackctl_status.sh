@@ -47,9 +47,12 @@ tb_blackhole_on
 tb_assert "B's status shows the connection suspended" control_wait_state b suspended 10
 json=$(tb_rackctl b status --json)
 tb_assert "while suspended: suspended_since is set and bytes are held" python3 - "$json" <<'PY'
-import json, sys
+import datetime, json, re, sys
 c = json.loads(sys.argv[1])["connections"][0]
-assert c["suspended_since"].endswith("Z") and c["suspended_seconds"] >= 0, c
+assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", c["suspended_since"]), c
+since = datetime.datetime.strptime(c["suspended_since"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+ago = (datetime.datetime.now(datetime.timezone.utc) - since).total_seconds()
+assert 0 <= c["suspended_seconds"] < 30 and abs(ago - c["suspended_seconds"]) < 3, (c, ago)
 assert c["bytes_held"] > 0, c
 PY
 sleep 3

@@ -1,7 +1,6 @@
 // rackd — runs the control server on its own thread as a ServiceLifecycle service, beside the data
 // plane. It blocks in poll(2) and accept(2), so it takes a thread rather than a slot in Swift's pool.
 
-import Foundation
 import ServiceLifecycle
 
 /// Runs the control server on its own thread as a ServiceLifecycle service.
@@ -13,12 +12,10 @@ struct ControlService: Service {
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let thread = Thread {
+                    DedicatedThread.start(name: "rackd-control") {
                         server.run()
                         continuation.resume()
                     }
-                    thread.name = "rackd control"
-                    thread.start()
                 }
             } onGracefulShutdown: {
                 server.requestStop()

@@ -1,9 +1,12 @@
 // rackd — turns the engine's view of its connections into the status report rackctl shows. Runs on the
 // data-plane thread, which owns the engine.
 
-import Foundation
 import RackControl
 import RackEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the daemon counts itself, for the report's summary.
 struct EventTally {
@@ -27,7 +30,7 @@ struct StatusReportBuilder {
     let startedAt: EngineInstant
 
     func report(connections: [ConnectionStatus], queue: NFQueueReader.Counters, tally: EventTally,
-                now: EngineInstant, wallNow: Date) -> StatusReport {
+                now: EngineInstant, wallNow: timespec) -> StatusReport {
         let daemon = DaemonReport(
             version: RackEngineVersion.string, pid: getpid(), mode: configuration.mode.rawValue, rules: rulesVariant,
             uptimeSeconds: seconds(now.duration(since: startedAt)),
@@ -43,7 +46,7 @@ struct StatusReportBuilder {
                 peerKind: "rackd", role: connection.role.rawValue, state: connection.phase.rawValue,
                 heldByOperator: connection.heldByOperator,
                 lastHeardSecondsAgo: seconds(now.duration(since: connection.lastHeard)),
-                suspendedSince: suspendedFor.map { Self.rfc3339(wallNow.addingTimeInterval(-$0)) },
+                suspendedSince: suspendedFor.map { Self.rfc3339(secondsSinceEpoch: Int(wallNow.tv_sec) - Int($0.rounded())) },
                 suspendedSeconds: suspendedFor, bytesHeld: connection.bytesHeld,
                 resumptions: connection.resumptions, keySuite: connection.keySuite)
         })
@@ -54,7 +57,16 @@ struct StatusReportBuilder {
         return (rounded * 1000).rounded() / 1000
     }
 
-    private static func rfc3339(_ date: Date) -> String {
-        ISO8601DateFormatter().string(from: date)
+    /// "2026-11-21T15:22:21Z".
+    static func rfc3339(secondsSinceEpoch: Int) -> String {
+        var seconds = time_t(secondsSinceEpoch)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))Z"
     }
 }

@@ -2,7 +2,6 @@
 // when it exists, else the built-in defaults. Group names are looked up here, so a status-group that
 // does not exist is an error with its line, at --check-config and at start alike.
 
-import Foundation
 import RackEngine
 import SystemPackage
 
@@ -18,7 +17,7 @@ struct ConfigurationSource {
     var name: String { path ?? "(built-in defaults)" }
 
     private var path: String? {
-        explicitPath ?? (FileManager.default.fileExists(atPath: defaultPath) ? defaultPath : nil)
+        explicitPath ?? (access(defaultPath, F_OK) == 0 ? defaultPath : nil)
     }
 
     /// The configuration, or an error reading "PATH: line N: reason".

@@ -9,7 +9,6 @@
 // - start: bind the queue, then install the rules, so no packet is queued before someone listens;
 // - stop: delete the rules, give every packet still queued its verdict, then unbind.
 
-import Foundation
 import Logging
 import RackControl
 import RackEngine
@@ -290,7 +289,7 @@ final class DataPlane: Sendable {
         case .status:
             let report = state.statusBuilder.report(
                 connections: state.engine.connections, queue: state.reader.counters, tally: state.tally, now: now,
-                wallNow: Date())
+                wallNow: Self.wallClock())
             return ControlResponse(ok: true, status: report)
         case .suspend, .resume:
             let target: OperatorTarget
@@ -314,6 +313,12 @@ final class DataPlane: Sendable {
                 return .failure(error.description)
             }
         }
+    }
+
+    private static func wallClock() -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return now
     }
 
     // MARK: systemd

@@ -4,7 +4,6 @@
 // pool. A graceful shutdown (SIGTERM, SIGINT) or cancellation asks the loop to stop and waits for it to
 // remove the rules and give every queued packet its verdict.
 
-import Foundation
 import ServiceLifecycle
 
 struct DataPlaneService: Service {
@@ -15,7 +14,7 @@ struct DataPlaneService: Service {
         try await withTaskCancellationHandler {
             try await withGracefulShutdownHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                    let thread = Thread {
+                    DedicatedThread.start(name: "rackd-dataplane") {
                         do {
                             try dataPlane.run()
                             continuation.resume()
@@ -23,8 +22,6 @@ struct DataPlaneService: Service {
                             continuation.resume(throwing: error)
                         }
                     }
-                    thread.name = "rackd data plane"
-                    thread.start()
                 }
             } onGracefulShutdown: {
                 dataPlane.requestStop()

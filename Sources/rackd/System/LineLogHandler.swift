@@ -6,8 +6,11 @@
 // level (SyslogLevelPrefix) and adds its own timestamp. On a terminal a line starts with the time and
 // the level instead. A line is written with one write(2), so two threads never interleave.
 
-import Foundation
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct LineLogHandler: LogHandler {
     enum Format {
@@ -50,7 +53,7 @@ struct LineLogHandler: LogHandler {
             text += " \(key)=\(all[key]!)"
         }
         // One event, one line, whatever a value contains.
-        var bytes = Array(text.replacingOccurrences(of: "\n", with: "\\n").utf8)
+        var bytes = Array(text.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\\n").utf8)
         bytes.append(0x0A)
         bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
     }
@@ -72,8 +75,12 @@ struct LineLogHandler: LogHandler {
         var seconds = now.tv_sec
         var parts = tm()
         localtime_r(&seconds, &parts)
-        let millis = now.tv_nsec / 1_000_000
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
+            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))"
+            + ".\(pad(now.tv_nsec / 1_000_000, 3))"
     }
 }
