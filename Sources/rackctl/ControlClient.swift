@@ -42,9 +42,7 @@ struct ControlClient {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .failed("socket(AF_UNIX): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        UnixSocket.setTimeouts(fd, seconds: timeoutSeconds)
         try connect(fd)
         let line: [UInt8]
         do {
@@ -52,8 +50,10 @@ struct ControlClient {
         } catch {
             throw .failed("could not encode the request: \(error)")
         }
-        try writeAll(fd, line)
-        let answer = try readLine(fd)
+        guard UnixSocket.sendAll(fd, line) else {
+            throw .failed("could not send the request: \(String(cString: strerror(errno)))")
+        }
+        let answer = try readAnswer(fd)
         do {
             return try ControlCoding.decode(ControlResponse.self, from: answer)
         } catch {
@@ -62,17 +62,8 @@ struct ControlClient {
     }
 
     private func connect(_ fd: CInt) throws(ControlClientError) {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        guard let result = UnixSocket.withAddress(path, { Glibc.connect(fd, $0, $1) }) else {
             throw .failed("socket path too long: \(path)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
         }
         guard result != 0 else { return }
         switch errno {
@@ -83,32 +74,14 @@ struct ControlClient {
         }
     }
 
-    private func writeAll(_ fd: CInt, _ bytes: [UInt8]) throws(ControlClientError) {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw .failed("could not send the request: \(String(cString: strerror(errno)))") }
-            sent += n
+    /// rackd's answer: one line, or everything it sent before closing.
+    private func readAnswer(_ fd: CInt) throws(ControlClientError) -> [UInt8] {
+        switch UnixSocket.readLine(fd, limit: Int.max) {
+        case .line(let answer): return answer
+        case .empty, .tooLong: throw .failed("rackd closed the connection without an answer")
+        case .failed(let code):
+            let reason = code == EAGAIN ? "no answer within \(timeoutSeconds) s" : String(cString: strerror(code))
+            throw .failed("could not read rackd's answer: \(reason)")
         }
-    }
-
-    /// Reads to the first newline (or the end of the stream).
-    private func readLine(_ fd: CInt) throws(ControlClientError) -> [UInt8] {
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 {
-                let reason = errno == EAGAIN ? "no answer within \(timeoutSeconds) s" : String(cString: strerror(errno))
-                throw .failed("could not read rackd's answer: \(reason)")
-            }
-            if n == 0 { break }
-            answer += buffer[..<n]
-            if let newline = answer.firstIndex(of: 0x0A) { return Array(answer[..<newline]) }
-        }
-        guard !answer.isEmpty else { throw .failed("rackd closed the connection without an answer") }
-        return answer
     }
 }

@@ -12,6 +12,18 @@ import Testing
         }
     }
 
+    /// A holds the connection (rackctl suspend); B loses and regains its address, so it is suspended too
+    /// and challenges A over a working path.
+    static func heldByAWhileBChallenges() throws -> RacksPair {
+        var pair = RacksPair()
+        try pair.connect()
+        try pair.advance(by: .seconds(2))
+        try pair.route(try pair.a.suspendByOperator(.all, now: pair.now).output, from: .a)
+        try pair.route(pair.b.handleLinkEvent(.addressesLost([RacksPair.addressB]), now: pair.now), from: .b)
+        try pair.route(pair.b.handleLinkEvent(.addressesAvailable([RacksPair.addressB]), now: pair.now), from: .b)
+        return pair
+    }
+
     @Test func suspendHoldsAHealthyConnectionAsAnOutageWould() throws {
         var pair = RacksPair()
         try pair.connect()
@@ -28,13 +40,7 @@ import Testing
     }
 
     @Test func aHeldConnectionStaysHeldWhileThePathWorks() throws {
-        var pair = RacksPair()
-        try pair.connect()
-        try pair.advance(by: .seconds(2))
-        try pair.route(try pair.a.suspendByOperator(.all, now: pair.now).output, from: .a)
-        // B loses and regains its address, so it is suspended too and challenges A over a working path.
-        try pair.route(pair.b.handleLinkEvent(.addressesLost([RacksPair.addressB]), now: pair.now), from: .b)
-        try pair.route(pair.b.handleLinkEvent(.addressesAvailable([RacksPair.addressB]), now: pair.now), from: .b)
+        var pair = try Self.heldByAWhileBChallenges()
         let sentBefore = pair.wireFromA.count
         try pair.advance(by: .seconds(30))
         #expect(pair.phase(.a) == .suspended)
@@ -44,12 +50,7 @@ import Testing
     }
 
     @Test func resumeChallengesAtOnceAndBothEndsResume() throws {
-        var pair = RacksPair()
-        try pair.connect()
-        try pair.advance(by: .seconds(2))
-        try pair.route(try pair.a.suspendByOperator(.all, now: pair.now).output, from: .a)
-        try pair.route(pair.b.handleLinkEvent(.addressesLost([RacksPair.addressB]), now: pair.now), from: .b)
-        try pair.route(pair.b.handleLinkEvent(.addressesAvailable([RacksPair.addressB]), now: pair.now), from: .b)
+        var pair = try Self.heldByAWhileBChallenges()
         try pair.advance(by: .seconds(10))
         let sentBefore = pair.wireFromA.count
         let outcome = try pair.a.resumeByOperator(.connection(id: 1), now: pair.now)

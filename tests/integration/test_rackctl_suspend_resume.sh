@@ -16,15 +16,23 @@ source "$here/lib/racks.sh"
 source "$here/lib/control.sh"
 tb_require_rackd
 
+# hold_command HOW VERB OUT: suspend (VERB=suspend) or resume (VERB=resume) every connection of A through HOW
+# (rackctl, or the sleep hook's pre / post), its output in OUT.
+hold_command() {
+    local how=$1 verb=$2 out=$3 phase=pre
+    [[ $verb == resume ]] && phase=post
+    case $how in
+    rackctl) tb_rackctl a "$verb" --all | tee "$out" ;;
+    hook) RACKCTL=$(tb_rackctl_bin) RACKD_SOCKET=$TB_DIR/rackd-a.sock "$repo/packaging/systemd/rackd-sleep" "$phase" suspend \
+        2>&1 | tee "$out" ;;
+    esac
+}
+
 # held_round N HOW: one suspend/resume round, HOW = rackctl | hook.
 held_round() {
     local round=$1 how=$2 ms sent_before sent_after
     echo "round $round: suspend through $how"
-    case $how in
-    rackctl) tb_rackctl a suspend --all | tee "$TB_DIR/suspend-$round.out" ;;
-    hook) RACKCTL=$(tb_rackctl_bin) RACKD_SOCKET=$TB_DIR/rackd-a.sock "$repo/packaging/systemd/rackd-sleep" pre suspend \
-        2>&1 | tee "$TB_DIR/suspend-$round.out" ;;
-    esac
+    hold_command "$how" suspend "$TB_DIR/suspend-$round.out"
     tb_assert "round $round: the suspend named connection 1" grep -q "suspended 1 connection: 1" "$TB_DIR/suspend-$round.out"
     tb_assert "round $round: A's status: suspended and held" control_wait_state a "suspended+held" 2
     tb_assert "round $round: B sees an outage and suspends" racks_wait_count b "conn.state=suspended" "$round" 10
@@ -37,11 +45,7 @@ held_round() {
     echo "round $round: A's unacknowledged bytes ${sent_before} then ${sent_after}"
     tb_assert "round $round: nothing of A's is acknowledged while held" test "$sent_before" = "$sent_after"
     tb_assert "round $round: status reports the held bytes" test "$(control_field a 's["connections"][0]["bytes_held"]')" -gt 0
-    case $how in
-    rackctl) tb_rackctl a resume --all | tee "$TB_DIR/resume-$round.out" ;;
-    hook) RACKCTL=$(tb_rackctl_bin) RACKD_SOCKET=$TB_DIR/rackd-a.sock "$repo/packaging/systemd/rackd-sleep" post suspend \
-        2>&1 | tee "$TB_DIR/resume-$round.out" ;;
-    esac
+    hold_command "$how" resume "$TB_DIR/resume-$round.out"
     tb_assert "round $round: the resume named connection 1" grep -q "resuming 1 connection: 1" "$TB_DIR/resume-$round.out"
     ms=$(racks_resume_time_ms "$round")
     echo "round $round: both ends resumed ${ms} ms after the resume"

@@ -65,11 +65,10 @@ final class ControlServer: Sendable {
         guard client >= 0 else { return }
         _ = fcntl(client, F_SETFD, FD_CLOEXEC)
         defer { close(client) }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        UnixSocket.setTimeouts(client, seconds: 2)
         let response = respond(to: client)
-        if let line = try? ControlCoding.line(response) { writeAll(client, line) }
+        // A client that left gets nothing; there is no one to tell.
+        if let line = try? ControlCoding.line(response) { _ = UnixSocket.sendAll(client, line, flags: CLNL_MSG_NOSIGNAL) }
     }
 
     private func respond(to client: CInt) -> ControlResponse {
@@ -79,7 +78,7 @@ final class ControlServer: Sendable {
         } catch {
             return .failure("rackd could not read your credentials: \(error)")
         }
-        guard let line = readRequestLine(client) else {
+        guard case .line(let line) = UnixSocket.readLine(client, limit: ControlCoding.maximumRequestBytes) else {
             return .failure("expected one request line of JSON of at most \(ControlCoding.maximumRequestBytes) bytes")
         }
         let request: ControlRequest
@@ -100,29 +99,5 @@ final class ControlServer: Sendable {
             logger.debug("control request", metadata: who)
         }
         return mailbox.submit(request)
-    }
-
-    /// The bytes up to the first newline, or nil when the client sends too much, too slowly, or nothing.
-    private func readRequestLine(_ client: CInt) -> [UInt8]? {
-        var line: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        while line.count <= ControlCoding.maximumRequestBytes {
-            let n = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return line.isEmpty ? nil : line }
-            line += buffer[..<n]
-            if let newline = line.firstIndex(of: 0x0A) { return Array(line[..<newline]) }
-        }
-        return nil
-    }
-
-    private func writeAll(_ client: CInt, _ bytes: [UInt8]) {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { send(client, $0.baseAddress, $0.count, CLNL_MSG_NOSIGNAL) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }  // the client left; nothing to tell it
-            sent += n
-        }
     }
 }

@@ -23,12 +23,9 @@ struct ControlSocket: ~Copyable {
         try Self.removeStale(path)
         let fd = socket(AF_UNIX, CLNL_SOCK_STREAM | CLNL_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { throw SystemError.current("socket(AF_UNIX)") }
-        var address = Self.address(path)
         // No window in which the socket exists with a looser mode than the one it ends with.
         let previousMask = umask(0o177)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = UnixSocket.withAddress(path) { bind(fd, $0, $1) } ?? -1
         umask(previousMask)
         guard bound == 0 else {
             let error = SystemError.current("bind(\(path))")
@@ -74,13 +71,6 @@ struct ControlSocket: ~Copyable {
             groups: gotGroups ? Array(groups.prefix(Int(groupsLength) / MemoryLayout<gid_t>.size)) : [])
     }
 
-    private static func address(_ path: String) -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8).prefix($0.count - 1)) }
-        return address
-    }
-
     /// Creates the socket's directory (0755) when it is missing; systemd's RuntimeDirectory usually has.
     private static func prepareDirectory(of path: String) throws {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
@@ -101,11 +91,7 @@ struct ControlSocket: ~Copyable {
         // Someone answering there is another rackd: two would fight over the same queue and rules.
         let probe = socket(AF_UNIX, CLNL_SOCK_STREAM | CLNL_SOCK_CLOEXEC, 0)
         defer { close(probe) }
-        var address = address(path)
-        let answered = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if answered == 0 { throw ControlSocketError.inUse(path) }
+        if UnixSocket.withAddress(path, { connect(probe, $0, $1) }) == 0 { throw ControlSocketError.inUse(path) }
         unlink(path)
     }
 }

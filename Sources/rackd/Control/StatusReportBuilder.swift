@@ -46,7 +46,7 @@ struct StatusReportBuilder {
                 peerKind: "rackd", role: connection.role.rawValue, state: connection.phase.rawValue,
                 heldByOperator: connection.heldByOperator,
                 lastHeardSecondsAgo: seconds(now.duration(since: connection.lastHeard)),
-                suspendedSince: suspendedFor.map { Self.rfc3339(secondsSinceEpoch: Int(wallNow.tv_sec) - Int($0.rounded())) },
+                suspendedSince: suspendedFor.map { TimeText.rfc3339UTC(secondsSinceEpoch: Int(wallNow.tv_sec) - Int($0.rounded())) },
                 suspendedSeconds: suspendedFor, bytesHeld: connection.bytesHeld,
                 resumptions: connection.resumptions, keySuite: connection.keySuite)
         })
@@ -55,18 +55,5 @@ struct StatusReportBuilder {
     private func seconds(_ duration: Duration) -> Double {
         let rounded = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         return (rounded * 1000).rounded() / 1000
-    }
-
-    /// "2026-11-21T15:22:21Z".
-    static func rfc3339(secondsSinceEpoch: Int) -> String {
-        var seconds = time_t(secondsSinceEpoch)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))Z"
     }
 }

@@ -47,7 +47,7 @@ struct LineLogHandler: LogHandler {
         case .journal:
             text = "<\(Self.syslogPriority(event.level))>\(event.message)"
         case .terminal:
-            text = "\(Self.timestamp()) \(event.level) \(event.message)"
+            text = "\(TimeText.localNow()) \(event.level) \(event.message)"
         }
         for key in all.keys.sorted() {
             text += " \(key)=\(all[key]!)"
@@ -67,20 +67,5 @@ struct LineLogHandler: LogHandler {
         case .error: 3
         case .critical: 2
         }
-    }
-
-    private static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        localtime_r(&seconds, &parts)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
-            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))"
-            + ".\(pad(now.tv_nsec / 1_000_000, 3))"
     }
 }

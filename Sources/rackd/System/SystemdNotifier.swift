@@ -5,6 +5,7 @@
 // dependencies to the netfilter libraries. Outside systemd (no $NOTIFY_SOCKET) every call does nothing.
 
 import CLinuxNetlink
+import RackControl
 import RackEngine
 
 #if canImport(Glibc)
@@ -12,27 +13,19 @@ import Glibc
 #endif
 
 final class SystemdNotifier: Sendable {
-    private let address: sockaddr_un?
-    private let addressLength: socklen_t
+    /// $NOTIFY_SOCKET: a path, or "@name" in the abstract namespace; nil outside systemd.
+    private let socketPath: String?
     private let descriptor: CInt
     /// How often systemd wants WATCHDOG=1: half its WatchdogSec, as sd_watchdog_enabled(3) advises.
     let watchdogInterval: Duration?
 
     init(environment: [String: String]) {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        var path = Array((environment["NOTIFY_SOCKET"] ?? "").utf8)
-        // "@name" names a socket in the abstract namespace: a leading NUL on the wire.
-        if path.first == UInt8(ascii: "@") { path[0] = 0 }
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        if !path.isEmpty && path.count < capacity && (path[0] == UInt8(ascii: "/") || path[0] == 0) {
-            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path) }
-            self.address = address
-            addressLength = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
+        let path = environment["NOTIFY_SOCKET"] ?? ""
+        if (path.hasPrefix("/") || path.hasPrefix("@")) && UnixSocket.withAddress(path, { _, _ in true }) == true {
+            socketPath = path
             descriptor = socket(AF_UNIX, CLNL_SOCK_DGRAM | CLNL_SOCK_CLOEXEC, 0)
         } else {
-            self.address = nil
-            addressLength = 0
+            socketPath = nil
             descriptor = -1
         }
         // WATCHDOG_PID, when set, names the process systemd watches; a child must not answer for it.
@@ -56,14 +49,10 @@ final class SystemdNotifier: Sendable {
     /// Sends one notification, e.g. "READY=1" or "STATUS=…". Best effort: systemd not listening is not
     /// rackd's failure.
     func notify(_ state: String) {
-        guard descriptor >= 0, var address else { return }
+        guard descriptor >= 0, let socketPath else { return }
         let bytes = Array(state.utf8)
-        _ = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                bytes.withUnsafeBytes {
-                    sendto(descriptor, $0.baseAddress, $0.count, CLNL_MSG_NOSIGNAL, socketAddress, addressLength)
-                }
-            }
+        _ = UnixSocket.withAddress(socketPath) { address, length in
+            bytes.withUnsafeBytes { sendto(descriptor, $0.baseAddress, $0.count, CLNL_MSG_NOSIGNAL, address, length) }
         }
     }
 }
