@@ -60,7 +60,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Fuzzing (issue: every parser that reads bytes from the network). fuzz/run builds these with
+        // Fuzzing (issue: every parser that reads bytes from the network). Fuzz/run builds these with
         // libFuzzer (-sanitize=fuzzer -D FUZZING); a plain build makes them replay files instead.
         .target(name: "RackFuzzing", dependencies: ["RackEngine"], path: "Fuzz/RackFuzzing"),
         .executableTarget(name: "fuzz-wire", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-wire"),

@@ -1,4 +1,4 @@
-// rackd — the libFuzzer target for FuzzBodies.racksMessages. Built with -D FUZZING by fuzz/run, main hands control
+// rackd — the libFuzzer target for FuzzBodies.racksMessages. Built with -D FUZZING by Fuzz/run, main hands control
 // to libFuzzer's driver; without it, the same binary replays the inputs named on its command line.
 
 import RackFuzzing

@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# integration-tests/lib/attacks.sh: an attacker on host R (on the path between A and B, so it can forge any
+# source address) for the security tests. Source after testbed/netns.sh and lib/racks.sh.
+
+# attack_inject ARG...: tools/inject.py run in R.
+attack_inject() { tb_exec "$TB_R" "$TB_TOOLS/inject.py" "$@"; }
+
+# attack_client_port PORT: A's local port of its connection to B's PORT.
+attack_client_port() {
+    tb_exec "$TB_A" ss -tnH state established "( dport = :$1 )" | awk '{print $3; exit}' | sed 's/.*://'
+}
+
+# attack_random_hex BYTES: that many random bytes, as hex.
+attack_random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# attack_setup_suspended: rackd in A and B, a 50 MiB transfer each way running, then a black hole in R
+# that both rackds detect. Sets ATTACK_PORT (A's client port).
+attack_setup_suspended() {
+    racks_setup
+    tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 50M 50M --rate 2500K -- --rate 2500K
+    racks_wait_managed
+    sleep 3
+    ATTACK_PORT=$(attack_client_port 5001)
+    tb_blackhole_on
+    racks_assert_suspended_both 1
+}
+
+# attack_finish_and_check: the path returns; the real resumption succeeds and both streams are intact.
+attack_finish_and_check() {
+    local ms
+    tb_blackhole_off
+    ms=$(racks_resume_time_ms "${1:-1}")
+    echo "the genuine resumption took ${ms} ms after the path returned"
+    tb_assert "the genuine resumption completes within 1 s (${ms} ms)" test "$ms" -le 1000
+    tb_assert "50 MiB each way arrive intact (SHA-256)" tb_xfer_finish bulk 600
+}
+
+# attack_capture_start NAME IF FILE FILTER: tcpdump in R on interface IF into FILE (full packets up to 256 bytes),
+# as background process NAME; returns once tcpdump listens (or fails after 5 s).
+attack_capture_start() {
+    tb_bg "$TB_R" "$1" tcpdump -i "$2" -n -U -s 256 -w "$3" "$4"
+    tb_wait_for "grep -q 'listening on' '$TB_DIR/$1.log'" 5 0.05
+}
+
+# attack_capture_stop NAME: stop capture NAME (SIGINT, so tcpdump flushes its file) and wait for it.
+attack_capture_stop() {
+    kill -INT "$(tb_pid "$1")"
+    tb_wait_bg "$1" 5
+}
+
+# attack_pcap_count FILE FILTER: how many packets of capture FILE match the pcap FILTER.
+attack_pcap_count() { tcpdump -n -r "$1" "$2" 2>/dev/null | wc -l; }
+
+# attack_pcap_payload: a pcap filter for IPv4 TCP segments that carry payload.
+attack_pcap_payload() { echo '(ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) != 0'; }
