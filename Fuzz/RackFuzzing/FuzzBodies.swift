@@ -50,7 +50,7 @@ public enum FuzzBodies {
 
     /// The whole engine, in racks mode, fed arbitrary packets in both directions at advancing times.
     public static func engine(_ bytes: UnsafeRawBufferPointer) {
-        var engine = Engine(configuration: Configuration(), random: FixedRandom())
+        var engine = HostEngine(configuration: Configuration(), random: FixedRandom())
         var offset = 0
         var now = EngineInstant.seconds(1)
         // The input is a sequence of records: direction/length byte, then that many packet bytes.

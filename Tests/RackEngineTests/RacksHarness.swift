@@ -36,8 +36,8 @@ struct RacksPair {
     var flowA: FlowKey { FlowKey(local: clientEnd, remote: serverEnd) }
     var flowB: FlowKey { FlowKey(local: serverEnd, remote: clientEnd) }
 
-    var a: Engine
-    var b: Engine
+    var a: HostEngine
+    var b: HostEngine
     var now = EngineInstant.seconds(100)
     var pathUp = true
     /// When set, messages in this direction are lost (after the black hole check).
@@ -70,8 +70,8 @@ struct RacksPair {
     var wireFromB: [[UInt8]] = []
 
     init(configuration: Configuration = Configuration(), seedA: UInt64 = 1, seedB: UInt64 = 2) {
-        a = Engine(configuration: configuration, random: SeededRandom(seed: seedA))
-        b = Engine(configuration: configuration, random: SeededRandom(seed: seedB))
+        a = HostEngine(configuration: configuration, random: SeededRandom(seed: seedA))
+        b = HostEngine(configuration: configuration, random: SeededRandom(seed: seedB))
     }
 
     // MARK: Handshake

@@ -177,7 +177,7 @@ import Testing
     }
 }
 
-extension Engine {
+extension HostEngine {
     /// The flows the engine asked the data plane to queue, after every change so far.
     var managedFlowSet: Set<FlowKey> { racksManagedFlows }
 }

@@ -28,7 +28,7 @@ final class DataPlane: Sendable {
     private nonisolated(unsafe) let state: State
 
     private final class State {
-        var engine: Engine
+        var engine: HostEngine
         let reader: NFQueueReader
         let installer: NftablesInstaller
         let injector: RawInjector
@@ -46,7 +46,7 @@ final class DataPlane: Sendable {
         var statusChanged = true
         var lastStatusAt: EngineInstant?
 
-        init(engine: Engine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector,
+        init(engine: HostEngine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector,
              diagnostics: SocketDiagnostics, linkMonitor: LinkMonitor, loopbackAddresses: LoopbackAddresses,
              notifier: SystemdNotifier, statusBuilder: StatusReportBuilder, logger: Logger) {
             self.engine = engine
@@ -85,7 +85,7 @@ final class DataPlane: Sendable {
             _ = write(wakeDescriptor, &byte, 1)
         })
         let startedAt = MonotonicClock.now()
-        var engine = Engine(configuration: configuration, random: SystemRandomNumberGenerator())
+        var engine = HostEngine(configuration: configuration, random: SystemRandomNumberGenerator())
         // The addresses there are now; from here on the link monitor reports changes.
         _ = engine.handleLinkEvent(.addressesAvailable(linkMonitor.addresses), now: startedAt)
         let statusBuilder = StatusReportBuilder(

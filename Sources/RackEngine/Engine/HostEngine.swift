@@ -5,7 +5,7 @@
 // arguments. See DESIGN §3.
 
 /// rackd's decision-maker for all flows of one host.
-public struct Engine: Sendable {
+public struct HostEngine: Sendable {
     public let configuration: Configuration
     private var passthrough = PassthroughTracker()
     private var racks: RacksEngine
@@ -17,11 +17,17 @@ public struct Engine: Sendable {
         self.racks = RacksEngine(configuration: configuration, random: random)
     }
 
-    /// Decides what happens to one queued packet. `bytes` is the IP packet; the engine may rewrite it in
-    /// place and say so with `.acceptModified`. `checksum` says whether its TCP checksum is complete or
+    /// Decides what happens to one queued packet, and owns its verdict. `bytes` is the IP packet; the
+    /// engine may rewrite it in place and say so with `.acceptModified`. `direction` is nil for a packet
+    /// queued from a hook rackd's rules never use. `checksum` says whether its TCP checksum is complete or
     /// only the pseudo-header sum (NFQA_SKB_CSUMNOTREADY), which decides how a rewrite fixes it.
-    public mutating func handlePacket(_ bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
-                                      checksum: TCPChecksumState = .complete, now: EngineInstant) -> EngineOutput {
+    /// `truncated` says the kernel copied only part of the packet: it can be judged, never rewritten.
+    public mutating func handlePacket(_ bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection?,
+                                      checksum: TCPChecksumState = .complete, truncated: Bool = false,
+                                      now: EngineInstant) -> EngineOutput {
+        guard let direction else {
+            return EngineOutput(events: [.unparsablePacket(reason: "queued from a netfilter hook rackd does not use")])
+        }
         let packet: IPPacketView
         do {
             packet = try IPPacketView(validating: UnsafeRawBufferPointer(bytes))
@@ -29,13 +35,22 @@ public struct Engine: Sendable {
             // Not ours to judge: pass it on exactly as the kernel gave it.
             return EngineOutput(events: [.unparsablePacket(reason: "\(error)")])
         }
+        var output: EngineOutput
         switch configuration.mode {
         case .passthrough:
             let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
-            return passthrough.handleSegment(flow, flags: packet.tcp.flags, direction: direction, now: now)
+            output = passthrough.handleSegment(flow, flags: packet.tcp.flags, direction: direction, now: now)
         case .racks:
-            return racks.handleSegment(packet, bytes: bytes, direction: direction, checksum: checksum, now: now)
+            output = racks.handleSegment(packet, bytes: bytes, direction: direction, checksum: checksum, now: now)
         }
+        if truncated {
+            // Only part of the packet is here: whatever the decision, its bytes cannot be sent back.
+            switch output.verdict {
+            case .acceptModified, .replace: output.verdict = .accept
+            case .accept, .drop: break
+            }
+        }
+        return output
     }
 
     /// Takes in the state of the sockets in `flowsToSnapshot`; a flow missing from the map has no socket.
