@@ -36,7 +36,7 @@ import Testing
         #expect(status.phase == .suspended)
         #expect(status.heldByOperator)
         #expect(pair.eventsA.contains(.phaseChanged(
-            id: 1, pair.flowA, from: .healthy, to: .suspended, reason: RacksEngine.operatorSuspendReason)))
+            id: 1, pair.flowA, from: .healthy, to: .suspended, reason: Connection.operatorSuspendReason)))
     }
 
     @Test func aHeldConnectionStaysHeldWhileThePathWorks() throws {

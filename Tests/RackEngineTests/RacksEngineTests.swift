@@ -410,10 +410,10 @@ import Testing
 
     @Test func keyExchangeStateIsBounded() throws {
         var pair = RacksPair()
-        for index in 0..<(RacksEngine.maximumPending + 50) {
+        for index in 0..<(RackdPeer.maximumPending + 50) {
             _ = try Self.forgedHandshake(&pair, index: index)
         }
-        #expect(pair.b.connections.count == RacksEngine.maximumPending)
+        #expect(pair.b.connections.count == RackdPeer.maximumPending)
     }
 
     @Test func lostFinalKeyMessageIsRecoveredByTheServer() throws {

@@ -49,7 +49,7 @@ public enum EngineEvent: Equatable, Sendable {
     /// The connection carries on over another tuple: `wire`, as this host sees it.
     case roamed(id: UInt64, FlowKey, phase: ConnectionPhase, wire: FlowKey, peerSequenceOffset: UInt32)
     /// Roam handshakes for no connection rackd holds, dropped since the last such report. Reported at
-    /// most once per `RacksEngine.rejectionReportInterval`, so a flood cannot flood the log.
+    /// most once per `RackdDetection.rejectionReportInterval`, so a flood cannot flood the log.
     case unknownRoamsDropped(count: Int)
     /// rackd stopped managing the connection (socket closed, held too long).
     case connectionEnded(id: UInt64, FlowKey, reason: String)

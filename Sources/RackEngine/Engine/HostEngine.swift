@@ -1,20 +1,22 @@
-// rackd — the engine: every decision rackd makes, with no I/O.
+// rackd — the engine: every decision rackd makes for one host, with no I/O (docs/architecture.md, "The
+// engine is pure").
 //
-// Inputs are method calls (`handlePacket`, `handleSnapshots`, `handleLinkEvent`, `handleTimeout`);
-// outputs are `EngineOutput` values that the daemon carries out. Time and randomness come in as
-// arguments. See DESIGN §3.
+// Inputs are method calls (`handlePacket`, `handleSnapshots`, `handleLinkEvent`, `handleTimeout`, the
+// operator's commands); outputs are `EngineOutput` values that the daemon carries out. Time and
+// randomness come in as arguments. In racks mode the inputs go to the connection core
+// (Core/ConnectionCore.swift); pass-through mode, which only measures the queue, has its own tracker.
 
 /// rackd's decision-maker for all flows of one host.
 public struct HostEngine: Sendable {
     public let configuration: Configuration
     private var passthrough = PassthroughTracker()
-    private var racks: RacksEngine
+    private var core: ConnectionCore
 
     /// `random` supplies nonces and ephemeral keys: the system generator in the daemon, a seeded one in
     /// tests.
     public init(configuration: Configuration, random: any RandomNumberGenerator & Sendable) {
         self.configuration = configuration
-        self.racks = RacksEngine(configuration: configuration, random: random)
+        self.core = ConnectionCore(configuration: configuration, random: random)
     }
 
     /// Decides what happens to one queued packet, and owns its verdict. `bytes` is the IP packet; the
@@ -41,7 +43,7 @@ public struct HostEngine: Sendable {
             let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
             output = passthrough.handleSegment(flow, flags: packet.tcp.flags, direction: direction, now: now)
         case .racks:
-            output = racks.handleSegment(packet, bytes: bytes, direction: direction, checksum: checksum, now: now)
+            output = core.handleSegment(packet, bytes: bytes, direction: direction, checksum: checksum, now: now)
         }
         if truncated {
             // Only part of the packet is here: whatever the decision, its bytes cannot be sent back.
@@ -55,64 +57,64 @@ public struct HostEngine: Sendable {
 
     /// Takes in the state of the sockets in `flowsToSnapshot`; a flow missing from the map has no socket.
     public mutating func handleSnapshots(_ snapshots: [FlowKey: SocketSnapshot], now: EngineInstant) -> EngineOutput {
-        racks.handleSnapshots(snapshots, now: now)
+        core.handleSnapshots(snapshots, now: now)
     }
 
     /// The daemon could not read the sockets this time: try again after the usual interval.
     public mutating func handleSnapshotFailure(now: EngineInstant) -> EngineOutput {
-        racks.nextSnapshotAt = racks.flowsToSnapshot.isEmpty ? nil : now + racks.snapshotInterval
+        core.handleSnapshotFailure(now: now)
         return EngineOutput()
     }
 
     /// Local addresses came or went.
     public mutating func handleLinkEvent(_ event: LinkEvent, now: EngineInstant) -> EngineOutput {
-        racks.handleLinkEvent(event, now: now)
+        core.handleLinkEvent(event, now: now)
     }
 
     /// Runs every timer that is due. Spurious calls do nothing.
     public mutating func handleTimeout(now: EngineInstant) -> EngineOutput {
         var output = passthrough.handleTimeout(now: now)
-        output.append(racks.handleTimeout(now: now))
+        output.append(core.handleTimeout(now: now))
         return output
     }
 
     /// When `handleTimeout` or `handleSnapshots` next has work, if ever.
     public var nextDeadline: EngineInstant? {
-        [passthrough.nextDeadline, racks.nextDeadline].compactMap { $0 }.min()
+        [passthrough.nextDeadline, core.nextDeadline].compactMap { $0 }.min()
     }
 
     /// When the daemon should next snapshot `flowsToSnapshot`.
-    public var nextSnapshotAt: EngineInstant? { racks.nextSnapshotAt }
+    public var nextSnapshotAt: EngineInstant? { core.nextSnapshotAt }
 
     /// The flows whose sockets the engine wants to see.
-    public var flowsToSnapshot: Set<FlowKey> { racks.flowsToSnapshot }
+    public var flowsToSnapshot: Set<FlowKey> { core.flowsToSnapshot }
 
     /// The local addresses rackd keeps on `lo` for connections whose address left (to release on exit).
-    public var heldAddresses: Set<IPAddress> { racks.heldAddresses }
+    public var heldAddresses: Set<IPAddress> { core.table.heldAddresses }
 
     /// The flows whose every packet the data plane has been told to queue.
-    public var racksManagedFlows: Set<FlowKey> { racks.managedFlows }
+    public var racksManagedFlows: Set<FlowKey> { core.table.managedFlows }
 
     /// How many flows the engine is tracking.
-    public var flowCount: Int { passthrough.flowCount + racks.connections.count }
+    public var flowCount: Int { passthrough.flowCount + core.table.count }
 
     /// Holds connections as an outage would until `resumeByOperator` (`rackctl suspend`).
     public mutating func suspendByOperator(_ target: OperatorTarget, now: EngineInstant)
         throws(UnknownConnectionError) -> OperatorOutcome
     {
-        try racks.suspendByOperator(target, now: now)
+        try core.suspendByOperator(target, now: now)
     }
 
     /// Lifts the operator's hold and starts resumption at once (`rackctl resume`).
     public mutating func resumeByOperator(_ target: OperatorTarget, now: EngineInstant)
         throws(UnknownConnectionError) -> OperatorOutcome
     {
-        try racks.resumeByOperator(target, now: now)
+        try core.resumeByOperator(target, now: now)
     }
 
     /// The managed connections, for status and tests.
     public var connections: [ConnectionStatus] {
-        racks.connections.values.sorted { $0.id < $1.id }.map(ConnectionStatus.init)
+        core.connectionsInOrder.map(ConnectionStatus.init)
     }
 }
 
@@ -122,31 +124,32 @@ public struct ConnectionStatus: Sendable, Equatable {
     public var flow: FlowKey
     public var role: ConnectionRole
     public var phase: ConnectionPhase
+    /// The peer's protocol: "rackd" (and "rocks" to come).
+    public var peerKind: String
+    /// How the connection's key was agreed and how resumptions are authenticated.
+    public var keySuite: String
     public var lastHeard: EngineInstant
     public var suspendedSince: EngineInstant?
     public var resumptions: Int
-    /// The tuple the wire carries, when the connection roamed.
+    /// The tuple the wire carries, when the connection moved.
     public var wire: FlowKey?
     /// Suspended by `rackctl suspend` and held until `rackctl resume`.
     public var heldByOperator: Bool
     /// Bytes the local socket holds that the peer has not acknowledged, at the latest snapshot.
     public var bytesHeld: UInt64?
-    /// How the connection's key was agreed and how resumptions are authenticated.
-    public var keySuite: String { KeySchedule.suiteName }
 
-    init(_ connection: RacksConnection) {
+    init(_ connection: Connection) {
         id = connection.id
-        flow = connection.flow
+        flow = connection.socketFlow
         role = connection.role
         phase = connection.phase
+        peerKind = connection.peer.kind
+        keySuite = connection.peer.suite
         lastHeard = connection.lastHeard
         resumptions = connection.resumptions
-        wire = connection.path?.wire
+        wire = connection.mapping?.wire
         bytesHeld = connection.socket.map { UInt64($0.sendQueueBytes) }
-        heldByOperator = false
-        if case .suspended(let suspended) = connection.state {
-            suspendedSince = suspended.since
-            heldByOperator = suspended.heldByOperator
-        }
+        suspendedSince = connection.hold?.since
+        heldByOperator = connection.hold?.holder == .operator
     }
 }

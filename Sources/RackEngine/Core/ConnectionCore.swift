@@ -1,0 +1,248 @@
+// rackd — every managed connection of this host, and the inputs that reach them (docs/architecture.md,
+// "The connection core and peer kinds").
+//
+// Inputs: queued packets (`handleSegment`), socket snapshots (`handleSnapshots`), link events, operator
+// commands and timer ticks. Each input finds the connections it concerns through the table's indexes,
+// runs their transitions, carries out the actions they return (`carryOut`), and ends with `reconcile`,
+// which reports what the kernel must change. An input costs the same whatever the number of
+// connections, except those that concern every connection (a link event, `rackctl suspend --all`, a
+// snapshot of every socket).
+//
+// How a connection starts depends on the peer's protocol: Peers/Rackd/RackdDetection.swift for rackd.
+
+public struct ConnectionCore: Sendable {
+    let configuration: Configuration
+    var random: any RandomNumberGenerator & Sendable
+    var table: ConnectionTable
+    /// Handshakes of possible rackd peers, before both hellos are known.
+    var rackdDetection = RackdDetection()
+    var nextConnectionID: UInt64 = 1
+    var nextSnapshotAt: EngineInstant? = nil
+    var addresses = HostAddresses()
+
+    public init(configuration: Configuration, random: any RandomNumberGenerator & Sendable) {
+        self.configuration = configuration
+        self.random = random
+        self.table = ConnectionTable(configuration: configuration)
+    }
+
+    // MARK: Packets
+
+    /// Decides what happens to one queued TCP segment. `bytes` is the whole IP packet, which a mapped
+    /// connection's rewrite edits in place.
+    mutating func handleSegment(
+        _ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
+        checksum: TCPChecksumState, now: EngineInstant
+    ) -> EngineOutput {
+        var output = EngineOutput()
+        let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
+        let tcp = packet.tcp
+        if tcp.flags.contains(.syn) {
+            handleHandshakeSegment(packet, flow: flow, direction: direction, now: now, into: &output)
+            reconcile(into: &output)
+            return output
+        }
+        // rackd's own messages are consumed here and never reach a socket.
+        let message: RacksMessage?
+        do {
+            message = try RacksMessage.find(in: tcp.options)
+        } catch {
+            output.verdict = table.id(for: flow) == nil ? .accept : .drop
+            output.events.append(.resumptionRejected(flow, reason: "malformed rackd option: \(error)"))
+            return output
+        }
+        guard let id = table.id(for: flow) else {
+            if message != nil, direction == .inbound {
+                output.verdict = .drop
+                output.events.append(.resumptionRejected(flow, reason: "rackd message for no connection rackd holds"))
+            }
+            return output
+        }
+        if let message, direction == .inbound {
+            output.verdict = .drop
+            run(id, now: now, into: &output) { connection, context in
+                connection.handleRackdMessage(message, wire: flow, &context)
+            }
+            reconcile(into: &output)
+            return output
+        }
+        guard let connection = table[id] else { return output }
+        if connection.hold != nil {
+            run(id, now: now, into: &output) { connection, _ in connection.handleHeldSegment(packet, direction: direction) }
+            reconcile(into: &output)
+            return output
+        }
+        guard let mapping = connection.mapping else {
+            // Queued only while a roam handshake from this tuple is unconfirmed: nothing may reach the
+            // socket (or draw a reset from the kernel) before the peer proves itself.
+            if direction == .inbound && flow != connection.socketFlow { output.verdict = .drop }
+            return output
+        }
+        // The fast path: every packet of a mapped connection. Nothing about the connection changes.
+        switch direction {
+        case .outbound where flow == connection.socketFlow:
+            output.verdict = Self.rewrite(bytes, with: mapping.outbound, checksum: checksum)
+        case .inbound where flow == mapping.wire:
+            output.verdict = Self.rewrite(bytes, with: mapping.inbound(to: connection.socketFlow), checksum: checksum)
+            if connection.heardOnNewPath() {
+                var updated = connection
+                updated.rackd.confirmRepeat = nil  // the peer sends on the new path: it has our confirm
+                table.replace(updated)
+            }
+        default:
+            // The old tuple, after the connection moved: stale, or forged. Never for the socket.
+            output.verdict = .drop
+        }
+        return output
+    }
+
+    /// Rewrites a packet in place; one that cannot be rewritten is dropped (its sender retransmits).
+    private static func rewrite(_ bytes: UnsafeMutableRawBufferPointer, with rewrite: FlowRewrite,
+                                checksum: TCPChecksumState) -> PacketVerdict {
+        do {
+            try rewrite.apply(to: bytes, checksum: checksum)
+            return .acceptModified(length: bytes.count)
+        } catch {
+            return .drop
+        }
+    }
+
+    // MARK: Timers
+
+    /// Runs every timer that is due: only the due connections are visited.
+    mutating func handleTimeout(now: EngineInstant) -> EngineOutput {
+        var output = EngineOutput()
+        for id in table.removeDue(now: now) {
+            run(id, now: now, into: &output) { connection, context in connection.handleTimeout(&context) }
+        }
+        rackdDetection.expire(now: now)
+        reportUnknownRoams(now: now, into: &output)
+        reconcile(into: &output)
+        return output
+    }
+
+    /// The earliest instant a timer or a snapshot is due.
+    var nextDeadline: EngineInstant? {
+        [nextSnapshotAt, table.nextDeadline, rackdDetection.nextDeadline].compactMap { $0 }.min()
+    }
+
+    // MARK: Sockets
+
+    var snapshotInterval: Duration { configuration.heartbeatInterval / 4 }
+
+    /// The flows whose sockets the daemon should snapshot: every connection past its setup.
+    var flowsToSnapshot: Set<FlowKey> {
+        Set(table.connections.values.filter {
+            if case .establishing = $0.state { return false }
+            return true
+        }.map(\.socketFlow))
+    }
+
+    /// Asks for a snapshot as soon as possible.
+    mutating func scheduleSnapshot(now: EngineInstant) {
+        nextSnapshotAt = min(nextSnapshotAt ?? now, now)
+    }
+
+    /// Takes in the sockets' state. A managed flow missing from `snapshots` has no socket any more.
+    mutating func handleSnapshots(_ snapshots: [FlowKey: SocketSnapshot], now: EngineInstant) -> EngineOutput {
+        var output = EngineOutput()
+        let snapshotFlows = flowsToSnapshot
+        nextSnapshotAt = snapshotFlows.isEmpty ? nil : now + snapshotInterval
+        for id in table.idsInOrder {
+            guard let flow = table[id]?.socketFlow, snapshotFlows.contains(flow) else { continue }
+            run(id, now: now, into: &output) { connection, context in
+                connection.handleSnapshot(snapshots[flow], &context)
+            }
+        }
+        reconcile(into: &output)
+        return output
+    }
+
+    /// The daemon could not read the sockets this time: try again after the usual interval.
+    mutating func handleSnapshotFailure(now: EngineInstant) {
+        nextSnapshotAt = table.count == 0 ? nil : now + snapshotInterval
+    }
+
+    // MARK: Links
+
+    /// Local addresses came or went (rtnetlink).
+    mutating func handleLinkEvent(_ event: LinkEvent, now: EngineInstant) -> EngineOutput {
+        var output = EngineOutput()
+        switch event {
+        case .addressesLost(let lost):
+            addresses.lost.formUnion(lost)
+            addresses.available.removeAll { lost.contains($0) }
+            table.addressesChanged(lost)
+        case .addressesAvailable(let available):
+            addresses.lost.subtract(available)
+            addresses.available.removeAll { available.contains($0) }
+            addresses.available += available
+            table.addressesChanged(available)
+        }
+        for id in table.idsInOrder {
+            run(id, now: now, into: &output) { connection, _ in connection.handleLinkEvent(event, now: now) }
+        }
+        reconcile(into: &output)
+        return output
+    }
+
+    // MARK: Carrying out transitions
+
+    /// Runs one transition of connection `id` and carries out the actions it returns. The verdict is the
+    /// caller's to take.
+    mutating func run(
+        _ id: UInt64, now: EngineInstant, into output: inout EngineOutput,
+        _ transition: (inout Connection, inout ConnectionContext) -> ConnectionActions
+    ) {
+        guard var connection = table[id] else { return }
+        var context = ConnectionContext(now: now, configuration: configuration, addresses: addresses, random: random)
+        let actions = transition(&connection, &context)
+        random = context.random
+        if actions.verdict != .accept { output.verdict = actions.verdict }
+        carryOut(actions, of: connection, now: now, into: &output)
+    }
+
+    /// Sends, reports, stores or forgets, as a transition asked.
+    mutating func carryOut(_ actions: ConnectionActions, of connection: Connection, now: EngineInstant,
+                           into output: inout EngineOutput) {
+        output.transmits += actions.transmits
+        output.events += actions.events
+        if let end = actions.end {
+            table.remove(connection.id)
+            switch end {
+            case .ended(let reason): output.events.append(.connectionEnded(id: connection.id, connection.socketFlow, reason: reason))
+            case .fellBack(let reason): output.events.append(.fellBack(connection.socketFlow, reason: reason))
+            case .expired: break
+            }
+            return
+        }
+        table.replace(connection)
+        if actions.wantsSnapshot { scheduleSnapshot(now: now) }
+        if actions.suspended { enforceSuspensionLimits(newest: connection.id, now: now, into: &output) }
+    }
+
+    /// Reports what the kernel must change for the connections this input touched.
+    mutating func reconcile(into output: inout EngineOutput) {
+        table.reconcile(lostAddresses: addresses.lost, into: &output)
+    }
+
+    /// Creates a connection id.
+    mutating func makeConnectionID() -> UInt64 {
+        defer { nextConnectionID += 1 }
+        return nextConnectionID
+    }
+
+    /// The managed connections, oldest first, for status and tests.
+    var connectionsInOrder: [Connection] {
+        table.idsInOrder.compactMap { table[$0] }
+    }
+}
+
+extension Connection {
+    /// A packet from the peer on the new path after a roam we started: the peer has our confirm.
+    func heardOnNewPath() -> Bool {
+        switch peer {
+        case .rackd(let rackd): rackd.confirmRepeat != nil
+        }
+    }
+}

@@ -1,0 +1,195 @@
+// rackd — every managed connection of this host, with the indexes and the timer table over them.
+//
+// The table owns every way of finding a connection (its id, its socket's tuple, the tuple the wire
+// carries, the name a roaming peer gives it) and keeps them right itself: transitions hand back a changed
+// connection (`replace`) and the table updates its indexes, its counts and the connection's timer. Each
+// lookup is O(1), a timer change O(log n).
+//
+// It also derives what the kernel must do for the connections (KernelNeeds.swift): the tuples queued,
+// the departed local addresses kept on `lo`, the wire tuples that lead to a connection. Connections
+// changed since the last `reconcile` are marked; `reconcile` recomputes only those and reports the
+// differences in a fixed order. Nothing is added or removed by hand between inputs, so a forgotten case
+// cannot leave a flow queued for ever, and an input costs the same whatever the number of connections.
+
+struct ConnectionTable {
+    let configuration: Configuration
+    private(set) var connections: [UInt64: Connection] = [:]
+    private var bySocket: [FlowKey: UInt64] = [:]
+    private var byWire: [FlowKey: UInt64] = [:]
+    private var byName: [[UInt8]: UInt64] = [:]
+    private var timers = DeadlineHeap<UInt64>()
+
+    /// What the indexes and counts hold for each connection, to take it out again.
+    private var indexed: [UInt64: IndexFacts] = [:]
+    private(set) var establishingCount = 0
+    /// Suspended (or resuming) connections by the peer's address.
+    private(set) var suspendedByPeer: [IPAddress: Set<UInt64>] = [:]
+    private(set) var suspendedCount = 0
+
+    /// The kernel's state as last reported, and what each connection contributed to it.
+    private(set) var managedFlows: Set<FlowKey> = []
+    private(set) var heldAddresses: Set<IPAddress> = []
+    private var applied: [UInt64: KernelNeeds] = [:]
+    private var queuedUsers: [FlowKey: Int] = [:]
+    private var addressUsers: [IPAddress: Int] = [:]
+    /// Connections and addresses whose kernel state may have changed since the last `reconcile`.
+    private var dirty: Set<UInt64> = []
+    private var dirtyAddresses: Set<IPAddress> = []
+
+    private struct IndexFacts {
+        var establishing: Bool
+        var suspendedPeer: IPAddress?
+        var name: [UInt8]?
+    }
+
+    init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    // MARK: Lookup
+
+    var count: Int { connections.count }
+
+    subscript(id: UInt64) -> Connection? { connections[id] }
+
+    /// The connection a tuple belongs to: its socket's tuple, or a tuple the wire carries (or is about to
+    /// carry) after a move.
+    func id(for flow: FlowKey) -> UInt64? {
+        bySocket[flow] ?? byWire[flow]
+    }
+
+    /// The connection whose socket has this tuple.
+    func id(forSocket flow: FlowKey) -> UInt64? { bySocket[flow] }
+
+    /// The connection a roaming rackd peer names.
+    func id(named name: [UInt8]) -> UInt64? { byName[name] }
+
+    /// Every connection's id, oldest first. Walks over connections use this order, never the
+    /// dictionary's, which Swift randomizes per process: the same inputs must give the same outputs.
+    var idsInOrder: [UInt64] { connections.keys.sorted() }
+
+    // MARK: Changes
+
+    /// Adds a new connection.
+    mutating func insert(_ connection: Connection) {
+        precondition(connections[connection.id] == nil, "connection ids are never reused")
+        connections[connection.id] = connection
+        bySocket[connection.socketFlow] = connection.id
+        refresh(connection)
+    }
+
+    /// Stores a connection after a transition and brings the indexes, counts and timer up to date.
+    mutating func replace(_ connection: Connection) {
+        guard connections[connection.id] != nil else { return }
+        connections[connection.id] = connection
+        refresh(connection)
+    }
+
+    /// Forgets a connection.
+    mutating func remove(_ id: UInt64) {
+        guard let connection = connections.removeValue(forKey: id) else { return }
+        if bySocket[connection.socketFlow] == id { bySocket[connection.socketFlow] = nil }
+        unindex(id)
+        timers.cancel(id)
+        dirty.insert(id)
+    }
+
+    private mutating func refresh(_ connection: Connection) {
+        unindex(connection.id)
+        let facts = IndexFacts(
+            establishing: { if case .establishing = connection.state { true } else { false } }(),
+            suspendedPeer: connection.hold != nil ? connection.socketFlow.remote.address : nil,
+            name: connection.peerName)
+        if facts.establishing { establishingCount += 1 }
+        if let peer = facts.suspendedPeer {
+            suspendedByPeer[peer, default: []].insert(connection.id)
+            suspendedCount += 1
+        }
+        if let name = facts.name { byName[name] = connection.id }
+        indexed[connection.id] = facts
+        timers.set(connection.id, to: connection.nextDeadline(configuration))
+        dirty.insert(connection.id)
+    }
+
+    private mutating func unindex(_ id: UInt64) {
+        guard let facts = indexed.removeValue(forKey: id) else { return }
+        if facts.establishing { establishingCount -= 1 }
+        if let peer = facts.suspendedPeer {
+            suspendedByPeer[peer]?.remove(id)
+            if suspendedByPeer[peer]?.isEmpty == true { suspendedByPeer[peer] = nil }
+            suspendedCount -= 1
+        }
+        if let name = facts.name, byName[name] == id { byName[name] = nil }
+    }
+
+    // MARK: Timers
+
+    /// The earliest timer of any connection.
+    var nextDeadline: EngineInstant? { timers.nextDeadline }
+
+    /// The connections with a timer due, oldest connection first. Their timers are cleared; `replace`
+    /// sets the next ones.
+    mutating func removeDue(now: EngineInstant) -> [UInt64] {
+        timers.removeDue(now: now).sorted()
+    }
+
+    // MARK: The kernel's state
+
+    /// Local addresses came or went: whether rackd keeps them on `lo` may change.
+    mutating func addressesChanged(_ addresses: some Sequence<IPAddress>) {
+        dirtyAddresses.formUnion(addresses)
+    }
+
+    /// Brings the managed flows, held addresses and wire index in line with the connections changed since
+    /// the last call, and reports the differences: releases, then additions, each in a fixed order.
+    mutating func reconcile(lostAddresses: Set<IPAddress>, into output: inout EngineOutput) {
+        guard !dirty.isEmpty || !dirtyAddresses.isEmpty else { return }
+        var changedFlows = Set<FlowKey>()
+        for id in dirty {
+            let before = applied.removeValue(forKey: id)
+            let after = connections[id]?.kernelNeeds
+            if let before {
+                for flow in before.queued {
+                    queuedUsers[flow, default: 0] -= 1
+                    if queuedUsers[flow] == 0 { queuedUsers[flow] = nil }
+                    changedFlows.insert(flow)
+                }
+                for flow in before.wires where byWire[flow] == id { byWire[flow] = nil }
+                addressUsers[before.address, default: 0] -= 1
+                if addressUsers[before.address] == 0 { addressUsers[before.address] = nil }
+                dirtyAddresses.insert(before.address)
+            }
+            if let after {
+                for flow in after.queued {
+                    queuedUsers[flow, default: 0] += 1
+                    changedFlows.insert(flow)
+                }
+                for flow in after.wires { byWire[flow] = id }
+                addressUsers[after.address, default: 0] += 1
+                dirtyAddresses.insert(after.address)
+                applied[id] = after
+            }
+        }
+        dirty.removeAll(keepingCapacity: true)
+
+        let released = changedFlows.filter { queuedUsers[$0] == nil && managedFlows.contains($0) }
+        let added = changedFlows.filter { queuedUsers[$0] != nil && !managedFlows.contains($0) }
+        for flow in released.sorted(by: Self.flowOrder) { output.ruleChanges.append(.release(flow)) }
+        for flow in added.sorted(by: Self.flowOrder) { output.ruleChanges.append(.manage(flow)) }
+        managedFlows.subtract(released)
+        managedFlows.formUnion(added)
+
+        let held = dirtyAddresses.filter { lostAddresses.contains($0) && addressUsers[$0] != nil }
+        let stale = dirtyAddresses.filter { heldAddresses.contains($0) && !held.contains($0) }
+        let fresh = held.subtracting(heldAddresses)
+        dirtyAddresses.removeAll(keepingCapacity: true)
+        for address in stale.sorted(by: Self.addressOrder) { output.addressChanges.append(.release(address)) }
+        for address in fresh.sorted(by: Self.addressOrder) { output.addressChanges.append(.hold(address)) }
+        heldAddresses.subtract(stale)
+        heldAddresses.formUnion(fresh)
+    }
+
+    /// A fixed order for reporting sets, so the same inputs give the same outputs.
+    static func flowOrder(_ a: FlowKey, _ b: FlowKey) -> Bool { a.description < b.description }
+    static func addressOrder(_ a: IPAddress, _ b: IPAddress) -> Bool { a.description < b.description }
+}

@@ -1,0 +1,61 @@
+// rackd — what the kernel must do for one connection, derived from its state alone
+// (ConnectionTable.reconcile sums these over the connections).
+
+/// One connection's share of the kernel's state.
+struct KernelNeeds: Equatable {
+    /// Tuples whose every packet must be queued.
+    var queued: [FlowKey] = []
+    /// Tuples on the wire, other than the socket's own, that lead to this connection.
+    var wires: [FlowKey] = []
+    /// The socket's local address: if it left the host, rackd keeps it on `lo` (docs/roaming.md).
+    var address: IPAddress
+}
+
+extension Connection {
+    var kernelNeeds: KernelNeeds {
+        var needs = KernelNeeds(address: socketFlow.local.address)
+        if isQueued { needs.queued.append(socketFlow) }
+        if let mapping {
+            needs.queued.append(mapping.wire)
+            needs.wires.append(mapping.wire)
+        }
+        switch peer {
+        case .rackd(let rackd):
+            // Until a roam is confirmed its tuple is queued, so that nothing reaches the kernel, which
+            // would answer with a reset.
+            for offer in rackd.roamOffers {
+                needs.queued.append(offer.wire)
+                needs.wires.append(offer.wire)
+            }
+            if hold != nil, let attempt = rackd.resumption.roam { needs.wires.append(attempt.wire) }
+        }
+        return needs
+    }
+
+    /// The name the peer's protocol gives the connection when it roams, if any.
+    var peerName: [UInt8]? {
+        switch peer {
+        case .rackd(let rackd): rackd.name
+        }
+    }
+
+    /// The earliest instant one of the connection's timers is due.
+    func nextDeadline(_ configuration: Configuration) -> EngineInstant? {
+        var deadline: EngineInstant?
+        func consider(_ instant: EngineInstant?) {
+            guard let instant else { return }
+            deadline = min(deadline ?? instant, instant)
+        }
+        switch state {
+        case .suspended(let hold), .resuming(let hold):
+            consider(hold.since + configuration.maximumSuspension)
+            if hold.holder == .outage { consider(hold.nextAttemptAt) }
+        case .establishing, .healthy, .suspect, .closing:
+            break
+        }
+        switch peer {
+        case .rackd(let rackd): consider(rackd.nextDeadline(in: state))
+        }
+        return deadline
+    }
+}
