@@ -80,14 +80,4 @@ public struct EngineOutput: Equatable, Sendable {
         transmits += other.transmits
         events += other.events
     }
-
-    /// Queues a segment rackd builds; a segment that cannot be emitted is a bug, never a crash.
-    mutating func transmit(_ segment: TCPSegmentRepr) {
-        var bytes = [UInt8](repeating: 0, count: segment.bufferLength)
-        let emitted = bytes.withUnsafeMutableBytes { buffer -> Bool in
-            do { try segment.emit(into: buffer) } catch { return false }
-            return true
-        }
-        if emitted { transmits.append(bytes) }
-    }
 }
