@@ -77,7 +77,7 @@ public struct ConnectionReport: Codable, Sendable, Equatable {
     public var peerKind: String
     /// "client" (this host opened the connection) or "server".
     public var role: String
-    /// "key-exchange", "healthy", "suspect", "suspended" or "resuming".
+    /// "key-exchange", "healthy", "suspect", "suspended", "resuming" or "closing".
     public var state: String
     /// Suspended by `rackctl suspend` and held until `rackctl resume`.
     public var heldByOperator: Bool

@@ -43,7 +43,7 @@ struct StatusReportBuilder {
             return ConnectionReport(
                 id: connection.id, local: "\(connection.flow.local)", peer: "\(connection.flow.remote)",
                 wireLocal: connection.wire.map { "\($0.local)" }, wirePeer: connection.wire.map { "\($0.remote)" },
-                peerKind: "rackd", role: connection.role.rawValue, state: connection.phase.rawValue,
+                peerKind: connection.peerKind, role: connection.role.rawValue, state: connection.phase.rawValue,
                 heldByOperator: connection.heldByOperator,
                 lastHeardSecondsAgo: seconds(now.duration(since: connection.lastHeard)),
                 suspendedSince: suspendedFor.map { TimeText.rfc3339UTC(secondsSinceEpoch: Int(wallNow.tv_sec) - Int($0.rounded())) },
