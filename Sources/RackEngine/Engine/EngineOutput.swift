@@ -1,4 +1,5 @@
-// rackd — what the engine asks the I/O layer to do. Outputs are values (DESIGN §3).
+// rackd — what the engine asks the I/O layer to do. Outputs are values (docs/architecture.md, "The engine
+// is pure").
 
 /// The verdict on one queued packet.
 public enum PacketVerdict: Equatable, Sendable {

@@ -1,6 +1,6 @@
 // rackd — what the kernel says about a local TCP socket (read over sock_diag), as the engine sees it.
 //
-// rackd keeps healthy connections out of the queue (DESIGN §4), so it learns their state from the
+// rackd keeps healthy connections out of the queue (docs/architecture.md, "Data path"), so it learns their state from the
 // kernel instead: the socket's byte counters give its exact send and receive sequence numbers (with the
 // ISNs seen in the handshake), and `lastAckReceived` tells whether the peer is alive.
 

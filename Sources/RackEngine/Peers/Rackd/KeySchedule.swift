@@ -1,6 +1,6 @@
 // rackd — the cryptography of a rackd connection: key agreement, key derivation and resumption MACs.
 //
-// DESIGN §6: ephemeral X25519 per connection; HKDF-SHA256 over a transcript that binds both endpoints,
+// docs/protocol.md: ephemeral X25519 per connection; HKDF-SHA256 over a transcript that binds both endpoints,
 // both ISNs and both public keys; HMAC-SHA256 challenge-response, with fresh nonces from both sides,
 // on every resumption. Private keys come from the caller's randomness, never from a global source,
 // so every exchange replays exactly in tests.

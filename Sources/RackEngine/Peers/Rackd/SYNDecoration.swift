@@ -3,7 +3,7 @@
 // The option is inserted in place of the end of the option list, so every other byte of the segment
 // (IP header fields, ECN bits, the other options, any payload) stays as the kernel wrote it. The TCP
 // checksum is then computed in full: the kernel treats a modified packet as having no checksum offload
-// (DESIGN §4, checksum facts).
+// (docs/architecture.md, "Kernel facts: checksums").
 
 /// What rackd reads from the options of a SYN or SYN-ACK.
 struct HandshakeOptions: Equatable {
