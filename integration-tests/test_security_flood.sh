@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_security_flood.sh: while A and B (rackd in racks mode on both) carry a 50 MiB transfer each way, an
-# attacker in R sends 10,000 forged SYNs carrying rackd's roam option (docs/roaming-plan.md: kind 253, ExID
+# attacker in R sends 10,000 forged SYNs carrying rackd's roam option (docs/protocol.md: kind 253, ExID
 # 0x5241, type 6, random connection id, nonce and ISN) from random sources in 10.200.0.0/16 and 172.16.0.0/12,
 # to B's transfer port; then 10,000 to A's client port; then 10,000 half of which carry malformed option bytes,
 # to B; then 10,000 over IPv6 to B. rackd queues every SYN (its detection rule), so each one costs it a queue

@@ -1,4 +1,5 @@
-// rackd — where a connection's packets travel after it resumed from another address (DESIGN §4).
+// rackd — where a connection's packets travel after it resumed from another address (docs/roaming.md;
+// docs/architecture.md, "Data path").
 //
 // The original sockets keep their 4-tuple for life. After a roam the wire carries another one: this
 // host's new address (if this host moved) or the peer's (if the peer moved), seen through whatever NAT
