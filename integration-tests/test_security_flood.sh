@@ -19,8 +19,6 @@ set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=testbed/netns.sh
 source "$here/../testbed/netns.sh"
-# shellcheck source=integration-tests/lib/racks.sh
-source "$here/lib/racks.sh"
 # shellcheck source=integration-tests/lib/attacks.sh
 source "$here/lib/attacks.sh"
 # shellcheck source=integration-tests/lib/resources.sh
