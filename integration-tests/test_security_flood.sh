@@ -81,11 +81,7 @@ racks_setup
 pa=$(tb_rackd_pid a)
 pb=$(tb_rackd_pid b)
 # 50 MiB each way at 2 MiB/s: about 25 s, so the transfer runs through every flood.
-tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 50M 50M --rate 2M -- --rate 2M
-racks_wait_managed
-sleep 2
-port=$(attack_client_port 5001)
-tb_assert "A's client port is known ($port)" test -n "$port"
+attack_transfer_start 2M 2
 base_a=$(proc_peak_rss_kb "$pa")
 base_b=$(proc_peak_rss_kb "$pb")
 lines_a=$(log_lines a)
@@ -96,13 +92,13 @@ echo "bounds: peak RSS <= baseline + $((rss_slack_kb / 1024)) MiB (A $((base_a +
     "B $((base_b + rss_slack_kb)) KiB); CPU per flood < $cpu_limit_ms ms; < $log_limit log lines per host"
 proc_sampler_start sample-b "$pb" 0.05
 
-flood b b-v4 "$TB_B_ADDR4:5001"
+flood b b-v4 "$ATTACK_B"
 tb_assert "rackd-B's peak RSS ($FLOOD_PEAK_KB KiB) stays under $((base_b + rss_slack_kb)) KiB" \
     test "$FLOOD_PEAK_KB" -le $((base_b + rss_slack_kb))
-flood a a-v4 "$TB_A_ADDR4:$port"
+flood a a-v4 "$ATTACK_A"
 tb_assert "rackd-A's peak RSS ($FLOOD_PEAK_KB KiB) stays under $((base_a + rss_slack_kb)) KiB" \
     test "$FLOOD_PEAK_KB" -le $((base_a + rss_slack_kb))
-flood b b-v4-malformed "$TB_B_ADDR4:5001" --garbage-fraction 0.5
+flood b b-v4-malformed "$ATTACK_B" --garbage-fraction 0.5
 tb_assert "rackd-B's peak RSS ($FLOOD_PEAK_KB KiB) stays under $((base_b + rss_slack_kb)) KiB (malformed options)" \
     test "$FLOOD_PEAK_KB" -le $((base_b + rss_slack_kb))
 flood b b-v6 "[$TB_B_ADDR6]:5001" --ipv6

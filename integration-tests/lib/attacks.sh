@@ -16,14 +16,16 @@ attack_client_port() {
 # attack_random_hex BYTES: that many random bytes, as hex.
 attack_random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
-# attack_transfer_start: the connection under attack, after racks_setup: a transfer of 50 MiB each way from A to
-# B's port 5001, rate-limited to 2.5 MiB/s so that it runs for about 20 s, through the attack. Returns once both
-# rackds manage it and it has run for 3 s. Sets ATTACK_PORT (A's client port), and ATTACK_A and ATTACK_B (the
-# connection's ends as ADDRESS:PORT, for attack_inject).
+# attack_transfer_start [RATE [SETTLE_S]]: the connection under attack, after racks_setup: a transfer of 50 MiB
+# each way from A to B's port 5001, rate-limited to RATE per second each way (default 2500K: about 20 s of
+# sending, so it runs through the attack). Returns once both rackds manage it and it has run for SETTLE_S
+# (default 3 s). Sets ATTACK_PORT (A's client port), and ATTACK_A and ATTACK_B (the connection's ends as
+# ADDRESS:PORT, for attack_inject and tools/flood.py).
 attack_transfer_start() {
-    tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 50M 50M --rate 2500K -- --rate 2500K
+    local rate=${1:-2500K}
+    tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 50M 50M --rate "$rate" -- --rate "$rate"
     racks_wait_managed
-    sleep 3
+    sleep "${2:-3}"
     ATTACK_PORT=$(attack_client_port 5001)
     tb_assert "A's client port is known ($ATTACK_PORT)" test -n "$ATTACK_PORT"
     ATTACK_A=$TB_A_ADDR4:$ATTACK_PORT
