@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_security_flood.sh: while A and B (rackd in racks mode on both) carry a 50 MiB transfer each way, an
-# attacker in R sends 10,000 forged SYNs carrying rackd's roam option (docs/roaming-plan.md: kind 253, ExID
+# attacker in R sends 10,000 forged SYNs carrying rackd's roam option (docs/protocol.md: kind 253, ExID
 # 0x5241, type 6, random connection id, nonce and ISN) from random sources in 10.200.0.0/16 and 172.16.0.0/12,
 # to B's transfer port; then 10,000 to A's client port; then 10,000 half of which carry malformed option bytes,
 # to B; then 10,000 over IPv6 to B. rackd queues every SYN (its detection rule), so each one costs it a queue
@@ -19,8 +19,6 @@ set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=testbed/netns.sh
 source "$here/../testbed/netns.sh"
-# shellcheck source=integration-tests/lib/racks.sh
-source "$here/lib/racks.sh"
 # shellcheck source=integration-tests/lib/attacks.sh
 source "$here/lib/attacks.sh"
 # shellcheck source=integration-tests/lib/resources.sh
@@ -83,11 +81,7 @@ racks_setup
 pa=$(tb_rackd_pid a)
 pb=$(tb_rackd_pid b)
 # 50 MiB each way at 2 MiB/s: about 25 s, so the transfer runs through every flood.
-tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 50M 50M --rate 2M -- --rate 2M
-racks_wait_managed
-sleep 2
-port=$(attack_client_port 5001)
-tb_assert "A's client port is known ($port)" test -n "$port"
+attack_transfer_start 2M 2
 base_a=$(proc_peak_rss_kb "$pa")
 base_b=$(proc_peak_rss_kb "$pb")
 lines_a=$(log_lines a)
@@ -98,13 +92,13 @@ echo "bounds: peak RSS <= baseline + $((rss_slack_kb / 1024)) MiB (A $((base_a +
     "B $((base_b + rss_slack_kb)) KiB); CPU per flood < $cpu_limit_ms ms; < $log_limit log lines per host"
 proc_sampler_start sample-b "$pb" 0.05
 
-flood b b-v4 "$TB_B_ADDR4:5001"
+flood b b-v4 "$ATTACK_B"
 tb_assert "rackd-B's peak RSS ($FLOOD_PEAK_KB KiB) stays under $((base_b + rss_slack_kb)) KiB" \
     test "$FLOOD_PEAK_KB" -le $((base_b + rss_slack_kb))
-flood a a-v4 "$TB_A_ADDR4:$port"
+flood a a-v4 "$ATTACK_A"
 tb_assert "rackd-A's peak RSS ($FLOOD_PEAK_KB KiB) stays under $((base_a + rss_slack_kb)) KiB" \
     test "$FLOOD_PEAK_KB" -le $((base_a + rss_slack_kb))
-flood b b-v4-malformed "$TB_B_ADDR4:5001" --garbage-fraction 0.5
+flood b b-v4-malformed "$ATTACK_B" --garbage-fraction 0.5
 tb_assert "rackd-B's peak RSS ($FLOOD_PEAK_KB KiB) stays under $((base_b + rss_slack_kb)) KiB (malformed options)" \
     test "$FLOOD_PEAK_KB" -le $((base_b + rss_slack_kb))
 flood b b-v6 "[$TB_B_ADDR6]:5001" --ipv6

@@ -9,20 +9,16 @@ set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=testbed/netns.sh
 source "$here/../testbed/netns.sh"
-# shellcheck source=integration-tests/lib/racks.sh
-source "$here/lib/racks.sh"
 # shellcheck source=integration-tests/lib/attacks.sh
 source "$here/lib/attacks.sh"
 tb_require_rackd
 
 attack_setup_suspended
-a="$TB_A_ADDR4:$ATTACK_PORT"
-b="$TB_B_ADDR4:5001"
 # rackd's option: kind 253, length, ExID 5241, type, body (docs/protocol.md).
 for _ in 1 2 3; do
-    attack_inject --src "$b" --dst "$a" --option "fd25524104$(attack_random_hex 32)"   # response to A
-    attack_inject --src "$a" --dst "$b" --option "fd15524105$(attack_random_hex 16)"   # confirm to B
-    attack_inject --src "$b" --dst "$a" --option "fd15524103$(attack_random_hex 16)"   # challenge to A
+    attack_inject --src "$ATTACK_B" --dst "$ATTACK_A" --option "fd25524104$(attack_random_hex 32)"   # response to A
+    attack_inject --src "$ATTACK_A" --dst "$ATTACK_B" --option "fd15524105$(attack_random_hex 16)"   # confirm to B
+    attack_inject --src "$ATTACK_B" --dst "$ATTACK_A" --option "fd15524103$(attack_random_hex 16)"   # challenge to A
     sleep 0.3
 done
 sleep 1

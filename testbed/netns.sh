@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2119,SC2120
-# testbed/netns.sh: the network-namespace test bed for rackd (DESIGN §8). Source it from bash; don't run it.
+# testbed/netns.sh: the network-namespace test bed for rackd (docs/architecture.md, "Tests"). Source it from
+# bash; don't run it.
 #
 #     source "$REPO/testbed/netns.sh"
 #     tb_setup                  # namespaces A, R, B; cleanup trap installed
@@ -575,7 +576,7 @@ print("null" if v is None else v)' "$1" "$2"
 }
 
 # ---------------------------------------------------------------------------------------------------
-# Faults (DESIGN §8)
+# Faults
 
 # tb__fault_nft SCRIPT: load an nft script into R's namespace.
 tb__fault_nft() {

@@ -5,8 +5,8 @@
              [--seed S]
 
 Each SYN comes from a random address inside one of the --sources prefixes (a prefix picked at random, then
-an address inside it) and a random port, with a random ISN, and carries the option rackd's roaming plan
-gives a resumption SYN (docs/roaming-plan.md), with random contents:
+an address inside it) and a random port, with a random ISN, and carries rackd's roam option (the option of
+a resumption SYN from a new address, docs/protocol.md, "The option"), with random contents:
 
     kind 253, length 33, ExID 0x5241, type 6, connection id (8), nonce (16), ISN (4)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""xfer.py: the "real application" of the rackd test bed (DESIGN §8). Python 3 stdlib only.
+"""xfer.py: the "real application" of the rackd test bed (docs/architecture.md, "Tests"). Python 3 stdlib only.
 
 Bulk mode. Once connected, both ends send N bytes of random data and receive at the same time,
 hash what they send and what they receive (SHA-256), half-close after sending, and read until EOF:

@@ -1,4 +1,4 @@
-// rackd — who may ask rackd what (DESIGN §7). rackd learns each client's credentials from the kernel
+// rackd — who may ask rackd what (docs/control.md, "Who may do what"). rackd learns each client's credentials from the kernel
 // (SO_PEERCRED, SO_PEERGROUPS) and decides here, whatever the socket file's mode says.
 
 /// A control client as the kernel describes it.

@@ -1,4 +1,4 @@
-// rackd — every way a roam is refused (issue 4, point 4), deterministically.
+// rackd — every way a roam is refused, deterministically (docs/security.md, the tables of attempts).
 
 import Testing
 @testable import RackEngine

@@ -1,5 +1,6 @@
-// rackd — resuming from a new address, deterministically (issue 4): the roam handshake, the mapping of
-// every packet afterwards, and every way a roam is refused.
+// rackd — resuming from a new address, deterministically (docs/roaming.md): the roam handshake, the
+// mapping of every packet afterwards, and the moves rackd supports. Every way a roam is refused is in
+// RoamingRejectionTests.
 
 import Testing
 @testable import RackEngine
@@ -65,7 +66,8 @@ import Testing
 
     enum RoamingTestError: Error { case notRewritten }
 
-    // MARK: The cases of issue 4, point 2
+    // MARK: The moves: while suspended, while healthy, twice, back, and by the server (the same cases as
+    // integration-tests/lib/roaming.sh)
 
     @Test func addressChangesWhileSuspended() throws {
         var pair = try Self.connectedPair()

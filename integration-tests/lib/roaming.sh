@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# integration-tests/lib/roaming.sh: the roaming scenarios of issue 4 (A moves to another network under a
+# integration-tests/lib/roaming.sh: the roaming scenarios of docs/roaming.md (A moves to another network under a
 # bidirectional transfer). Source it after testbed/netns.sh and lib/racks.sh.
 
 # roam_wait_moved HOST N TIMEOUT_S: wait for rackd-HOST's Nth "connection moved to a new path".
@@ -11,7 +11,7 @@ roam_moved_time_ms() { racks_both_logged_ms "connection moved to a new path" "$1
 # roam_lo_has NS ADDRESS: ADDRESS is on NS's lo (rackd keeps a departed address there).
 roam_lo_has() { tb_exec "$1" ip -o addr show dev lo | grep -qw -- "$2"; }
 
-# roam_test SCENARIO FAMILY: one case of issue 4 point 2, under a bidirectional transfer of 50 MiB each way
+# roam_test SCENARIO FAMILY: one roaming scenario, under a bidirectional transfer of 50 MiB each way
 # (rate-limited, so it runs across the move), checked by SHA-256 on both ends.
 #   suspended  a black hole suspends the connection, then A moves to another network, then the path returns
 #   healthy    A moves while the connection is healthy (rtnetlink tells rackd at once)

@@ -1,7 +1,7 @@
 // rackd — the daemon's configuration, as a value.
 //
 // Parsing lives in `ConfigurationParser`; this file only says what can be configured and what the
-// defaults are. The defaults are what rackd runs with when no file is given (DESIGN §7).
+// defaults are. The defaults are what rackd runs with when no file is given (docs/configuration.md).
 
 /// Everything `rackd.conf` can set.
 public struct Configuration: Sendable, Equatable {
@@ -38,7 +38,8 @@ public struct Configuration: Sendable, Equatable {
     /// Probes that may go unanswered before the path is declared failed. With the defaults a black
     /// hole is detected within 2.5 s of the last packet heard (`interval × misses + interval / 2`).
     public var heartbeatMisses: Int = 2
-    /// How long a suspended connection is held before rackd gives it up (DESIGN §6: 7 days).
+    /// How long a suspended connection is held before rackd gives it up (7 days by default;
+    /// docs/configuration.md, `[suspension] maximum`).
     public var maximumSuspension: Duration = .seconds(7 * 24 * 3600)
     /// Which connections to manage.
     public var policy = Policy()

@@ -1,4 +1,5 @@
-// rackd — which connections rackd manages (DESIGN §7).
+// rackd — which connections rackd manages (docs/configuration.md, `[policy]`; docs/architecture.md,
+// "Kernel facts: exclusions").
 //
 // By default every TCP connection except loopback, TCP-MD5 and TCP-AO ones. `manage-ports` narrows that
 // to connections whose server port is listed; `exclude-ports` and `exclude-addresses` take connections

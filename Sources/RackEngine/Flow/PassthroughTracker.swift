@@ -1,8 +1,9 @@
 // rackd — pass-through mode: queue every packet of every new connection, change nothing.
 //
-// It exists to measure the queue and prove the data path loses nothing (issue 2's 100 MB test). A flow
-// is managed from its first SYN until both FINs or a RST are seen, or until it has been idle for
-// `idleTimeout`; the table is bounded so no traffic pattern can grow it without limit.
+// It exists to measure the queue and prove the data path loses nothing: bench/throughput measures it,
+// and integration-tests/test_passthrough_*.sh send 100 MiB each way through it. A flow is managed from
+// its first SYN until both FINs or a RST are seen, or until it has been idle for `idleTimeout`; the
+// table is bounded so no traffic pattern can grow it without limit.
 
 /// Tracks the flows that pass-through mode manages.
 public struct PassthroughTracker: Sendable {

@@ -1,12 +1,12 @@
-// rackd — rewriting one direction of a resumed connection, in place (DESIGN §4, "resumed with a new
-// address, port or sequence offset").
+// rackd — rewriting one direction of a resumed connection, in place (docs/architecture.md, "Data path":
+// resumed with a new address, port or sequence offset; docs/protocol.md, "Mapping after a roam").
 //
 // After a resumption from a new address the original sockets keep their old 4-tuple and sequence
 // space, while the wire carries the new one. Every packet is mapped between the two: addresses, ports,
 // sequence number, acknowledgement number and SACK blocks. Options and payload are never re-encoded:
 // the bytes are edited through the mutable views, so nothing the kernel wrote is lost.
 //
-// Checksums (DESIGN §4, checksum facts): a packet that arrived with a complete TCP checksum is updated
+// Checksums (docs/architecture.md, "Kernel facts: checksums"): a packet that arrived with a complete TCP checksum is updated
 // incrementally (RFC 1624), field by field. A packet from the local OUTPUT path may carry only the
 // pseudo-header sum (NFQA_SKB_CSUMNOTREADY); the kernel drops offload on any modified packet, so such a
 // packet gets a full checksum computed over header and payload.

@@ -1,6 +1,7 @@
 // rackd — engine time: a monotonic instant the caller passes in.
 //
-// The engine never reads a clock (DESIGN §3). The daemon passes CLOCK_MONOTONIC; tests build instants
+// The engine never reads a clock (docs/architecture.md, "The engine is pure"). The daemon passes
+// CLOCK_BOOTTIME (docs/design-notes.md: it counts the time a laptop sleeps); tests build instants
 // directly and jump straight to the next deadline instead of sleeping.
 
 /// A point on a monotonic clock, in nanoseconds since an arbitrary origin.
