@@ -13,7 +13,7 @@ public struct WireError: Error, CustomStringConvertible {
     public struct Kind: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case truncated, badVersion, badHeaderLength, badTotalLength, badDataOffset, badOption, notTCP,
-                fragmented, addressFamilyMismatch, bufferTooSmall
+                fragmented, addressFamilyMismatch, bufferTooSmall, badMessage
         }
 
         private let base: Base
@@ -40,6 +40,9 @@ public struct WireError: Error, CustomStringConvertible {
         public static let addressFamilyMismatch = Kind(.addressFamilyMismatch)
         /// The buffer given to an `emit(into:)` is shorter than the packet.
         public static let bufferTooSmall = Kind(.bufferTooSmall)
+
+        /// A peer protocol's message (in a rocks stream, say) has a field no correct sender writes.
+        public static let badMessage = Kind(.badMessage)
 
         /// The kind's name, e.g. "truncated".
         public var description: String { base.rawValue }
