@@ -48,6 +48,29 @@ public enum FuzzBodies {
         }
     }
 
+    /// A rocks peer's stream after the announcement: its init messages read in pieces whose sizes the
+    /// input's first byte chooses; whatever is read must encode back to the bytes it came from.
+    public static func rocksMessages(_ bytes: UnsafeRawBufferPointer) {
+        guard let first = bytes.first else { return }
+        let piece = Int(first % 61) + 1
+        let stream = Array(bytes.dropFirst())
+        var reader = RocksInitReader()
+        var offset = 0
+        var used = 0
+        while offset < stream.count, reader.result == nil {
+            let chunk = stream[offset..<min(stream.count, offset + piece)]
+            guard let taken = try? reader.take(chunk) else { return }
+            used += taken
+            offset += chunk.count
+        }
+        if let result = reader.result {
+            precondition(result.bytes == Array(stream.prefix(used)), "rocks init messages did not survive a round trip")
+        }
+        _ = RocksAnnouncement.judge(stream)
+        _ = RocksAnnouncement.endsProbeAnswer(stream)
+        _ = try? RocksSocketAddress(parsing: stream)
+    }
+
     /// The whole engine, in racks mode, fed arbitrary packets in both directions at advancing times.
     public static func engine(_ bytes: UnsafeRawBufferPointer) {
         var engine = HostEngine(configuration: Configuration(), random: FixedRandom())

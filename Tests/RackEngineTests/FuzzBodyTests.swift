@@ -34,8 +34,24 @@ import Testing
                 FuzzBodies.wire(raw)
                 FuzzBodies.options(raw)
                 FuzzBodies.racksMessages(raw)
+                FuzzBodies.rocksMessages(raw)
                 if round % 10 == 0 { FuzzBodies.engine(raw) }
             }
+        }
+    }
+
+    /// Real rocks init streams (the capture's, after the announcement), cut and mutated.
+    @Test func rocksMessagesSurviveMutatedCaptureStreams() throws {
+        var random = SplitMix64(seed: 0x60C5)
+        let connections = try RocksWireTests.connections("rocks-basic.pcap")
+        let streams = connections.flatMap { [Array($0.clientStream.dropFirst(16)), Array($0.serverStream.dropFirst(16))] }
+            .filter { !$0.isEmpty }
+        for _ in 0..<2000 {
+            var stream = Array(streams[Int(random.next() % UInt64(streams.count))].prefix(Int(random.next() % 120)))
+            if !stream.isEmpty && random.next() % 2 == 0 {
+                stream[Int(random.next() % UInt64(stream.count))] ^= UInt8(truncatingIfNeeded: random.next())
+            }
+            ([UInt8(truncatingIfNeeded: random.next())] + stream).withUnsafeBytes { FuzzBodies.rocksMessages($0) }
         }
     }
 
@@ -66,6 +82,7 @@ import Testing
                 case "wire": FuzzBodies.wire(raw)
                 case "options": FuzzBodies.options(raw)
                 case "racks-messages": FuzzBodies.racksMessages(raw)
+                case "rocks-messages": FuzzBodies.rocksMessages(raw)
                 default: FuzzBodies.engine(raw)
                 }
             }

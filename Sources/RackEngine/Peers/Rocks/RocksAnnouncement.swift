@@ -7,17 +7,17 @@
 // strncmp(…, 16), so the NUL is part of the match.
 
 /// The rocks 2.4 announcement.
-enum RocksAnnouncement {
-    static let bytes: [UInt8] = Array("IROCKYOUROCKMAN".utf8) + [0]
+public enum RocksAnnouncement {
+    public static let bytes: [UInt8] = Array("IROCKYOUROCKMAN".utf8) + [0]
 
     /// Whether `tail` (the last bytes seen, at most 16) ends a stream the way a rocks server ends its
     /// answer to a probe: the last 16 bytes are the announcement.
-    static func endsProbeAnswer(_ received: [UInt8]) -> Bool {
+    public static func endsProbeAnswer(_ received: [UInt8]) -> Bool {
         received.count >= bytes.count && Array(received.suffix(bytes.count)) == bytes
     }
 
     /// What a client's first bytes say about it, as a rocks server judges them (docs/rocks.md).
-    enum Opening: Equatable {
+    public enum Opening: Equatable, Sendable {
         /// Too few bytes yet, and all of them match the announcement's start.
         case undecided
         /// The full announcement: a rocks client's data connection.
@@ -26,7 +26,7 @@ enum RocksAnnouncement {
         case ordinary
     }
 
-    static func judge(_ first: [UInt8]) -> Opening {
+    public static func judge(_ first: [UInt8]) -> Opening {
         let count = min(first.count, bytes.count)
         guard first.prefix(count).elementsEqual(bytes.prefix(count)) else { return .ordinary }
         return count == bytes.count ? .rock : .undecided

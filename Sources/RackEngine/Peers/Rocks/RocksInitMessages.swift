@@ -16,29 +16,38 @@
 // once all four are in; whatever follows is application data.
 
 /// One side's init messages.
-struct RocksInit: Equatable, Sendable {
+public struct RocksInit: Equatable, Sendable {
     /// The DH public value, big-endian, without leading zero bytes.
-    var publicKey: [UInt8]
+    public var publicKey: [UInt8]
     /// Where this side listens for the peer to reconnect.
-    var reconnection: RocksSocketAddress
+    public var reconnection: RocksSocketAddress
     /// The sizes rocks reports (and must report again, unchanged, at every reconnection): 65536 each,
     /// as Linux doubles the 32768 rocks forces.
-    var sendBufferSize: UInt32
-    var receiveBufferSize: UInt32
+    public var sendBufferSize: UInt32
+    public var receiveBufferSize: UInt32
     /// Where this side takes heartbeats.
-    var heartbeat: RocksSocketAddress
+    public var heartbeat: RocksSocketAddress
+
+    public init(publicKey: [UInt8], reconnection: RocksSocketAddress, sendBufferSize: UInt32, receiveBufferSize: UInt32,
+                heartbeat: RocksSocketAddress) {
+        self.publicKey = publicKey
+        self.reconnection = reconnection
+        self.sendBufferSize = sendBufferSize
+        self.receiveBufferSize = receiveBufferSize
+        self.heartbeat = heartbeat
+    }
 
     /// A public value can be at most as long as the 128-bit prime.
-    static let maximumKeyLength = 16
+    public static let maximumKeyLength = 16
 
     /// The messages as rocks writes them, one segment per write: the key's length, the key, the
     /// reconnection address, each buffer size, the heartbeat address.
-    var segments: [[UInt8]] {
+    public var segments: [[UInt8]] {
         [Self.bigEndian(UInt32(publicKey.count)), publicKey, reconnection.bytes, Self.bigEndian(sendBufferSize),
          Self.bigEndian(receiveBufferSize), heartbeat.bytes]
     }
 
-    var bytes: [UInt8] { segments.flatMap { $0 } }
+    public var bytes: [UInt8] { segments.flatMap { $0 } }
 
     static func bigEndian(_ value: UInt32) -> [UInt8] {
         [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
@@ -46,17 +55,19 @@ struct RocksInit: Equatable, Sendable {
 }
 
 /// Reads a peer's init messages from its stream, in pieces of any size.
-struct RocksInitReader {
+public struct RocksInitReader: Sendable {
     private var buffer: [UInt8] = []
-    private(set) var result: RocksInit?
+    public private(set) var result: RocksInit?
+
+    public init() {}
 
     /// The most bytes the messages can take.
-    static let maximumLength = 4 + RocksInit.maximumKeyLength + 16 + 8 + 16
+    public static let maximumLength = 4 + RocksInit.maximumKeyLength + 16 + 8 + 16
 
     /// Takes the next bytes of the peer's stream. Returns how many of them the init messages used (the
     /// rest is application data); throws when the messages are malformed. Once `result` is set, takes
     /// nothing more.
-    mutating func take(_ bytes: some Collection<UInt8>) throws(WireError) -> Int {
+    public mutating func take(_ bytes: some Collection<UInt8>) throws(WireError) -> Int {
         guard result == nil else { return 0 }
         let before = buffer.count
         buffer += bytes.prefix(Self.maximumLength - before)

@@ -12,30 +12,30 @@
 // exactly this layout. What rackd receives is checked: anything but AF_INET with zero padding is refused.
 
 /// An IPv4 address and port as rocks writes them.
-struct RocksSocketAddress: Equatable, Sendable, CustomStringConvertible {
-    var address: IPv4Address
-    var port: UInt16
+public struct RocksSocketAddress: Equatable, Sendable, CustomStringConvertible {
+    public var address: IPv4Address
+    public var port: UInt16
 
-    static let length = 16
+    public static let length = 16
 
-    var endpoint: TCPEndpoint { TCPEndpoint(address: .v4(address), port: port) }
+    public var endpoint: TCPEndpoint { TCPEndpoint(address: .v4(address), port: port) }
 
-    var description: String { "\(address):\(port)" }
+    public var description: String { "\(address):\(port)" }
 
-    var bytes: [UInt8] {
+    public var bytes: [UInt8] {
         let raw = address.rawValue
         return [2, 0, UInt8(port >> 8), UInt8(port & 0xFF),
                 UInt8(raw >> 24), UInt8((raw >> 16) & 0xFF), UInt8((raw >> 8) & 0xFF), UInt8(raw & 0xFF)]
             + [UInt8](repeating: 0, count: 8)
     }
 
-    init(address: IPv4Address, port: UInt16) {
+    public init(address: IPv4Address, port: UInt16) {
         self.address = address
         self.port = port
     }
 
     /// Reads the 16 bytes at the start of `bytes`.
-    init(parsing bytes: some Collection<UInt8>) throws(WireError) {
+    public init(parsing bytes: some Collection<UInt8>) throws(WireError) {
         let field = Array(bytes.prefix(Self.length))
         guard field.count == Self.length else {
             throw WireError(.truncated, "a rocks socket address is 16 bytes, got \(field.count)")
