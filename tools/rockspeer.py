@@ -36,7 +36,8 @@ secret, zero-padded on the right) are kept for the reconnection work and logged 
 Heartbeats (§4): a process-wide 1 s tick (phase: process start, like rocks' setitimer). On each tick,
 for each established rock: receive at most one datagram (missed = 0), missed += 1, sendto one byte
 'x' to the peer's heartbeat address; a sendto or recv error, or missed >= 15, suspends the rock.
-Suspension is only logged and reported for now (see "Later work" below).
+Suspension is only logged and reported for now (trace event, stats): heartbeats stop, and the
+application goes on using the old socket while it works (see "Later work" below).
 
 Application options (both roles)
     --echo                   write back every byte read (read size --read-size, default 65536)
@@ -46,6 +47,7 @@ Application options (both roles)
     --receive-file F         store every byte the application reads (pre-EDP spill included)
     --receive-bytes M        stop reading after M bytes (spill included); default: read until EOF
     --sink                   read until EOF and discard (the default when nothing else is asked)
+    --hold S                 keep the connection open (idle, heartbeating) S seconds before closing
     --banner TEXT            (serve) written right after accept, before the first read (pre-EDP)
 The application closes the socket (FIN) once it has sent everything and finished reading. A rock
 application never half-closes (rocks aborts on shutdown()), so a bulk transfer in both directions
@@ -521,15 +523,17 @@ class Rock:
             self._write(bytes(data), "app")
             self.plain_sent += len(data)
             return len(data)
-        if self.state is State.SUSPENDED:
-            raise RockSuspended("write on a suspended rock")
-        if self.state is not State.ESTABLISHED:
+        if self.state not in (State.ESTABLISHED, State.SUSPENDED):
             raise RockError("write in state %s" % self.state.value)
+        # SUSPENDED: until reconnection exists (§5), suspension is only reported and the application
+        # keeps using the old socket while it works; rocks would block it until recovery.
         piece = bytes(data[:self.maxsnd])
         try:
             sent = self.sock.send(piece)
+        except (InterruptedError, BlockingIOError):
+            raise
         except OSError as e:
-            self.suspend("write error: %s" % e)
+            self.suspend("write error: %s" % e)          # §5.1: an I/O error other than EINTR/EAGAIN
             raise RockSuspended("write failed: %s" % e) from e
         piece = piece[:sent]
         self.stream_sent += sent
@@ -557,14 +561,14 @@ class Rock:
             self.stream_received += len(data)
             self.plain_received += len(data)
             return data
-        if self.state is State.SUSPENDED:
-            raise RockSuspended("read on a suspended rock")
-        if self.state is not State.ESTABLISHED:
+        if self.state not in (State.ESTABLISHED, State.SUSPENDED):
             raise RockError("read in state %s" % self.state.value)
         try:
             data = self.sock.recv(app_len)
+        except (InterruptedError, BlockingIOError):
+            raise
         except OSError as e:
-            self.suspend("read error: %s" % e)
+            self.suspend("read error: %s" % e)           # §5.1: e.g. ECONNRESET, ETIMEDOUT
             raise RockSuspended("read failed: %s" % e) from e
         self.stream_received += len(data)
         self.rcvseq += len(data)
@@ -647,7 +651,8 @@ class Rock:
                  "sndseq": self.sndseq, "rcvseq": self.rcvseq}
         self.suspensions.append(event)
         self.trace.record(self.conn, "suspend", reason=reason, sndseq=self.sndseq, rcvseq=self.rcvseq)
-        log.warning("conn %d: SUSPEND (%s); reconnection is not implemented yet", self.conn, reason)
+        log.warning("conn %d: SUSPEND (%s); reconnection is not implemented yet: heartbeats stop, the "
+                    "application goes on with the old socket while it works", self.conn, reason)
         # Next (§5.1-§5.4): close the data socket with a RST (linger {1,0}), listen on rec_sock,
         # run 1of2 against peer_rec_addr, authenticate with bf_key, then recover (new hb and rec
         # sockaddrs, rcvseq, sizes, go-back-N from self.ring.since(peer_rcvseq)).
@@ -721,7 +726,9 @@ class HeartbeatClock:
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            tick += 1
+            # Late (the process was stopped, or busy): one tick now, then back on the phase, as a
+            # pending SIGALRM is delivered once however many periods went by.
+            tick = max(tick + 1, int((time.monotonic() - PROCESS_START) / self.period) + 1)
             with self.lock:
                 rocks = list(self.rocks)
             for rock in rocks:
@@ -896,6 +903,8 @@ class App:
                     self._write_all(rock, data, sent_hash, totals)
             if send_thread is not None:
                 send_thread.join()
+            if a.hold:
+                time.sleep(a.hold)             # idle, heartbeating, before the close
         except Exception as e:
             errors.append("%s: %s" % (type(e).__name__, e))
         finally:
@@ -1050,8 +1059,7 @@ def cmd_serve(args, trace, report):
 def build_parser():
     p = argparse.ArgumentParser(
         prog="rockspeer.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="A rocks 2.4 test peer (client and server application roles).",
-        epilog="See the top of this file (or tools/README.md) for the protocol, trace and stats formats.")
+        description=__doc__, epilog="'rockspeer.py serve --help' and 'rockspeer.py connect --help' list every option.")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp):
@@ -1067,6 +1075,8 @@ def build_parser():
         g.add_argument("--receive-bytes", metavar="M", type=parse_size, default=None,
                        help="stop reading after M bytes (default: at EOF)")
         g.add_argument("--sink", action="store_true", help="read until EOF and discard (default)")
+        g.add_argument("--hold", type=float, default=0.0, metavar="S",
+                       help="keep the connection open S seconds after the transfer, then close")
         g.add_argument("--read-size", type=parse_size, default=65536, help="bytes per application read")
         r = sp.add_argument_group("rocks options (both ends must match)")
         r.add_argument("--no-edp", action="store_true", help="RS_NOINTEROP: no EDP, init right away")
