@@ -25,7 +25,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 77
 fi
 
-run_id="rsp$$"
+run_id="${TB_NS_PREFIX:-rsp}$$"
 ns_a="$run_id-a"
 ns_b="$run_id-b"
 addr_a=10.203.0.1
