@@ -20,8 +20,9 @@ application's first read makes the library read min(app_len, 16) bytes itself:
 connect behaves as a rocks 2.4 client application (§2.2): probe connection #1 (connect,
 shutdown(SHUT_WR), read with a 500 ms select timeout per chunk keeping the last 16 bytes; EOF or
 ECONNRESET with the announcement as the last 16 bytes means a rock), then connection #2 (a new
-socket): if a rock, write the announcement, scan for the reply in 16-byte reads (bytes before it are
-spilled and handed to the application first, uncounted), then init. Not a rock: plain TCP on #2.
+socket): if a rock, write the announcement, scan for the reply in 16-byte reads through a 16-byte
+window (what each read pushes out is spilled and handed to the application first, uncounted; the
+reply is found only when a read ends where it ends), then init. Not a rock: plain TCP on #2.
 
 Init (§3), on both sides, each message "write then read": TCP_NODELAY=1 during init (each write its
 own segment); DH public key (u32be length, then the unpadded big-endian value, two writes; 128-bit
@@ -63,18 +64,23 @@ Common options
                              (plus connect/shutdown/close/edp/init/suspend events), see Trace
     --stats FILE             JSON counters when the process ends (see Stats)
     --log FILE, -v           log (debug with -v: includes the DH secret and Blowfish key)
-    --count N                (serve) exit after N application connections (probes do not count)
+    --count N                (serve) exit after N application connections (probes do not count,
+                             except with --plain, which cannot tell a probe from a connection)
     --timeout S              give up (exit 3) after S seconds
     --dh-private HEX         use this DH private key instead of a random one (tests only)
     --hb-period S --hb-misses N   heartbeat period and miss limit (rocks: 1 s and 15)
+    --init-pace S            (serve) after EDP, wait up to S s (0.5) for the client's DH before writing
+                             ours: the order of the captures, where the real server spends ~1 ms on its
+                             key; without it a fast server's init can join the announcement in the
+                             client's scan, which then never finds it (0: no wait)
 
 Trace: one JSON object per line, in the order things happened:
     {"t": 0.0123, "role": "client", "conn": 2, "proto": "tcp", "event": "write", "dir": "c2s",
      "label": "dh-len", "len": 4, "hex": "00000010"}
-conn is the connection number in this process (client: 1 = the probe, 2 = the data connection;
-server: the accept count). Labels: banner (pre-EDP application bytes), announcement, dh-len, dh-key,
+conn is the connection number in this process (client: 1 = the probe, 2 = the data connection, or
+1 alone with --no-edp or --plain; server: the accept count). Labels: banner (pre-EDP application bytes), announcement, dh-len, dh-key,
 rec-addr, sndbuf, rcvbuf, hb-addr, app (application bytes), plus for UDP "heartbeat" (event
-"sendto", with "src" and "dst"). Other events: connect, shutdown-wr, close (how: fin or rst), edp
+"sendto", with "src" and "dst"). Other events: connect, accept, shutdown-wr, close (how: fin), edp
 (result: rock, not-rock, probe, fallback), init-done, suspend.
 
 Stats (--stats FILE, JSON): role, peer_is_rock, edp, app_bytes_sent / app_bytes_received (rocks'
@@ -428,8 +434,9 @@ class Rock:
 
         if self.opts.auth:
             self.dh = DiffieHellman(self.opts.dh_private)
+        self._pace_first_init_write()
+        if self.opts.auth:
             public = self.dh.public_bytes
-            self._pace_first_init_write()
             self._write(struct.pack(">I", len(public)), "dh-len")
             self._write(public, "dh-key")
             peer_len = struct.unpack(">I", self._read_exact(4, "the DH length"))[0]
@@ -1014,7 +1021,7 @@ def cmd_serve(args, trace, report):
             if result.get("error"):
                 status["failed"] += 1
             done.release()
-        except Exception as e:
+        except Exception:
             log.exception("connection %d failed", rock.conn)
             status["failed"] += 1
             done.release()

@@ -30,7 +30,6 @@ What it does (tools/README.md has the full account):
     there too. Without root that test is skipped.
 """
 
-import hashlib
 import json
 import os
 import random
