@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# test_rockspeer.sh: the rocks 2.4 test peer (tools/rockspeer.py) is faithful to the real captures and works
+# between two hosts.
+#   - tools/rockspeer_test.py: the fidelity test against shared/rocks-captures (rocks-basic, rocks-edp-banner,
+#     rocks-edp-fallback): probe, announcement, init and heartbeats byte for byte, application streams, and (as
+#     root) the segments on a namespaced loopback wire; skipped by itself when the captures are not there;
+#   - tools/rockspeer-smoke.sh: two namespaces joined by a veth, 20 MB each way over a rock, SHA-256 both ends,
+#     heartbeats both ways, no suspension.
+# rackd is not involved (yet): this checks the peer that rackd's rocks tests will talk to.
+# timeout: 180
+set -euo pipefail
+here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=testbed/netns.sh
+source "$here/../testbed/netns.sh"
+cd "$TB_REPO"
+
+command -v python3 >/dev/null || tb_skip "python3 is missing (scripts/install-deps)"
+
+echo "== tools/rockspeer_test.py"
+python3 -m unittest tools/rockspeer_test.py
+
+echo "== tools/rockspeer-smoke.sh 20M"
+tools/rockspeer-smoke.sh 20M
