@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test_rockspeer.sh: the rocks 2.4 test peer (tools/rockspeer.py) is faithful to the real captures and works
 # between two hosts.
-#   - tools/rockspeer_test.py: the fidelity test against shared/rocks-captures (rocks-basic, rocks-edp-banner,
+#   - tools/rockspeer_test.py: the fidelity test against the captures in Tests/RackEngineTests/Fixtures (rocks-basic, rocks-edp-banner,
 #     rocks-edp-fallback): probe, announcement, init and heartbeats byte for byte, application streams, and (as
-#     root) the segments on a namespaced loopback wire; skipped by itself when the captures are not there;
+#     root) the segments on a namespaced loopback wire;
 #   - tools/rockspeer-smoke.sh: two namespaces joined by a veth, 20 MB each way over a rock, SHA-256 both ends,
 #     heartbeats both ways, no suspension.
 # rackd is not involved (yet): this checks the peer that rackd's rocks tests will talk to.

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """rockspeer.py: a stand-in for a real rocks 2.4 ("reliable sockets") application. Python 3 stdlib only.
 
-Written only from shared/ROCKS-PROTOCOL.md (section numbers below refer to it) and checked byte for
-byte against the real captures in shared/rocks-captures/ by tools/rockspeer_test.py. It is the
+Written only from docs/rocks.md (section numbers below refer to it) and checked byte for
+byte against the real captures in Tests/RackEngineTests/Fixtures/ by tools/rockspeer_test.py. It is the
 other end rackd will talk to when its peer is a rock; no rocks code was used.
 
 Roles

@@ -4,9 +4,8 @@
     python3 -m unittest tools/rockspeer_test.py      (or: python3 tools/rockspeer_test.py -v)
 
 No root needed; it runs the peers over 127.0.0.1 only and takes a few seconds (the scenarios run
-in parallel; the longest replays the 3 s of rocks-basic.pcap). The captures are looked up in
-$ROCKS_CAPTURES_DIR, then ../shared/rocks-captures beside the repository (as CI lays it out),
-then /work/shared/rocks-captures; the tests are skipped when none is there.
+in parallel; the longest replays the 3 s of rocks-basic.pcap). The captures are the repository's
+fixtures, Tests/RackEngineTests/Fixtures/rocks-*.pcap ($ROCKS_CAPTURES_DIR overrides).
 
 What it does (tools/README.md has the full account):
   * reads the pcaps with the small reader below (classic pcap, either byte order, us or ns
@@ -56,8 +55,7 @@ DH_P = rockspeer.DH_P
 
 def find_captures():
     candidates = [os.environ.get("ROCKS_CAPTURES_DIR"),
-                  os.path.join(os.path.dirname(REPO), "shared", "rocks-captures"),
-                  "/work/shared/rocks-captures"]
+                  os.path.join(REPO, "Tests", "RackEngineTests", "Fixtures")]
     for c in candidates:
         if c and os.path.isfile(os.path.join(c, "rocks-basic.pcap")):
             return c

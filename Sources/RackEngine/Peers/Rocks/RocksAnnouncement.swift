@@ -1,4 +1,4 @@
-// rackd — the rocks 2.4 Enhancement Detection Protocol's announcement (docs/rocks.md, "Detection").
+// rackd — the rocks 2.4 Enhancement Detection Protocol's announcement (docs/rocks.md, §2).
 //
 // Rocks knows its peers by 16 fixed bytes, "IROCKYOUROCKMAN" and a NUL, the same in every rocks 2.4
 // process. A rocks server answers a probe (a connection whose client sent a FIN and no data) with them
@@ -16,7 +16,7 @@ public enum RocksAnnouncement {
         received.count >= bytes.count && Array(received.suffix(bytes.count)) == bytes
     }
 
-    /// What a client's first bytes say about it, as a rocks server judges them (docs/rocks.md).
+    /// What a client's first bytes say about it, as a rocks server judges them (docs/rocks.md, §2.3).
     public enum Opening: Equatable, Sendable {
         /// Too few bytes yet, and all of them match the announcement's start.
         case undecided

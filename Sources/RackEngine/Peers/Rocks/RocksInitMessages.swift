@@ -1,5 +1,5 @@
 // rackd — the init messages a rocks 2.4 connection opens with, after the announcement (docs/rocks.md,
-// "Init messages").
+// §3).
 //
 // Each side writes its four messages, in this order, then reads the peer's; nothing carries a type or a
 // version, so both ends must agree on the options (rocks' defaults: authentication, heartbeats and

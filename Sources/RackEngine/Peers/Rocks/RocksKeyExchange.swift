@@ -1,4 +1,4 @@
-// rackd — rocks 2.4's Diffie-Hellman key agreement (docs/rocks.md, "Legacy authentication").
+// rackd — rocks 2.4's Diffie-Hellman key agreement (docs/rocks.md, §3.4).
 //
 // Rocks uses a fixed 128-bit safe prime with generator 2, a fresh 127-bit private exponent (top bit set)
 // per exchange, public values and the secret as minimal big-endian byte strings, and no hash: the first

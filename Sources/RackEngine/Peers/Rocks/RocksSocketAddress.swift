@@ -1,4 +1,4 @@
-// rackd — the raw `struct sockaddr_in` that rocks 2.4 writes on the wire (docs/rocks.md, "Init messages").
+// rackd — the raw `struct sockaddr_in` that rocks 2.4 writes on the wire (docs/rocks.md, §3.1).
 //
 // Rocks sends its reconnection and heartbeat addresses as the 16 bytes of an x86 `struct sockaddr_in`:
 //
