@@ -6,7 +6,7 @@ import Dispatch
 import RackControl
 import Synchronization
 
-final class ControlMailbox: Sendable {
+public final class ControlMailbox: Sendable {
     /// One request waiting for its answer.
     final class Pending: @unchecked Sendable {
         let request: ControlRequest

@@ -12,7 +12,7 @@ import Synchronization
 import Glibc
 #endif
 
-final class ControlServer: Sendable {
+public final class ControlServer: Sendable {
     private let socket: ControlSocket
     private let statusGroup: UInt32?
     private let mailbox: ControlMailbox
@@ -20,7 +20,7 @@ final class ControlServer: Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private let stopPipe: (read: CInt, write: CInt)
 
-    init(path: String, statusGroup: UInt32?, mailbox: ControlMailbox, logger: Logger) throws {
+    public init(path: String, statusGroup: UInt32?, mailbox: ControlMailbox, logger: Logger) throws {
         socket = try ControlSocket(path: path, openToOthers: statusGroup != nil)
         var fds: [CInt] = [0, 0]
         guard pipe(&fds) == 0 else { throw SystemError.current("pipe(control stop)") }
@@ -37,7 +37,7 @@ final class ControlServer: Sendable {
         close(stopPipe.write)
     }
 
-    var path: String { socket.path }
+    public var path: String { socket.path }
 
     func requestStop() {
         stopRequested.store(true, ordering: .releasing)

@@ -4,10 +4,14 @@
 import ServiceLifecycle
 
 /// Runs the control server on its own thread as a ServiceLifecycle service.
-struct ControlService: Service {
+public struct ControlService: Service {
     let server: ControlServer
 
-    func run() async throws {
+    public init(server: ControlServer) {
+        self.server = server
+    }
+
+    public func run() async throws {
         let server = self.server
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {

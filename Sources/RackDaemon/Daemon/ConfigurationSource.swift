@@ -9,19 +9,24 @@ import SystemPackage
 import Glibc
 #endif
 
-struct ConfigurationSource {
+public struct ConfigurationSource {
     let explicitPath: String?
     let defaultPath: String
 
+    public init(explicitPath: String?, defaultPath: String) {
+        self.explicitPath = explicitPath
+        self.defaultPath = defaultPath
+    }
+
     /// The file read, or "(built-in defaults)".
-    var name: String { path ?? "(built-in defaults)" }
+    public var name: String { path ?? "(built-in defaults)" }
 
     private var path: String? {
         explicitPath ?? (access(defaultPath, F_OK) == 0 ? defaultPath : nil)
     }
 
     /// The configuration, or an error reading "PATH: line N: reason".
-    func load() throws(ConfigurationLoadError) -> Configuration {
+    public func load() throws(ConfigurationLoadError) -> Configuration {
         guard let path else { return Configuration() }
         let text: String
         do {
@@ -64,7 +69,7 @@ struct ConfigurationSource {
     }
 }
 
-struct ConfigurationLoadError: Error, CustomStringConvertible {
+public struct ConfigurationLoadError: Error, CustomStringConvertible {
     var message: String
-    var description: String { message }
+    public var description: String { message }
 }

@@ -3,10 +3,14 @@
 //
 // One thread owns the queue, the rules, the injector and the engine, so nothing here needs a lock. The
 // loop polls the queue and a wake-up pipe, with the engine's next deadline as the timeout. It decides
-// nothing: `Engine` does.
+// nothing: `HostEngine` does.
 //
-// Order matters at both ends (STYLE §15, DESIGN §4):
+// Order matters (docs/architecture.md, "Data path" and "Kernel facts": queueing and rules):
 // - start: bind the queue, then install the rules, so no packet is queued before someone listens;
+// - each input: verdicts, then one nftables batch of the rule changes the input caused, then the packets
+//   the engine asked to inject. A drain of the queue is one input. Injected packets may depend on the
+//   rules (a managed flow must be queued before the peer answers), and must not overtake the packets
+//   that caused them;
 // - stop: delete the rules, give every packet still queued its verdict, then unbind.
 
 import Logging
@@ -18,12 +22,12 @@ import Synchronization
 import Glibc
 #endif
 
-final class DataPlane: Sendable {
+public final class DataPlane: Sendable {
     /// The only state shared across threads: set by `requestStop` from any thread.
     private let stopRequested = Atomic<Bool>(false)
     private let wakePipe: (read: CInt, write: CInt)
     /// Requests from rackctl, answered by this loop between packets.
-    let controlMailbox: ControlMailbox
+    public let controlMailbox: ControlMailbox
     /// Everything else belongs to the data-plane thread.
     private nonisolated(unsafe) let state: State
 
@@ -40,6 +44,7 @@ final class DataPlane: Sendable {
         let statusBuilder: StatusReportBuilder
         var rejectionLog = RejectionLogLimiter()
         var tally = EventTally()
+        var pendingRuleChanges: [RuleChange] = []
         var pendingTransmits: [[UInt8]] = []
         var nextWatchdogAt: EngineInstant?
         /// Set when connections came, went or changed state: systemd's STATUS line is due for an update.
@@ -63,7 +68,7 @@ final class DataPlane: Sendable {
     }
 
     /// Binds the queue and installs the rules. When this returns, rackd is ready.
-    init(configuration: Configuration, notifier: SystemdNotifier, logger: Logger) throws {
+    public init(configuration: Configuration, notifier: SystemdNotifier, logger: Logger) throws {
         let reader = try NFQueueReader(queueNumber: configuration.queueNumber, maxLength: configuration.queueMaxLength,
                                        receiveBufferBytes: 64 << 20, logger: logger)
         logger.notice("queue bound", metadata: ["nfq.queue": "\(configuration.queueNumber)"])
@@ -102,7 +107,7 @@ final class DataPlane: Sendable {
     }
 
     /// The queue variant the rules use.
-    var queueVariant: QueueRuleVariant? { state.installer.installedVariant }
+    public var queueVariant: QueueRuleVariant? { state.installer.installedVariant }
 
     /// Asks the loop to stop; safe from any thread.
     func requestStop() {
@@ -139,30 +144,18 @@ final class DataPlane: Sendable {
         for _ in 0..<64 {
             let now = MonotonicClock.now()
             let handled = try state.reader.drainOnce { packet in handle(&packet, now: now) }
-            flushTransmits()
+            finishInput()
             if handled == 0 { return }
         }
     }
 
-    private func handle(_ packet: inout QueuedPacket, now: EngineInstant) -> QueueVerdict {
-        let direction: PacketDirection
-        switch packet.hook {
-        case .localOut: direction = .outbound
-        case .localIn: direction = .inbound
-        case .other: return .accept
-        }
-        // A truncated copy can be judged but never rewritten; the engine sees what there is.
-        let checksum: TCPChecksumState = packet.skbInfo.contains(.checksumNotReady) ? .partial : .complete
-        let output = state.engine.handlePacket(packet.bytes, direction: direction, checksum: checksum, now: now)
+    private func handle(_ packet: inout QueuedPacket, now: EngineInstant) -> PacketVerdict {
+        let checksum: TCPChecksumState = packet.metadata.skbInfo.contains(.checksumNotReady) ? .partial : .complete
+        let output = state.engine.handlePacket(
+            packet.bytes, direction: packet.metadata.hook.direction, checksum: checksum,
+            truncated: packet.isTruncated, now: now)
         carryOut(output)
-        switch output.verdict {
-        case .accept: return .accept
-        case .drop: return .drop
-        case .acceptModified(let length):
-            return packet.isTruncated ? .accept : .acceptModified(length: length)
-        case .replace(let bytes):
-            return packet.isTruncated ? .accept : .acceptReplacement(bytes)
-        }
+        return output.verdict
     }
 
     // MARK: Timers
@@ -180,7 +173,7 @@ final class DataPlane: Sendable {
         let now = MonotonicClock.now()
         guard deadline <= now else { return }
         carryOut(state.engine.handleTimeout(now: now))
-        flushTransmits()
+        finishInput()
     }
 
     // MARK: Sockets and links
@@ -197,7 +190,7 @@ final class DataPlane: Sendable {
             state.logger.warning("could not read socket state", metadata: ["error": "\(error)"])
             carryOut(state.engine.handleSnapshotFailure(now: MonotonicClock.now()))
         }
-        flushTransmits()
+        finishInput()
     }
 
     private func handleLinkEvents() {
@@ -209,22 +202,15 @@ final class DataPlane: Sendable {
         } catch {
             state.logger.warning("could not read link events", metadata: ["error": "\(error)"])
         }
-        flushTransmits()
+        finishInput()
     }
 
     // MARK: Carrying out engine outputs
 
+    /// Carries out what needs no order with the packet's verdict (addresses on lo, logs, counters) and
+    /// keeps rule changes and transmits for `finishInput`.
     private func carryOut(_ output: EngineOutput) {
-        for change in output.ruleChanges {
-            do {
-                switch change {
-                case .manage(let flow): try state.installer.addManagedFlow(ManagedFlowKey(flow))
-                case .release(let flow): try state.installer.removeManagedFlow(ManagedFlowKey(flow))
-                }
-            } catch {
-                state.logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
-            }
-        }
+        state.pendingRuleChanges += output.ruleChanges
         for change in output.addressChanges {
             do {
                 switch change {
@@ -259,6 +245,21 @@ final class DataPlane: Sendable {
             }
         }
         state.pendingTransmits += output.transmits
+    }
+
+    /// Ends an input whose verdicts, if any, were sent: commits its rule changes in one batch, then injects
+    /// its packets.
+    private func finishInput() {
+        commitRuleChanges()
+        flushTransmits()
+    }
+
+    private func commitRuleChanges() {
+        guard !state.pendingRuleChanges.isEmpty else { return }
+        for (change, error) in state.installer.apply(state.pendingRuleChanges) {
+            state.logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
+        }
+        state.pendingRuleChanges.removeAll(keepingCapacity: true)
     }
 
     /// Injects what the engine asked for, after the verdicts of the packets that caused it.
@@ -305,7 +306,7 @@ final class DataPlane: Sendable {
                     ? try state.engine.suspendByOperator(target, now: now)
                     : try state.engine.resumeByOperator(target, now: now)
                 carryOut(outcome.output)
-                flushTransmits()
+                finishInput()
                 return ControlResponse(
                     ok: true, changed: outcome.changed,
                     unchanged: outcome.unchanged.map { UnchangedConnection(id: $0.id, reason: $0.reason) })
@@ -357,7 +358,7 @@ final class DataPlane: Sendable {
         } catch {
             state.logger.warning("could not drain the queue", metadata: ["error": "\(error)"])
         }
-        flushTransmits()
+        finishInput()
         do {
             try state.loopbackAddresses.releaseAll()
         } catch {
@@ -369,12 +370,5 @@ final class DataPlane: Sendable {
             "nfq.received": "\(counters.received)", "nfq.accepted": "\(counters.accepted)",
             "nfq.modified": "\(counters.modified)", "nfq.dropped": "\(counters.dropped)",
         ])
-    }
-}
-
-extension ManagedFlowKey {
-    init(_ flow: FlowKey) {
-        self.init(localAddress: flow.local.address.bytes, localPort: flow.local.port,
-                  remoteAddress: flow.remote.address.bytes, remotePort: flow.remote.port)
     }
 }

@@ -6,10 +6,14 @@
 
 import ServiceLifecycle
 
-struct DataPlaneService: Service {
+public struct DataPlaneService: Service {
     let dataPlane: DataPlane
 
-    func run() async throws {
+    public init(dataPlane: DataPlane) {
+        self.dataPlane = dataPlane
+    }
+
+    public func run() async throws {
         let dataPlane = self.dataPlane
         try await withTaskCancellationHandler {
             try await withGracefulShutdownHandler {

@@ -1,5 +1,7 @@
 // rackd — a flow's key in rackd's managed sets.
 
+import RackEngine
+
 /// A managed flow as its set element spells it: local address . local port . remote address . remote port.
 struct ManagedFlowKey: Hashable, CustomStringConvertible {
     /// 4 bytes for IPv4, 16 for IPv6, network order.
@@ -24,5 +26,13 @@ struct ManagedFlowKey: Hashable, CustomStringConvertible {
                 .joined(separator: ":") + "]"
         }
         return "\(text(localAddress)):\(localPort)-\(text(remoteAddress)):\(remotePort)"
+    }
+}
+
+extension ManagedFlowKey {
+    /// The set element of an engine flow.
+    init(_ flow: FlowKey) {
+        self.init(localAddress: flow.local.address.bytes, localPort: flow.local.port,
+                  remoteAddress: flow.remote.address.bytes, remotePort: flow.remote.port)
     }
 }

@@ -11,12 +11,12 @@ import Glibc
 #endif
 
 /// A failed nftables transaction: which step failed and how.
-struct NftablesError: Error, CustomStringConvertible {
+public struct NftablesError: Error, CustomStringConvertible {
     /// The step that failed, e.g. "add rule output: queue TCP SYNs (native queue)".
     var step: String
     var error: SystemError
 
-    var description: String { "nftables: \(step): \(error)" }
+    public var description: String { "nftables: \(step): \(error)" }
 }
 
 /// Builds a batch of nftables messages and commits it over a netfilter netlink socket.
@@ -74,18 +74,16 @@ final class NftablesBatch {
     /// The kernel processes a batch inside sendmsg, so every ack and error is already queued when send
     /// returns: drain without blocking and report the first failure.
     private func collectAcks(on socket: NetlinkSocket) throws(NftablesError) {
-        let receive = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-        defer { receive.deallocate() }
         var firstFailure: NftablesError? = nil
         while true {
-            let received: Int?
+            let datagram: UnsafeRawBufferPointer?
             do {
-                received = try socket.receive(into: receive, nonBlocking: true, call: "nftables acks")
+                datagram = try socket.receive(waiting: false, call: "nftables acks")
             } catch {
                 throw NftablesError(step: "read acks", error: error)
             }
-            guard let received else { break }
-            for message in NetlinkMessage.split(UnsafeRawBufferPointer(rebasing: receive[0..<received])) {
+            guard let datagram else { break }
+            for message in NetlinkMessages(datagram) {
                 guard let code = message.errorCode, code != 0, firstFailure == nil else { continue }
                 firstFailure = NftablesError(
                     step: steps[message.sequence] ?? "message \(message.sequence)",

@@ -7,7 +7,7 @@ import Logging
 import RackEngine
 
 /// The owner of rackd's `inet rackd` table.
-final class NftablesInstaller {
+public final class NftablesInstaller {
     private let socket: NetlinkSocket
     private var sequence: UInt32
     private let logger: Logger
@@ -15,8 +15,8 @@ final class NftablesInstaller {
     /// The variant that was installed, once `install` has succeeded.
     private(set) var installedVariant: QueueRuleVariant?
 
-    init(logger: Logger) throws(SystemError) {
-        self.socket = try NetlinkSocket()
+    public init(logger: Logger) throws(SystemError) {
+        self.socket = try NetlinkSocket(family: .netfilter)
         self.logger = logger
         // Distinct sequence numbers per process make stray acks easy to tell apart.
         self.sequence = UInt32(truncatingIfNeeded: UInt64.random(in: 1...UInt64(UInt32.max)))
@@ -64,7 +64,7 @@ final class NftablesInstaller {
 
     /// Deletes the table. Returns whether there was one: deleting a table that is not there succeeds.
     @discardableResult
-    func remove() throws(NftablesError) -> Bool {
+    public func remove() throws(NftablesError) -> Bool {
         let batch = NftablesBatch(firstSequence: nextSequence(count: 4))
         RackdRuleset.appendDelete(to: batch)
         do {
@@ -77,15 +77,49 @@ final class NftablesInstaller {
         }
     }
 
+    /// Commits `changes` to the managed sets in one batch, in order, and returns the changes that failed.
+    ///
+    /// A batch fails whole, and deleting an element that is not in its set fails it with ENOENT (Linux 6.1
+    /// has no DESTROY, which would not): then the changes are committed one by one, where such a delete
+    /// succeeds, so one stale release cannot hold up the others.
+    func apply(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
+        guard !changes.isEmpty else { return [] }
+        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(changes.count) + 2))
+        for change in changes {
+            switch change {
+            case .manage(let flow): RackdRuleset.appendElement(ManagedFlowKey(flow), adding: true, to: batch)
+            case .release(let flow): RackdRuleset.appendElement(ManagedFlowKey(flow), adding: false, to: batch)
+            }
+        }
+        do {
+            try batch.commit(on: socket)
+            return []
+        } catch where error.error.errno == .noSuchFileOrDirectory {
+            return changes.compactMap { change -> (change: RuleChange, error: NftablesError)? in
+                do throws(NftablesError) {
+                    switch change {
+                    case .manage(let flow): try addManagedFlow(ManagedFlowKey(flow))
+                    case .release(let flow): try removeManagedFlow(ManagedFlowKey(flow))
+                    }
+                    return nil
+                } catch {
+                    return (change, error)
+                }
+            }
+        } catch {
+            return changes.map { ($0, error) }
+        }
+    }
+
     /// Starts queueing every packet of `flow`.
-    func addManagedFlow(_ flow: ManagedFlowKey) throws(NftablesError) {
+    private func addManagedFlow(_ flow: ManagedFlowKey) throws(NftablesError) {
         let batch = NftablesBatch(firstSequence: nextSequence(count: 4))
         RackdRuleset.appendElement(flow, adding: true, to: batch)
         try batch.commit(on: socket)
     }
 
     /// Stops queueing `flow`. Removing a flow that is not in the set succeeds.
-    func removeManagedFlow(_ flow: ManagedFlowKey) throws(NftablesError) {
+    private func removeManagedFlow(_ flow: ManagedFlowKey) throws(NftablesError) {
         let batch = NftablesBatch(firstSequence: nextSequence(count: 4))
         RackdRuleset.appendElement(flow, adding: false, to: batch)
         do {

@@ -23,11 +23,12 @@
 // Set elements are always written local address . local port . remote address . remote port, so one
 // element covers both directions of a flow.
 //
-// Fail-open or fail-closed (STYLE §16): the SYN rule has `bypass`, so if rackd is gone new connections
-// still open, as plain TCP. The managed-flow rules do not: a flow rackd manages may be rewritten, and
-// letting its packets through untouched would corrupt it. Such flows stall until rackd is back (or until
-// `rackd cleanup`). For the same reason the table does not carry NFT_TABLE_F_OWNER: a crashed rackd
-// leaves the rules in place so that a restarted rackd finds its flows frozen, not broken.
+// Fail-open or fail-closed (docs/architecture.md, "Kernel facts": queueing and rules): the SYN rule has
+// `bypass`, so if rackd is gone new connections still open, as plain TCP. The managed-flow rules do not: a
+// flow rackd manages may be rewritten, and letting its packets through untouched would corrupt it. Such
+// flows stall until rackd is back (or until `rackd cleanup`). For the same reason the table does not carry
+// NFT_TABLE_F_OWNER: a crashed rackd leaves the rules in place so that a restarted rackd finds its flows
+// frozen, not broken.
 
 import CNftables
 
@@ -36,7 +37,7 @@ import Glibc
 #endif
 
 /// How the rules send packets to the queue.
-enum QueueRuleVariant: String, Sendable {
+public enum QueueRuleVariant: String, Sendable {
     /// The native nftables `queue` statement.
     case native
     /// The xtables-compat NFQUEUE target inside an nftables rule.

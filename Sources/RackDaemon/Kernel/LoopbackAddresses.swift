@@ -16,13 +16,13 @@ import Glibc
 #endif
 
 final class LoopbackAddresses {
-    private let socket: KernelNetlinkSocket
+    private let socket: NetlinkSocket
     private let loopbackIndex: UInt32
     /// What this process added and has not removed.
     private(set) var held: Set<IPAddress> = []
 
     init() throws(SystemError) {
-        socket = try KernelNetlinkSocket(family: .route)
+        socket = try NetlinkSocket(family: .route)
         try socket.setReceiveTimeout(.seconds(2))
         let index = if_nametoindex("lo")
         guard index != 0 else { throw SystemError.current("if_nametoindex(lo)") }

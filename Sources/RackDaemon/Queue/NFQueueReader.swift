@@ -1,6 +1,7 @@
 // rackd — reads packets from NFQUEUE and returns their verdicts, in batches.
 //
-// Built on libnetfilter_queue's mnl-based API (DESIGN §4):
+// Messages are built with libnetfilter_queue's mnl-based API, and decoded by the pure
+// Decoding/QueuedPacketMetadata.swift (docs/architecture.md, "Kernel facts": NFQUEUE reader):
 // - GSO super-packets are delivered whole (NFQA_CFG_F_GSO): without it every segment is a queue round trip;
 // - a large receive buffer and NETLINK_NO_ENOBUFS, so bursts are not lost to the socket;
 // - `recvmmsg` takes many packets per system call, and all their verdicts leave in one `sendto`
@@ -11,6 +12,7 @@
 
 import CNFQ
 import Logging
+import RackEngine
 import SystemPackage
 
 #if canImport(Glibc)
@@ -38,13 +40,12 @@ final class NFQueueReader {
     private let receiveBuffers: [UnsafeMutableRawBufferPointer]
     private var verdictBuffer: UnsafeMutableRawBufferPointer
     private var verdictBytes = 0
-    private let attributeCount = Int(cnfq_attr_max()) + 1
 
     /// Binds queue `queueNumber`. Fails with EBUSY-like errors if another process holds it.
     init(queueNumber: UInt16, maxLength: UInt32, receiveBufferBytes: Int, logger: Logger) throws(SystemError) {
         self.queueNumber = queueNumber
         self.logger = logger
-        self.socket = try NetlinkSocket()
+        self.socket = try NetlinkSocket(family: .netfilter)
         let bufferSize = cnfq_socket_buffer_size()
         receiveBuffers = (0..<Self.batchSize).map { _ in .allocate(byteCount: bufferSize, alignment: 16) }
         verdictBuffer = .allocate(byteCount: 512 * 1024, alignment: 16)
@@ -94,7 +95,7 @@ final class NFQueueReader {
 
     /// Takes every packet waiting (up to one `recvmmsg` batch), hands each to `handle`, then sends all
     /// their verdicts. Returns how many packets were handled; 0 means nothing was waiting.
-    func drainOnce(_ handle: (inout QueuedPacket) -> QueueVerdict) throws(SystemError) -> Int {
+    func drainOnce(_ handle: (inout QueuedPacket) -> PacketVerdict) throws(SystemError) -> Int {
         var headers = [cnfq_mmsghdr](repeating: cnfq_mmsghdr(), count: Self.batchSize)
         var vectors = receiveBuffers.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
         let received: CInt = vectors.withUnsafeMutableBufferPointer { iov in
@@ -112,16 +113,15 @@ final class NFQueueReader {
             if code == .wouldBlock { return 0 }
             throw SystemError(call: "recvmmsg(NFQUEUE \(queueNumber))", errno: code)
         }
-        var pending: [(id: UInt32, verdict: QueueVerdict, bytes: UnsafeMutableRawBufferPointer)] = []
+        var pending: [(id: UInt32, verdict: PacketVerdict, bytes: UnsafeMutableRawBufferPointer)] = []
         for index in 0..<Int(received) {
             let datagram = UnsafeMutableRawBufferPointer(rebasing: receiveBuffers[index][0..<Int(headers[index].msg_len)])
-            for message in NetlinkMessage.split(UnsafeRawBufferPointer(datagram)) {
-                if let code = message.errorCode {
-                    if code != 0 { reportKernelError(code) }
+            for message in NetlinkMessages(UnsafeRawBufferPointer(datagram)) {
+                if message.type == UInt16(NLMSG_ERROR) {
+                    if let code = message.errorCode, code != 0 { reportKernelError(code) }
                     continue
                 }
-                let start = datagram.baseAddress! + message.range.lowerBound
-                guard var packet = decode(start.assumingMemoryBound(to: nlmsghdr.self)) else { continue }
+                guard var packet = packet(in: message, of: datagram) else { continue }
                 counters.received += 1
                 let verdict = handle(&packet)
                 pending.append((packet.id, verdict, packet.bytes))
@@ -131,42 +131,22 @@ final class NFQueueReader {
         return pending.count
     }
 
-    /// Decodes one NFQNL_MSG_PACKET. Returns nil for a message that carries no packet id, the only
-    /// case where no verdict can be given.
-    private func decode(_ header: UnsafeMutablePointer<nlmsghdr>) -> QueuedPacket? {
-        var attributes = [UnsafeMutablePointer<nlattr>?](repeating: nil, count: attributeCount)
-        guard nfq_nlmsg_parse(header, &attributes) >= 0,
-            let packetHeader = attributes[Int(NFQA_PACKET_HDR.rawValue)],
-            mnl_attr_get_payload_len(packetHeader) >= 7
-        else {
+    /// The packet a message carries, its bytes inside `datagram`. Nil for a message that carries no packet
+    /// id (the only case where no verdict can be given) or that is malformed.
+    private func packet(in message: NetlinkMessage, of datagram: UnsafeMutableRawBufferPointer) -> QueuedPacket? {
+        guard let metadata = QueuedPacketMetadata(decoding: message) else {
             counters.undecodable += 1
             logger.warning("queue message without a packet header", metadata: ["nfq.queue": "\(queueNumber)"])
             return nil
         }
-        let fixed = UnsafeRawPointer(mnl_attr_get_payload(packetHeader)!)
-        func u32(_ attribute: nfqnl_attr_type) -> UInt32? {
-            guard let a = attributes[Int(attribute.rawValue)], mnl_attr_get_payload_len(a) >= 4 else { return nil }
-            return UInt32(bigEndian: UnsafeRawPointer(mnl_attr_get_payload(a)!).loadUnaligned(as: UInt32.self))
-        }
-        var bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-        if let payload = attributes[Int(NFQA_PAYLOAD.rawValue)] {
-            bytes = UnsafeMutableRawBufferPointer(start: mnl_attr_get_payload(payload), count: Int(mnl_attr_get_payload_len(payload)))
-        }
-        return QueuedPacket(
-            id: UInt32(bigEndian: fixed.loadUnaligned(as: UInt32.self)),
-            hook: .init(fixed.load(fromByteOffset: 6, as: UInt8.self)),
-            mark: u32(NFQA_MARK) ?? 0,
-            skbInfo: .init(rawValue: u32(NFQA_SKB_INFO) ?? 0),
-            inputInterface: u32(NFQA_IFINDEX_INDEV),
-            outputInterface: u32(NFQA_IFINDEX_OUTDEV),
-            originalLength: Int(u32(NFQA_CAP_LEN) ?? UInt32(bytes.count)),
-            bytes: bytes
-        )
+        let start = message.payloadOffset + metadata.payload.lowerBound
+        let bytes = UnsafeMutableRawBufferPointer(rebasing: datagram[start..<(start + metadata.payload.count)])
+        return QueuedPacket(metadata: metadata, bytes: bytes)
     }
 
     // MARK: Verdicts
 
-    private func sendVerdicts(_ pending: [(id: UInt32, verdict: QueueVerdict, bytes: UnsafeMutableRawBufferPointer)])
+    private func sendVerdicts(_ pending: [(id: UInt32, verdict: PacketVerdict, bytes: UnsafeMutableRawBufferPointer)])
         throws(SystemError)
     {
         guard let last = pending.last else { return }
@@ -184,7 +164,7 @@ final class NFQueueReader {
                     counters.modified += 1
                     let payload = UnsafeRawBufferPointer(rebasing: entry.bytes[0..<min(length, entry.bytes.count)])
                     try appendVerdictFlushingIfFull(id: entry.id, verdict: NF_ACCEPT, payload: payload)
-                case .acceptReplacement(let bytes):
+                case .replace(let bytes):
                     counters.modified += 1
                     if verdictBytes + bytes.count + 256 > verdictBuffer.count { try flushVerdicts() }
                     bytes.withUnsafeBytes { appendVerdict(type: NFQNL_MSG_VERDICT, id: entry.id, verdict: NF_ACCEPT, payload: $0) }
@@ -233,21 +213,16 @@ final class NFQueueReader {
         let header = nfq_nlmsg_put(buffer.baseAddress!.assumingMemoryBound(to: CChar.self),
                                    CInt(NFQNL_MSG_CONFIG.rawValue), UInt32(queueNumber))!
         header.pointee.nlmsg_flags |= UInt16(NLM_F_ACK)
-        let sequence = UInt32.random(in: 1...UInt32.max)
+        let sequence = socket.nextSequence()
         header.pointee.nlmsg_seq = sequence
         fill(header)
         try socket.send(UnsafeRawBufferPointer(rebasing: buffer[0..<Int(header.pointee.nlmsg_len)]), call: "NFQUEUE \(what)")
-        while true {
-            guard let count = try socket.receive(into: buffer, nonBlocking: false, call: "NFQUEUE \(what)") else { continue }
-            for message in NetlinkMessage.split(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            where message.sequence == sequence {
-                guard let code = message.errorCode else { continue }
-                if code == 0 { return }
-                let errno = Errno(rawValue: -code)
-                throw SystemError(
-                    call: "NFQUEUE \(what)", errno: errno,
-                    hint: errno == .resourceBusy ? "another process is bound to queue \(queueNumber); set a different 'queue' in rackd.conf" : nil)
-            }
+        do {
+            try socket.awaitAcknowledgment(of: sequence, call: "NFQUEUE \(what)")
+        } catch where error.errno == .resourceBusy {
+            throw SystemError(
+                call: error.call, errno: error.errno,
+                hint: "another process is bound to queue \(queueNumber); set a different 'queue' in rackd.conf")
         }
     }
 }

@@ -12,22 +12,22 @@ import Logging
 import Glibc
 #endif
 
-struct LineLogHandler: LogHandler {
-    enum Format {
+public struct LineLogHandler: LogHandler {
+    public enum Format: Sendable {
         case journal, terminal
     }
 
-    var logLevel: Logger.Level
-    var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
     let format: Format
 
-    init(level: Logger.Level, format: Format) {
+    public init(level: Logger.Level, format: Format) {
         self.logLevel = level
         self.format = format
     }
 
     /// journald's format when stderr is the journal stream systemd set up, else the terminal's.
-    static func formatForStandardError(environment: [String: String]) -> Format {
+    public static func formatForStandardError(environment: [String: String]) -> Format {
         guard let stream = environment["JOURNAL_STREAM"] else { return .terminal }
         var info = stat()
         guard fstat(2, &info) == 0 else { return .terminal }
@@ -35,12 +35,12 @@ struct LineLogHandler: LogHandler {
         return stream == "\(info.st_dev):\(info.st_ino)" ? .journal : .terminal
     }
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    public func log(event: LogEvent) {
         let all = metadata.merging(event.metadata ?? [:]) { $1 }
         var text: String
         switch format {

@@ -10,7 +10,7 @@ import Glibc
 #endif
 
 /// A failed system or library call.
-struct SystemError: Error, CustomStringConvertible {
+public struct SystemError: Error, CustomStringConvertible {
     /// The call that failed, e.g. `"mnl_socket_bind(NETLINK_NETFILTER)"`.
     var call: String
     /// The error number the call reported.
@@ -29,7 +29,7 @@ struct SystemError: Error, CustomStringConvertible {
         SystemError(call: call, errno: Errno(rawValue: Glibc.errno), hint: hint)
     }
 
-    var description: String {
+    public var description: String {
         var text = "\(call) failed: \(errno) (errno \(errno.rawValue))"
         if let hint { text += "; \(hint)" }
         return text

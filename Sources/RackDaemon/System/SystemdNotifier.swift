@@ -12,14 +12,14 @@ import RackEngine
 import Glibc
 #endif
 
-final class SystemdNotifier: Sendable {
+public final class SystemdNotifier: Sendable {
     /// $NOTIFY_SOCKET: a path, or "@name" in the abstract namespace; nil outside systemd.
     private let socketPath: String?
     private let descriptor: CInt
     /// How often systemd wants WATCHDOG=1: half its WatchdogSec, as sd_watchdog_enabled(3) advises.
     let watchdogInterval: Duration?
 
-    init(environment: [String: String]) {
+    public init(environment: [String: String]) {
         let path = environment["NOTIFY_SOCKET"] ?? ""
         if (path.hasPrefix("/") || path.hasPrefix("@")) && UnixSocket.withAddress(path, { _, _ in true }) == true {
             socketPath = path
@@ -48,7 +48,7 @@ final class SystemdNotifier: Sendable {
 
     /// Sends one notification, e.g. "READY=1" or "STATUS=…". Best effort: systemd not listening is not
     /// rackd's failure.
-    func notify(_ state: String) {
+    public func notify(_ state: String) {
         guard descriptor >= 0, let socketPath else { return }
         let bytes = Array(state.utf8)
         _ = UnixSocket.withAddress(socketPath) { address, length in
