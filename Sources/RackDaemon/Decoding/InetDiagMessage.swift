@@ -20,7 +20,7 @@ import Glibc
 extension SocketSnapshot {
     /// Decodes one SOCK_DIAG_BY_FAMILY message. Nil for another message type, a LISTEN socket, a family
     /// other than IPv4 and IPv6, a socket whose flow `including` refuses, one without a usable `tcp_info`,
-    /// and a message too short for its header.
+    /// and a message too short for its header or with a malformed or cut attribute.
     public init?(decoding message: NetlinkMessage, including: (FlowKey) -> Bool = { _ in true }) {
         let payload = message.payload
         let fixedSize = MemoryLayout<inet_diag_msg>.size
@@ -36,13 +36,13 @@ extension SocketSnapshot {
         guard including(flow) else { return nil }
 
         var info: TCPInfoFields?
-        for attribute in NetlinkAttributes(payload, after: fixedSize) where attribute.type == UInt16(INET_DIAG_INFO) {
-            info = TCPInfoFields(attribute.payload)
-            break
+        var attributes = NetlinkAttributes(payload, after: fixedSize)
+        while let attribute = attributes.next() {
+            if attribute.type == UInt16(INET_DIAG_INFO) { info = TCPInfoFields(attribute.payload) }
         }
         // A socket without the counters is skipped rather than reported with zeros: the engine derives
         // sequence numbers from bytesAcked and bytesReceived, and a zero would read as "nothing sent yet".
-        guard let info else { return nil }
+        guard let info, !attributes.isMalformed else { return nil }
         self.init(
             flow: flow, state: state, bytesAcked: info.bytesAcked, bytesReceived: info.bytesReceived,
             unackedSegments: info.unacked, lastAckReceived: .milliseconds(Int64(info.lastAckReceived)),

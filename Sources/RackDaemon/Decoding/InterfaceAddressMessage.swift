@@ -23,8 +23,9 @@ struct InterfaceAddress: Equatable {
     }
 
     /// Decodes an `ifaddrmsg` and its attributes into the interface index and the address. Nil for a
-    /// message too short for its header, families other than IPv4 and IPv6, a message without an address,
-    /// and loopback and IPv6 link-local addresses, which rackd never reports.
+    /// message too short for its header or with a malformed or cut attribute, families other than IPv4 and
+    /// IPv6, a message without an address, and loopback and IPv6 link-local addresses, which rackd never
+    /// reports.
     static func decode(_ payload: UnsafeRawBufferPointer) -> (index: Int32, address: InterfaceAddress)? {
         let fixedSize = MemoryLayout<ifaddrmsg>.size
         guard payload.count >= fixedSize else { return nil }
@@ -32,7 +33,8 @@ struct InterfaceAddress: Equatable {
         var flags = UInt32(header.ifa_flags)
         var local: IPAddress?
         var address: IPAddress?
-        for attribute in NetlinkAttributes(payload, after: fixedSize) {
+        var attributes = NetlinkAttributes(payload, after: fixedSize)
+        while let attribute = attributes.next() {
             switch CInt(attribute.type) {
             case CInt(IFA_LOCAL): local = ipAddress(family: header.ifa_family, attribute.payload)
             case CInt(IFA_ADDRESS): address = ipAddress(family: header.ifa_family, attribute.payload)
@@ -41,7 +43,7 @@ struct InterfaceAddress: Equatable {
             default: break
             }
         }
-        guard let chosen = local ?? address, !isIgnored(chosen) else { return nil }
+        guard !attributes.isMalformed, let chosen = local ?? address, !isIgnored(chosen) else { return nil }
         return (Int32(bitPattern: header.ifa_index), InterfaceAddress(address: chosen, flags: AddressFlags(rawValue: flags)))
     }
 

@@ -3,7 +3,8 @@
 //
 // Each attribute is a 4-byte header (length including the header, type) and its payload; the next one
 // starts at the length rounded up to 4 bytes. The walk checks the length before every load and stops at
-// the first attribute that claims fewer bytes than its header or more than are left.
+// the first attribute that claims fewer bytes than its header or more than are left; `isMalformed` then
+// says so, and the decoders refuse the message.
 
 import CLinuxNetlink
 
@@ -30,6 +31,8 @@ public struct NetlinkAttribute {
 public struct NetlinkAttributes: Sequence, IteratorProtocol {
     private let bytes: UnsafeRawBufferPointer
     private var offset: Int
+    /// Set once the walk has stopped at bytes that do not form an attribute.
+    public private(set) var isMalformed = false
 
     /// The attributes of `payload` that start after its `fixedHeaderSize`-byte fixed part.
     public init(_ payload: UnsafeRawBufferPointer, after fixedHeaderSize: Int) {
@@ -38,10 +41,14 @@ public struct NetlinkAttributes: Sequence, IteratorProtocol {
     }
 
     public mutating func next() -> NetlinkAttribute? {
-        guard bytes.count - offset >= 4 else { return nil }
+        guard bytes.count - offset >= 4 else {
+            if offset < bytes.count { isMalformed = true }
+            return nil
+        }
         let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
         let type = bytes.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self)
         guard length >= 4, length <= bytes.count - offset else {
+            isMalformed = true
             offset = bytes.count
             return nil
         }

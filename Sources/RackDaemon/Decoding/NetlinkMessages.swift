@@ -4,7 +4,7 @@
 // Each message is a 16-byte `nlmsghdr` (length, type, flags, sequence, port id) and its payload; the next
 // one starts at the length rounded up to 4 bytes. The walk checks the length before every load and stops at
 // the first header that claims fewer bytes than a header or more than are left, so truncated or malformed
-// input ends the walk early, never in a trap.
+// input ends the walk early, never in a trap; `isMalformed` then says so.
 
 import CLinuxNetlink
 
@@ -35,6 +35,8 @@ public struct NetlinkMessage {
 public struct NetlinkMessages: Sequence, IteratorProtocol {
     private let bytes: UnsafeRawBufferPointer
     private var offset = 0
+    /// Set once the walk has stopped at bytes that do not form a message.
+    public private(set) var isMalformed = false
 
     public init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
@@ -42,9 +44,13 @@ public struct NetlinkMessages: Sequence, IteratorProtocol {
 
     public mutating func next() -> NetlinkMessage? {
         let headerSize = NetlinkMessage.headerSize
-        guard bytes.count - offset >= headerSize else { return nil }
+        guard bytes.count - offset >= headerSize else {
+            if offset < bytes.count { isMalformed = true }
+            return nil
+        }
         let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
         guard length >= headerSize, length <= bytes.count - offset else {
+            isMalformed = true
             offset = bytes.count
             return nil
         }

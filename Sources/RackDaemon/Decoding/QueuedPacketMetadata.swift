@@ -3,8 +3,8 @@
 //
 // The message's payload is a 4-byte `nfgenmsg` followed by NFQA_* attributes, big-endian, numbered as in
 // linux/netfilter/nfnetlink_queue.h. As libnetfilter_queue's nfq_nlmsg_parse does, a message whose packet
-// header or 32-bit attributes have the wrong length is refused whole; attributes rackd does not read are
-// skipped, and the last of two attributes of one type counts.
+// header or 32-bit attributes have the wrong length is refused whole; so is one whose attributes do not
+// fill it exactly. Attributes rackd does not read are skipped, and the last of two of one type counts.
 
 import RackEngine
 
@@ -61,7 +61,7 @@ public struct QueuedPacketMetadata: Equatable, Sendable {
     public var payload: Range<Int>
 
     /// Decodes one NFQNL_MSG_PACKET message. Nil for another message type, and for one without a packet
-    /// header (the only case where no verdict can be given) or with a malformed attribute.
+    /// header (the only case where no verdict can be given) or with a malformed or cut attribute.
     public init?(decoding message: NetlinkMessage) {
         guard message.type == Self.packetMessageType else { return nil }
         var id: UInt32?
@@ -72,7 +72,8 @@ public struct QueuedPacketMetadata: Equatable, Sendable {
         var outputInterface: UInt32?
         var capturedLength: UInt32?
         var payload = 0..<0
-        for attribute in NetlinkAttributes(message.payload, after: Self.nfgenmsgSize) {
+        var attributes = NetlinkAttributes(message.payload, after: Self.nfgenmsgSize)
+        while let attribute = attributes.next() {
             let bytes = attribute.payload
             switch attribute.type {
             case Attribute.packetHeader:
@@ -96,7 +97,7 @@ public struct QueuedPacketMetadata: Equatable, Sendable {
                 continue
             }
         }
-        guard let id else { return nil }
+        guard let id, !attributes.isMalformed else { return nil }
         self.id = id
         self.hook = hook
         self.mark = mark
