@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "RackControlTests", dependencies: ["RackControl"]),
         .testTarget(
             name: "RackDaemonTests",
-            dependencies: ["RackDaemon", "RackEngine"],
+            dependencies: ["RackDaemon", "RackEngine", "CNFQ"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
