@@ -4,7 +4,7 @@
 // Decoding/QueuedPacketMetadata.swift (docs/architecture.md, "Kernel facts": NFQUEUE reader):
 // - GSO super-packets are delivered whole (NFQA_CFG_F_GSO): without it every segment is a queue round trip;
 // - a large receive buffer and NETLINK_NO_ENOBUFS, so bursts are not lost to the socket;
-// - `recvmmsg` takes many packets per system call, and all their verdicts leave in one `sendto`
+// - `recvmmsg` takes many packets per system call, and all their verdicts leave in one `send`
 //   (one NFQNL_MSG_VERDICT_BATCH when every verdict in the batch is a plain accept);
 // - every packet gets exactly one verdict: the handler must return one, and packets that cannot be
 //   decoded are accepted unchanged (a malformed packet is not rackd's to judge).
