@@ -16,7 +16,7 @@ public struct NetlinkAttribute {
     public var payloadOffset: Int
 
     /// The payload as a native-endian integer, if it is long enough.
-    public func integer<T: FixedWidthInteger>(as: T.Type) -> T? {
+    func integer<T: FixedWidthInteger>(as: T.Type) -> T? {
         payload.count >= MemoryLayout<T>.size ? payload.loadUnaligned(as: T.self) : nil
     }
 

@@ -80,29 +80,20 @@ public final class NftablesInstaller {
     /// Commits `changes` to the managed sets in one batch, in order, and returns the changes that failed.
     ///
     /// A batch fails whole, and deleting an element that is not in its set fails it with ENOENT (Linux 6.1
-    /// has no DESTROY, which would not): then the changes are committed one by one, where such a delete
-    /// succeeds, so one stale release cannot hold up the others.
+    /// has no DESTROY, which would not): then the changes are committed one by one, and such a delete
+    /// counts as done, so one stale release cannot hold up the others.
     func apply(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
         guard !changes.isEmpty else { return [] }
-        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(changes.count) + 2))
-        for change in changes {
-            switch change {
-            case .manage(let flow): RackdRuleset.appendElement(ManagedFlowKey(flow), adding: true, to: batch)
-            case .release(let flow): RackdRuleset.appendElement(ManagedFlowKey(flow), adding: false, to: batch)
-            }
-        }
         do {
-            try batch.commit(on: socket)
+            try commit(changes)
             return []
         } catch where error.error.errno == .noSuchFileOrDirectory {
             return changes.compactMap { change -> (change: RuleChange, error: NftablesError)? in
                 do throws(NftablesError) {
-                    switch change {
-                    case .manage(let flow): try addManagedFlow(ManagedFlowKey(flow))
-                    case .release(let flow): try removeManagedFlow(ManagedFlowKey(flow))
-                    }
+                    try commit([change])
                     return nil
                 } catch {
+                    if case .release = change, error.error.errno == .noSuchFileOrDirectory { return nil }
                     return (change, error)
                 }
             }
@@ -111,22 +102,17 @@ public final class NftablesInstaller {
         }
     }
 
-    /// Starts queueing every packet of `flow`.
-    private func addManagedFlow(_ flow: ManagedFlowKey) throws(NftablesError) {
-        let batch = NftablesBatch(firstSequence: nextSequence(count: 4))
-        RackdRuleset.appendElement(flow, adding: true, to: batch)
-        try batch.commit(on: socket)
-    }
-
-    /// Stops queueing `flow`. Removing a flow that is not in the set succeeds.
-    private func removeManagedFlow(_ flow: ManagedFlowKey) throws(NftablesError) {
-        let batch = NftablesBatch(firstSequence: nextSequence(count: 4))
-        RackdRuleset.appendElement(flow, adding: false, to: batch)
-        do {
-            try batch.commit(on: socket)
-        } catch where error.error.errno == .noSuchFileOrDirectory {
-            return
+    /// Adds the flows `changes` manage to the managed sets and deletes those they release, in one batch.
+    private func commit(_ changes: [RuleChange]) throws(NftablesError) {
+        // Sequence numbers: the batch's begin and end, and one per element.
+        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(changes.count) + 2))
+        for change in changes {
+            switch change {
+            case .manage(let flow): RackdRuleset.appendElement(ManagedFlowKey(flow), adding: true, to: batch)
+            case .release(let flow): RackdRuleset.appendElement(ManagedFlowKey(flow), adding: false, to: batch)
+            }
         }
+        try batch.commit(on: socket)
     }
 
     private func nextSequence(count: UInt32) -> UInt32 {
