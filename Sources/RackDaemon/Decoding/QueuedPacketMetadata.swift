@@ -91,7 +91,8 @@ public struct QueuedPacketMetadata: Equatable, Sendable {
                 case Attribute.skbInfo: skbInfo = SKBInfo(rawValue: value)
                 case Attribute.inputInterface: inputInterface = value
                 case Attribute.outputInterface: outputInterface = value
-                default: capturedLength = value
+                case Attribute.capturedLength: capturedLength = value
+                default: break
                 }
             default:
                 continue
