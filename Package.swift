@@ -2,13 +2,18 @@
 //
 // rackd: reliable TCP connections across network failures (racks, Zandy & Miller 2002) for Linux.
 //
-// The layout is the architecture (DESIGN §2):
-//   RackEngine  pure: wire views, per-connection state machines, protocol codecs, policy. No syscalls.
-//   CNFQ        system module for libnetfilter_queue (mnl API).
-//   CNftables   system module for libnftnl + libmnl.
-//   RackControl the rackctl <-> rackd messages, shared by both binaries.
-//   rackd       the daemon: the only target that does I/O.
-//   rackctl     the command-line client.
+// The layout is the architecture (docs/architecture.md, "Layout"):
+//   RackEngine          pure: wire views, per-connection state machines, protocol codecs, policy. No syscalls.
+//   CNFQ                system module for libnetfilter_queue (mnl API).
+//   CNftables           system module for libnftnl + libmnl.
+//   CLinuxNetlink       the kernel's netlink, rtnetlink and sock_diag headers.
+//   RackControl         the rackctl <-> rackd messages, shared by both binaries.
+//   RackDaemon          the daemon as a library: the adapters that do I/O (queue, rules, injector, sockets,
+//                       links), the data-plane loop and the control server, and, in Decoding/, the pure
+//                       decoders of what the kernel sends (netlink, inet_diag, rtnetlink, NFQUEUE).
+//   rackd               the daemon's executable: its command line, nothing else.
+//   rackd-kernel-probe  runs the kernel adapters alone, for the integration tests.
+//   rackctl             the command-line client.
 import PackageDescription
 
 let package = Package(
@@ -43,16 +48,25 @@ let package = Package(
         ),
         .systemLibrary(name: "CLinuxNetlink"),
         .target(name: "RackControl"),
-        .executableTarget(
-            name: "rackd",
+        .target(
+            name: "RackDaemon",
             dependencies: [
                 "RackEngine", "RackControl", "CNFQ", "CNftables", "CLinuxNetlink",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .executableTarget(
+            name: "rackd",
+            dependencies: [
+                "RackDaemon", "RackEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(name: "rackd-kernel-probe", dependencies: ["RackDaemon", "RackEngine"]),
         .executableTarget(
             name: "rackctl",
             dependencies: [
@@ -71,6 +85,11 @@ let package = Package(
         // bench/engine-cost: what one input costs the engine with 10 and with 10,000 connections.
         .executableTarget(name: "engine-cost", dependencies: ["RackEngine"], path: "bench/EngineCost"),
         .testTarget(name: "RackControlTests", dependencies: ["RackControl"]),
+        .testTarget(
+            name: "RackDaemonTests",
+            dependencies: ["RackDaemon", "RackEngine", "CNFQ"],
+            resources: [.copy("Fixtures")]
+        ),
         .testTarget(
             name: "RackEngineTests",
             dependencies: ["RackEngine", "RackFuzzing"],

@@ -1,52 +1,31 @@
 #!/usr/bin/env bash
-# test_link_monitor_adapter.sh: LinkMonitor (Sources/rackd/Kernel/LinkMonitor.swift) against the kernel.
-# Builds a throwaway harness package (the adapter, SystemError and the few RackEngine types it needs, copied
-# into a temporary directory that is deleted on exit). In a namespace A joined by a veth to a namespace B it
-# runs the monitor and, step by step, checks the events against the expected ones and the monitor's view
-# against `ip addr`: the initial dump; a no-op link change; link down, down again, up; address removal and
-# addition; an IPv6 address through DAD (tentative first); carrier loss and return; loopback and link-local
-# addresses and a lifetime change (no events); down/up with keep_addr_on_down; link deletion; lost
-# notifications (ENOBUFS) and the re-dump.
+# test_link_monitor_adapter.sh: LinkMonitor (Sources/RackDaemon/Kernel/LinkMonitor.swift and the decoder
+# Sources/RackDaemon/Decoding/InterfaceTable.swift) against the kernel, through rackd-kernel-probe. On the
+# test bed (testbed/netns.sh), with a veth of its own from A to B, it runs the monitor in A and, step by
+# step, checks the events against the expected ones and the monitor's view against `ip addr`: the initial
+# dump; a no-op link change; link down, down again, up; address removal and addition; an IPv6 address
+# through DAD (tentative first); carrier loss and return; loopback and link-local addresses and a lifetime
+# change (no events); down/up with keep_addr_on_down; link deletion; lost notifications (ENOBUFS) and the
+# re-dump. The bed's own link in A (a-r) is never touched, so its addresses stay usable throughout.
 # Needs root and a Swift toolchain; touches nothing outside its own namespaces.
 # timeout: 900
 set -euo pipefail
 export LC_ALL=C
 
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd -P -- "$here/.." && pwd)
+# shellcheck source=testbed/netns.sh
+source "$here/../testbed/netns.sh"
+# shellcheck source=integration-tests/lib/probe.sh
+source "$here/lib/probe.sh"
 
 if ((EUID != 0)); then
-    echo "SKIP: needs root (network namespaces)"
-    exit 77
+    tb_skip "needs root (network namespaces)"
 fi
 if ! command -v swift >/dev/null || ! command -v python3 >/dev/null; then
-    echo "SKIP: needs swift and python3"
-    exit 77
+    tb_skip "needs swift and python3"
 fi
 
-prefix=${TB_NS_PREFIX:-rk}lm$$
-A=${prefix}a
-B=${prefix}b
-work=$(mktemp -d /tmp/rackd-linkmon.XXXXXX)
 failures=0
-monitor_pid=""
-
-cleanup() {
-    local ns pid
-    trap - EXIT INT TERM
-    [[ -z $monitor_pid ]] || kill "$monitor_pid" 2>/dev/null || true
-    for ns in "$A" "$B"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    rm -rf -- "$work"
-    # SwiftPM's lock files for the harness build, named after its path
-    rm -f -- "${TMPDIR:-/tmp}/$(tr / _ <<<"$work/h/.build")"*.lock
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 section() { printf '\n== %s\n' "$*"; }
 pass() { printf 'ok   %s\n' "$*"; }
 fail() {
@@ -54,59 +33,22 @@ fail() {
     failures=$((failures + 1))
 }
 
-# MARK: harness
+# MARK: test bed and probe
 
-section "build the harness"
-# shellcheck source=integration-tests/lib/kernel_harness.sh
-source "$here/lib/kernel_harness.sh"
-kernel_harness_scaffold "$work/h" "$repo"
-cat >"$work/h/Sources/harness/main.swift" <<'EOF'
-// harness STOPFILE [RCVBUF [PAUSE]]: prints "INITIAL addr...", then one line per event ("LOST addr..." or
-// "AVAILABLE addr..."), and after each drain that produced events, or when STOPFILE appears, "STATE addr..."
-// and "RESYNCS n". PAUSE seconds pass after the initial dump before the first read.
-import Glibc
-import RackEngine
+section "test bed"
+tb_setup
+A=$TB_A
+B=$TB_B
+work=$TB_DIR
 
-func emit(_ text: String) {
-    print(text)
-    fflush(nil)
-}
-
-func list(_ addresses: [IPAddress]) -> String { addresses.map(\.description).joined(separator: " ") }
-
-let arguments = CommandLine.arguments
-do {
-    let monitor = arguments.count > 2 ? try LinkMonitor(receiveBufferBytes: Int(arguments[2])!) : try LinkMonitor()
-    emit("INITIAL \(list(monitor.addresses))")
-    if arguments.count > 3 { sleep(UInt32(arguments[3])!) }
-    while access(arguments[1], F_OK) != 0 {
-        var fd = pollfd(fd: monitor.descriptor, events: Int16(POLLIN), revents: 0)
-        _ = poll(&fd, 1, 100)
-        let events = try monitor.drainEvents()
-        for event in events {
-            switch event {
-            case .addressesLost(let a): emit("LOST \(list(a))")
-            case .addressesAvailable(let a): emit("AVAILABLE \(list(a))")
-            }
-        }
-        if !events.isEmpty { emit("STATE \(list(monitor.addresses))") }
-    }
-    emit("STATE \(list(monitor.addresses))")
-    emit("RESYNCS \(monitor.resynchronizations)")
-} catch {
-    emit("ERROR \(error)")
-    exit(1)
-}
-EOF
-kernel_harness_build "$work/h" LinkMonitor
+section "build the probe"
+probe_build 'Kernel/LinkMonitor|Decoding/Interface[A-Za-z]*|Decoding/Netlink[A-Za-z]*|System/NetlinkSocket[+A-Za-z]*'
+H=$PROBE
 
 # MARK: topology
 
-section "namespaces $A, $B"
-ip netns add "$A"
-ip netns add "$B"
+section "a link of its own in $A"
 ip -n "$A" link add va type veth peer name vb netns "$B"
-ip -n "$A" link set lo up
 ip -n "$A" addr add 10.78.0.1/24 dev va
 ip -n "$A" addr add fd00:78::1/64 dev va nodad
 ip -n "$A" addr add fd00:78::11/64 dev va
@@ -116,11 +58,13 @@ ip -n "$B" link set vb up
 ip -n "$A" link add d0 type veth peer name d1
 ip -n "$A" link set d1 up
 ip -n "$A" addr add 10.79.0.1/24 dev d0
+# the bed's own addresses in A, usable throughout
+bed="$TB_A_ADDR4 $TB_A_ADDR6"
 
 # kernel_state: the usable addresses as the kernel has them: global scope, not tentative or dadfailed,
 # on links that are UP and RUNNING (operstate up or unknown), loopback excepted. Sorted, one line.
 kernel_state() {
-    ip netns exec "$A" python3 - <<'EOF'
+    tb_exec "$A" python3 - <<'EOF'
 import json, subprocess
 links = json.loads(subprocess.check_output(["ip", "-j", "addr", "show"]))
 out = []
@@ -144,7 +88,7 @@ done
 
 # monitor_state: the monitor's last STATE (or INITIAL) line, sorted.
 monitor_state() {
-    grep -E '^(INITIAL|STATE)' "$work/events" | tail -n 1 | cut -d' ' -f2- | tr ' ' '\n' | sed '/^$/d' | sort |
+    grep -E '^(INITIAL|STATE)' "$events" | tail -n 1 | cut -d' ' -f2- | tr ' ' '\n' | sed '/^$/d' | sort |
         paste -sd' '
 }
 
@@ -154,8 +98,8 @@ seen=0
 got=""
 take_events() {
     local total
-    total=$(wc -l <"$work/events")
-    got=$(sed -n "$((seen + 1)),${total}p" "$work/events" | grep -E '^(LOST|AVAILABLE)' |
+    total=$(wc -l <"$events")
+    got=$(sed -n "$((seen + 1)),${total}p" "$events" | grep -E '^(LOST|AVAILABLE)' |
         awk '{for (i = 2; i <= NF; i++) print $1, $i}' | sort | paste -sd',' || true)
     seen=$total
 }
@@ -184,14 +128,15 @@ nothing() { :; }
 # MARK: tests
 
 section "initial dump"
-ip netns exec "$A" "$H" "$work/stop" >"$work/events" 2>&1 &
-monitor_pid=$!
-for _ in $(seq 100); do grep -q INITIAL "$work/events" && break; sleep 0.1; done
+events=$work/monitor.log
+tb_bg "$A" monitor "$H" links "$work/stop"
+tb_wait_for "grep -q INITIAL '$events'" 10 || true
 initial=$(monitor_state)
-if [[ $initial == "10.78.0.1 fd00:78::1 fd00:78::11" ]]; then pass "initial addresses [$initial]"; else
-    fail "initial addresses [$initial]"
+expected=$(tr ' ' '\n' <<<"$bed 10.78.0.1 fd00:78::1 fd00:78::11" | sort | paste -sd' ')
+if [[ $initial == "$expected" ]]; then pass "initial addresses [$initial]"; else
+    fail "initial addresses [$initial], expected [$expected]"
 fi
-seen=$(wc -l <"$work/events")
+seen=$(wc -l <"$events")
 
 section "link changes"
 step "mtu change (no-op NEWLINK)" "" 1 inA link set va mtu 1400
@@ -227,7 +172,7 @@ step "carrier back" "AVAILABLE 10.78.0.5,AVAILABLE fd00:78::5" 3 inB link set vb
 section "keep_addr_on_down"
 # The kernel keeps the IPv6 addresses, marks them tentative without a notification, and runs DAD again on
 # up: the monitor must not report them before DAD is done.
-ip netns exec "$A" sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.va.keep_addr_on_down=1
+tb_exec "$A" sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.va.keep_addr_on_down=1
 step "link down, IPv6 address kept" "LOST 10.78.0.5,LOST fd00:78::5" 1 inA link set va down
 inA link set va up
 ahead=""
@@ -249,10 +194,9 @@ take_events
 step "veth deleted" "LOST 10.78.0.5,LOST 10.80.0.1,LOST fd00:78::5" 1 inA link del va
 
 touch "$work/stop"
-wait "$monitor_pid" || fail "the monitor exits cleanly"
-monitor_pid=""
-if grep -q '^RESYNCS 0$' "$work/events"; then pass "no ENOBUFS in the normal run"; else fail "unexpected resyncs"; fi
-if grep -q ERROR "$work/events"; then fail "monitor error: $(grep ERROR "$work/events")"; fi
+tb_wait_bg monitor 10 || fail "the monitor exits cleanly"
+if grep -q '^RESYNCS 0$' "$events"; then pass "no ENOBUFS in the normal run"; else fail "unexpected resyncs"; fi
+if grep -q ERROR "$events"; then fail "monitor error: $(grep ERROR "$events")"; fi
 
 section "lost notifications (ENOBUFS)"
 ip -n "$A" link add va type veth peer name vb netns "$B"
@@ -262,10 +206,10 @@ inB link set vb up
 sleep 2
 rm -f "$work/stop"
 # A minimal receive buffer and a 3 s pause before the first read: 250 notifications overflow it.
-ip netns exec "$A" "$H" "$work/stop" 1 3 >"$work/events" 2>&1 &
-monitor_pid=$!
-for _ in $(seq 100); do grep -q INITIAL "$work/events" && break; sleep 0.1; done
-seen=$(wc -l <"$work/events")
+events=$work/monitor2.log
+tb_bg "$A" monitor2 "$H" links "$work/stop" 1 3
+tb_wait_for "grep -q INITIAL '$events'" 10 || true
+seen=$(wc -l <"$events")
 for i in $(seq 1 250); do echo "addr add 10.81.$((i / 200)).$((i % 200 + 1))/32 dev va"; done >"$work/batch"
 inA -batch "$work/batch"
 inA addr del 10.78.0.1/24 dev va
@@ -277,14 +221,13 @@ if [[ $lost == 1 && $available == 250 ]]; then pass "after the overflow: 1 lost,
     fail "after the overflow: $lost lost, $available available"
 fi
 touch "$work/stop"
-wait "$monitor_pid" || fail "the monitor exits cleanly"
-monitor_pid=""
-if grep -Eq '^RESYNCS [1-9]' "$work/events"; then pass "the monitor re-dumped ($(grep RESYNCS "$work/events"))"; else
-    fail "the overflow did not cause a re-dump ($(grep RESYNCS "$work/events"))"
+tb_wait_bg monitor2 10 || fail "the monitor exits cleanly"
+if grep -Eq '^RESYNCS [1-9]' "$events"; then pass "the monitor re-dumped ($(grep RESYNCS "$events"))"; else
+    fail "the overflow did not cause a re-dump ($(grep RESYNCS "$events"))"
 fi
 mine=$(monitor_state)
 theirs=$(kernel_state)
-if [[ $mine == "$theirs" ]]; then pass "monitor state = kernel state (251 addresses)"; else
+if [[ $mine == "$theirs" ]]; then pass "monitor state = kernel state (251 addresses and the bed's own)"; else
     fail "monitor state differs from the kernel's after the re-dump"
 fi
 

@@ -8,6 +8,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import RackDaemon
 import RackEngine
 import ServiceLifecycle
 

@@ -1,0 +1,374 @@
+// rackd — the data-plane loop: carries packets and timer ticks to the engine and its outputs back to
+// the kernel.
+//
+// One thread owns the queue, the rules, the injector and the engine, so nothing here needs a lock. The
+// loop polls the queue and a wake-up pipe, with the engine's next deadline as the timeout. It decides
+// nothing: `HostEngine` does.
+//
+// Order matters (docs/architecture.md, "Data path" and "Kernel facts": queueing and rules):
+// - start: bind the queue, then install the rules, so no packet is queued before someone listens;
+// - each input: verdicts, then one nftables batch of the rule changes the input caused, then the packets
+//   the engine asked to inject. A drain of the queue is one input. Injected packets may depend on the
+//   rules (a managed flow must be queued before the peer answers), and must not overtake the packets
+//   that caused them;
+// - stop: delete the rules, give every packet still queued its verdict, then unbind.
+
+import Logging
+import RackControl
+import RackEngine
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public final class DataPlane: Sendable {
+    /// The only state shared across threads: set by `requestStop` from any thread.
+    private let stopRequested = Atomic<Bool>(false)
+    private let wakePipe: (read: CInt, write: CInt)
+    /// Requests from rackctl, answered by this loop between packets.
+    public let controlMailbox: ControlMailbox
+    /// Everything else belongs to the data-plane thread.
+    private nonisolated(unsafe) let state: State
+
+    private final class State {
+        var engine: HostEngine
+        let reader: NFQueueReader
+        let installer: NftablesInstaller
+        let injector: RawInjector
+        let diagnostics: SocketDiagnostics
+        let linkMonitor: LinkMonitor
+        let loopbackAddresses: LoopbackAddresses
+        let logger: Logger
+        let notifier: SystemdNotifier
+        let statusBuilder: StatusReportBuilder
+        var rejectionLog = RejectionLogLimiter()
+        var tally = EventTally()
+        var pendingRuleChanges: [RuleChange] = []
+        var pendingTransmits: [[UInt8]] = []
+        var nextWatchdogAt: EngineInstant?
+        /// Set when connections came, went or changed state: systemd's STATUS line is due for an update.
+        var statusChanged = true
+        var lastStatusAt: EngineInstant?
+
+        init(engine: HostEngine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector,
+             diagnostics: SocketDiagnostics, linkMonitor: LinkMonitor, loopbackAddresses: LoopbackAddresses,
+             notifier: SystemdNotifier, statusBuilder: StatusReportBuilder, logger: Logger) {
+            self.engine = engine
+            self.reader = reader
+            self.installer = installer
+            self.injector = injector
+            self.diagnostics = diagnostics
+            self.linkMonitor = linkMonitor
+            self.loopbackAddresses = loopbackAddresses
+            self.notifier = notifier
+            self.statusBuilder = statusBuilder
+            self.logger = logger
+        }
+    }
+
+    /// Binds the queue and installs the rules. When this returns, rackd is ready.
+    public init(configuration: Configuration, notifier: SystemdNotifier, logger: Logger) throws {
+        let reader = try NFQueueReader(queueNumber: configuration.queueNumber, maxLength: configuration.queueMaxLength,
+                                       receiveBufferBytes: 64 << 20, logger: logger)
+        logger.notice("queue bound", metadata: ["nfq.queue": "\(configuration.queueNumber)"])
+        let injector = try RawInjector(firewallMark: configuration.firewallMark)
+        let diagnostics = try SocketDiagnostics()
+        let linkMonitor = try LinkMonitor()
+        let loopbackAddresses = try LoopbackAddresses()
+        let installer = try NftablesInstaller(logger: logger)
+        try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
+                              preference: configuration.rules)
+        var fds: [CInt] = [0, 0]
+        guard pipe(&fds) == 0 else { throw SystemError.current("pipe(wake-up)") }
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
+        wakePipe = (fds[0], fds[1])
+        let wakeDescriptor = fds[1]
+        controlMailbox = ControlMailbox(wake: {
+            var byte: UInt8 = 1
+            _ = write(wakeDescriptor, &byte, 1)
+        })
+        let startedAt = MonotonicClock.now()
+        var engine = HostEngine(configuration: configuration, random: SystemRandomNumberGenerator())
+        // The addresses there are now; from here on the link monitor reports changes.
+        _ = engine.handleLinkEvent(.addressesAvailable(linkMonitor.addresses), now: startedAt)
+        let statusBuilder = StatusReportBuilder(
+            configuration: configuration, rulesVariant: installer.installedVariant?.rawValue ?? "none",
+            startedAt: startedAt)
+        state = State(engine: engine, reader: reader, installer: installer, injector: injector,
+                      diagnostics: diagnostics, linkMonitor: linkMonitor, loopbackAddresses: loopbackAddresses,
+                      notifier: notifier, statusBuilder: statusBuilder, logger: logger)
+    }
+
+    deinit {
+        close(wakePipe.read)
+        close(wakePipe.write)
+    }
+
+    /// The queue variant the rules use.
+    public var queueVariant: QueueRuleVariant? { state.installer.installedVariant }
+
+    /// Asks the loop to stop; safe from any thread.
+    func requestStop() {
+        stopRequested.store(true, ordering: .releasing)
+        var byte: UInt8 = 1
+        _ = write(wakePipe.write, &byte, 1)
+    }
+
+    /// Runs the loop on the calling thread until `requestStop`, then shuts down in order.
+    func run() throws {
+        defer { shutDown() }
+        while !stopRequested.load(ordering: .acquiring) {
+            var fds = [
+                pollfd(fd: state.reader.descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: state.linkMonitor.descriptor, events: Int16(POLLIN), revents: 0),
+            ]
+            let ready = poll(&fds, 3, pollTimeoutMilliseconds())
+            if ready < 0 && errno != EINTR { throw SystemError.current("poll(data plane)") }
+            if fds[2].revents != 0 { handleLinkEvents() }
+            if fds[0].revents != 0 { try drainQueue() }
+            if fds[1].revents != 0 { drainWakePipe() }
+            controlMailbox.answerAll(answer)
+            runTimers()
+            takeSnapshotsIfDue()
+            tellSystemd()
+        }
+    }
+
+    // MARK: Packets
+
+    private func drainQueue() throws {
+        // Bounded, so timers still run under a packet flood.
+        for _ in 0..<64 {
+            let now = MonotonicClock.now()
+            let handled = try state.reader.drainOnce { packet in handle(&packet, now: now) }
+            finishInput()
+            if handled == 0 { return }
+        }
+    }
+
+    private func handle(_ packet: inout QueuedPacket, now: EngineInstant) -> PacketVerdict {
+        let checksum: TCPChecksumState = packet.metadata.skbInfo.contains(.checksumNotReady) ? .partial : .complete
+        let output = state.engine.handlePacket(
+            packet.bytes, direction: packet.metadata.hook.direction, checksum: checksum,
+            truncated: packet.isTruncated, now: now)
+        carryOut(output)
+        return output.verdict
+    }
+
+    // MARK: Timers
+
+    private func pollTimeoutMilliseconds() -> CInt {
+        let candidates = [state.engine.nextDeadline, state.nextWatchdogAt].compactMap { $0 }
+        guard let deadline = candidates.min() else { return 1000 }
+        let now = MonotonicClock.now()
+        if deadline <= now { return 0 }
+        return CInt(min(1000, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))
+    }
+
+    private func runTimers() {
+        guard let deadline = state.engine.nextDeadline else { return }
+        let now = MonotonicClock.now()
+        guard deadline <= now else { return }
+        carryOut(state.engine.handleTimeout(now: now))
+        finishInput()
+    }
+
+    // MARK: Sockets and links
+
+    /// Reads the managed sockets' state (sock_diag) when the engine asks for it. If the read fails the
+    /// engine hears nothing, rather than "every socket is gone".
+    private func takeSnapshotsIfDue() {
+        guard let due = state.engine.nextSnapshotAt, due <= MonotonicClock.now() else { return }
+        let flows = state.engine.flowsToSnapshot
+        do {
+            let snapshots = try state.diagnostics.snapshot(of: flows)
+            carryOut(state.engine.handleSnapshots(snapshots, now: MonotonicClock.now()))
+        } catch {
+            state.logger.warning("could not read socket state", metadata: ["error": "\(error)"])
+            carryOut(state.engine.handleSnapshotFailure(now: MonotonicClock.now()))
+        }
+        finishInput()
+    }
+
+    private func handleLinkEvents() {
+        do {
+            for event in try state.linkMonitor.drainEvents() {
+                state.logger.info("link event", metadata: ["link.event": "\(event)"])
+                carryOut(state.engine.handleLinkEvent(event, now: MonotonicClock.now()))
+            }
+        } catch {
+            state.logger.warning("could not read link events", metadata: ["error": "\(error)"])
+        }
+        finishInput()
+    }
+
+    // MARK: Carrying out engine outputs
+
+    /// Carries out what needs no order with the packet's verdict (addresses on lo, logs, counters) and
+    /// keeps rule changes and transmits for `finishInput`.
+    private func carryOut(_ output: EngineOutput) {
+        state.pendingRuleChanges += output.ruleChanges
+        for change in output.addressChanges {
+            do {
+                switch change {
+                case .hold(let address):
+                    try state.loopbackAddresses.hold(address)
+                    state.logger.notice("keeping a departed address on lo for the connections that use it",
+                                        metadata: ["address": "\(address)"])
+                case .release(let address):
+                    try state.loopbackAddresses.release(address)
+                    state.logger.notice("address no longer needed on lo; removed", metadata: ["address": "\(address)"])
+                }
+            } catch {
+                state.logger.error("could not change the addresses on lo", metadata: ["address.change": "\(change)", "error": "\(error)"])
+            }
+        }
+        let now = MonotonicClock.now()
+        for event in output.events {
+            state.tally.count(event)
+            switch event {
+            case .connectionManaged, .connectionEnded, .phaseChanged, .resumed: state.statusChanged = true
+            default: break
+            }
+            switch state.rejectionLog.admit(event, now: now) {
+            case .log(let suppressedBefore):
+                if suppressedBefore > 0 {
+                    state.logger.warning("more resumption attempts were rejected than are logged",
+                                         metadata: ["suppressed": "\(suppressedBefore)"])
+                }
+                state.logger.log(event)
+            case .suppress:
+                break
+            }
+        }
+        state.pendingTransmits += output.transmits
+    }
+
+    /// Ends an input whose verdicts, if any, were sent: commits its rule changes in one batch, then injects
+    /// its packets.
+    private func finishInput() {
+        commitRuleChanges()
+        flushTransmits()
+    }
+
+    private func commitRuleChanges() {
+        guard !state.pendingRuleChanges.isEmpty else { return }
+        for (change, error) in state.installer.apply(state.pendingRuleChanges) {
+            state.logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
+        }
+        state.pendingRuleChanges.removeAll(keepingCapacity: true)
+    }
+
+    /// Injects what the engine asked for, after the verdicts of the packets that caused it.
+    private func flushTransmits() {
+        guard !state.pendingTransmits.isEmpty else { return }
+        for packet in state.pendingTransmits {
+            do {
+                try state.injector.send(packet)
+            } catch {
+                // Expected while a link is down (ENETUNREACH): the engine retries on its own schedule.
+                state.logger.debug("injection failed", metadata: ["error": "\(error)"])
+            }
+        }
+        state.pendingTransmits.removeAll(keepingCapacity: true)
+    }
+
+    private func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(wakePipe.read, &buffer, buffer.count) > 0 {}
+    }
+
+    // MARK: rackctl
+
+    /// Answers one control request; runs on this thread, which owns the engine.
+    private func answer(_ request: ControlRequest) -> ControlResponse {
+        let now = MonotonicClock.now()
+        switch request.command {
+        case .status:
+            let report = state.statusBuilder.report(
+                connections: state.engine.connections, queue: state.reader.counters, tally: state.tally, now: now,
+                wallNow: Self.wallClock())
+            return ControlResponse(ok: true, status: report)
+        case .suspend, .resume:
+            let target: OperatorTarget
+            if let id = request.id {
+                target = .connection(id: id)
+            } else if request.all == true {
+                target = .all
+            } else {
+                return .failure("name a connection id, or all")
+            }
+            do {
+                let outcome = request.command == .suspend
+                    ? try state.engine.suspendByOperator(target, now: now)
+                    : try state.engine.resumeByOperator(target, now: now)
+                carryOut(outcome.output)
+                finishInput()
+                return ControlResponse(
+                    ok: true, changed: outcome.changed,
+                    unchanged: outcome.unchanged.map { UnchangedConnection(id: $0.id, reason: $0.reason) })
+            } catch {
+                return .failure(error.description)
+            }
+        }
+    }
+
+    private static func wallClock() -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return now
+    }
+
+    // MARK: systemd
+
+    /// WATCHDOG=1 from this loop, so a wedged loop is restarted; STATUS= when the connections changed
+    /// (at most once a second).
+    private func tellSystemd() {
+        guard state.notifier.isActive else { return }
+        let now = MonotonicClock.now()
+        if let interval = state.notifier.watchdogInterval, (state.nextWatchdogAt ?? now) <= now {
+            state.notifier.notify("WATCHDOG=1")
+            state.nextWatchdogAt = now + interval
+        }
+        if state.statusChanged, state.lastStatusAt.map({ now.duration(since: $0) >= .seconds(1) }) ?? true {
+            let connections = state.engine.connections
+            let suspended = connections.filter { $0.phase == .suspended || $0.phase == .resuming }.count
+            state.notifier.notify("STATUS=\(connections.count) connections managed, \(suspended) suspended")
+            state.statusChanged = false
+            state.lastStatusAt = now
+        }
+    }
+
+    // MARK: Shutdown
+
+    private func shutDown() {
+        state.notifier.notify("STOPPING=1")
+        do {
+            try state.installer.remove()
+            state.logger.notice("rules removed", metadata: ["nft.table": "inet rackd"])
+        } catch {
+            state.logger.error("could not remove the rules; run 'rackd cleanup'", metadata: ["error": "\(error)"])
+        }
+        // Packets queued before the rules went away still need their verdicts.
+        do {
+            while try state.reader.drainOnce({ packet in handle(&packet, now: MonotonicClock.now()) }) > 0 {}
+        } catch {
+            state.logger.warning("could not drain the queue", metadata: ["error": "\(error)"])
+        }
+        finishInput()
+        do {
+            try state.loopbackAddresses.releaseAll()
+        } catch {
+            state.logger.error("could not remove rackd's addresses from lo", metadata: ["error": "\(error)"])
+        }
+        state.reader.unbind()
+        let counters = state.reader.counters
+        state.logger.notice("stopped", metadata: [
+            "nfq.received": "\(counters.received)", "nfq.accepted": "\(counters.accepted)",
+            "nfq.modified": "\(counters.modified)", "nfq.dropped": "\(counters.dropped)",
+        ])
+    }
+}
