@@ -116,7 +116,7 @@ import threading
 import time
 
 # ---------------------------------------------------------------------------------------------------
-# Wire constants (ROCKS-PROTOCOL.md)
+# Wire constants (docs/rocks.md)
 
 ANNOUNCEMENT = b"IROCKYOUROCKMAN\x00"          # §2.1: fixed, 16 bytes, ends in NUL
 assert len(ANNOUNCEMENT) == 16

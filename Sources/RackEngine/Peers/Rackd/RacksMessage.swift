@@ -6,7 +6,7 @@
 //     kind=253 | length | ExID (2) | type (1) | body
 //
 // They ride in the SYN and SYN-ACK (hello) or in segments rackd injects and the peer's rackd consumes
-// (everything else), so neither byte stream ever shifts (DESIGN §4).
+// (everything else), so neither byte stream ever shifts (docs/architecture.md, "Data path").
 
 /// One rackd protocol message.
 public enum RacksMessage: Equatable, Sendable {
