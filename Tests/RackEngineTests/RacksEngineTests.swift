@@ -53,6 +53,42 @@ import Testing
         #expect(try pair.run(another, .outbound, on: .a).verdict == .accept)
     }
 
+    @Test func aNewConnectionOnTheSameTupleReplacesTheOldOne() throws {
+        var pair = RacksPair()
+        try pair.connect()
+        // B's socket closes and B's rackd lets the connection go; A's has not looked yet when the
+        // application reconnects from the same port.
+        pair.socketB.exists = false
+        try pair.advance(by: .milliseconds(300))
+        #expect(pair.b.connections.isEmpty && pair.a.connections.count == 1)
+        pair.socketB.exists = true
+        pair.socketA.isn = TCPSequenceNumber(3000)
+        pair.socketB.isn = TCPSequenceNumber(9000)
+        try pair.connect()
+        #expect(pair.a.connections.map(\.id) == [2])
+        #expect(pair.b.connections.count == 1)
+        #expect(pair.phase(.a) == .healthy && pair.phase(.b) == .healthy)
+        // The replaced connection left no timer behind: a black hole suspends one connection, not two.
+        pair.pathUp = false
+        try pair.advance(by: .seconds(4))
+        #expect(pair.a.connections.count == 1)
+    }
+
+    @Test func aNewerHandshakeOnTheSameTupleGetsItsOwnLifetime() throws {
+        var pair = RacksPair()
+        _ = try pair.run(pair.syn(), .outbound, on: .a)
+        try pair.advance(by: .seconds(25))
+        // A new connection from the same port, with a new ISN, 25 s into the first one's 30 s.
+        pair.socketA.isn = TCPSequenceNumber(3000)
+        let decoratedSYN = try #require(pair.replacement(of: try pair.run(pair.syn(), .outbound, on: .a)))
+        try pair.advance(by: .milliseconds(5_500))
+        _ = try pair.run(try pair.parse(decoratedSYN), .inbound, on: .b)
+        let decoratedSYNACK = try #require(pair.replacement(of: try pair.run(pair.synAck(), .outbound, on: .b)))
+        _ = try pair.run(try pair.parse(decoratedSYNACK), .inbound, on: .a)
+        try pair.advance(by: .milliseconds(50))
+        #expect(pair.eventsA.contains(.connectionManaged(id: 1, pair.flowA, role: .client)))
+    }
+
     @Test func excludedPortsAndAuthenticatedConnectionsAreNotTouched() throws {
         var configuration = Configuration()
         configuration.policy.excludePorts = [PortRange(22)]

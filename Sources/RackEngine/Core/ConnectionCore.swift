@@ -160,7 +160,7 @@ public struct ConnectionCore: Sendable {
 
     /// The daemon could not read the sockets this time: try again after the usual interval.
     mutating func handleSnapshotFailure(now: EngineInstant) {
-        nextSnapshotAt = table.count == 0 ? nil : now + snapshotInterval
+        nextSnapshotAt = flowsToSnapshot.isEmpty ? nil : now + snapshotInterval
     }
 
     // MARK: Links

@@ -70,9 +70,12 @@ struct ConnectionTable {
 
     // MARK: Changes
 
-    /// Adds a new connection.
+    /// Adds a new connection. A socket tuple names one connection: a new one on a tuple still in the table
+    /// (the kernel reused it, the old socket being gone) replaces the old one, which is forgotten without
+    /// a word, as its socket was.
     mutating func insert(_ connection: Connection) {
         precondition(connections[connection.id] == nil, "connection ids are never reused")
+        if let previous = bySocket[connection.socketFlow] { remove(previous) }
         connections[connection.id] = connection
         bySocket[connection.socketFlow] = connection.id
         refresh(connection)

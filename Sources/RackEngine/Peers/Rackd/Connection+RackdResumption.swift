@@ -38,6 +38,9 @@ extension Connection {
     }
 
     mutating func handleChallenge(_ nonce: [UInt8], _ context: inout ConnectionContext, into actions: inout ConnectionActions) {
+        if case .exchanging(let exchange) = rackd.keys, exchange.key != nil {
+            lastHeard = context.now  // the peer is there, but nothing is agreed yet to prove
+        }
         guard let key else { return }  // still exchanging keys: nothing to prove yet
         lastHeard = context.now
         let responseNonce = context.randomBytes(RacksMessage.nonceLength)

@@ -27,8 +27,14 @@ extension Connection {
     /// Sends (again) the SYN that opens a roam from `address`.
     mutating func sendRoam(from address: IPAddress, _ context: inout ConnectionContext,
                            into actions: inout ConnectionActions) {
-        guard var hold, let name = rackd.name else { return }
+        guard var hold else { return }
         let now = context.now
+        guard let name = rackd.name else {
+            // Never without agreed keys while held; if it were, try again later rather than at once.
+            hold.nextAttemptAt = now + RackdPeer.challengeInterval
+            updateHold(hold)
+            return
+        }
         guard let positions = hold.positions else {
             // The socket's positions come with the first snapshot after queueing began: very soon.
             hold.nextAttemptAt = now + context.configuration.heartbeatInterval / 4

@@ -37,8 +37,10 @@ struct RackdDetection {
 
     subscript(pending flow: FlowKey) -> PendingHandshake? { pending[flow] }
 
+    /// Keeps a handshake until it completes or `pendingLifetime` after its `createdAt`; a newer one for
+    /// the same flow replaces it, with its own expiry.
     mutating func remember(_ handshake: PendingHandshake, for flow: FlowKey) {
-        if pending[flow] == nil { pendingExpiry.set(flow, to: handshake.createdAt + RackdPeer.pendingLifetime) }
+        pendingExpiry.set(flow, to: handshake.createdAt + RackdPeer.pendingLifetime)
         pending[flow] = handshake
     }
 
