@@ -82,6 +82,8 @@ let package = Package(
         .executableTarget(name: "fuzz-racks-messages", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-racks-messages"),
         .executableTarget(name: "fuzz-engine", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-engine"),
         .executableTarget(name: "fuzz-rocks-messages", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-rocks-messages"),
+        .executableTarget(
+            name: "fuzz-kernel-messages", dependencies: ["RackFuzzing", "RackDaemon"], path: "Fuzz/fuzz-kernel-messages"),
         // bench/engine-cost: what one input costs the engine with 10 and with 10,000 connections.
         .executableTarget(name: "engine-cost", dependencies: ["RackEngine"], path: "bench/EngineCost"),
         .testTarget(name: "RackControlTests", dependencies: ["RackControl"]),

@@ -1,0 +1,22 @@
+// rackd — what the kernel-messages fuzz target (Fuzz/fuzz-kernel-messages) and its replay test do with one
+// input: every decoder of Decoding/ over every message of the datagram. Returning is success; a trap is a
+// bug.
+
+import RackEngine
+
+/// The body of the kernel-messages fuzz target.
+public enum KernelMessagesFuzzBody {
+    public static func run(_ datagram: UnsafeRawBufferPointer) {
+        var table = InterfaceTable()
+        var messages = NetlinkMessages(datagram)
+        while let message = messages.next() {
+            _ = message.errorCode
+            var attributes = NetlinkAttributes(message.payload, after: 0)
+            while let attribute = attributes.next() { _ = attribute.bigEndianInteger(as: UInt32.self) }
+            _ = SocketSnapshot(decoding: message)
+            _ = QueuedPacketMetadata(decoding: message)
+            _ = table.apply(message)
+        }
+        _ = table.usableAddresses
+    }
+}
