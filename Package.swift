@@ -66,7 +66,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .executableTarget(name: "rackd-kernel-probe", dependencies: ["RackDaemon", "RackEngine"]),
+        .executableTarget(
+            name: "rackd-kernel-probe",
+            dependencies: ["RackDaemon", "RackEngine", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "rackctl",
             dependencies: [

@@ -11,8 +11,13 @@
 //       LinkMonitor: "INITIAL addr...", then a line per event ("LOST addr..." or "AVAILABLE addr..."), after
 //       each drain that produced events "STATE addr...", and once STOPFILE exists "STATE addr..." and
 //       "RESYNCS n". PAUSE seconds pass after the initial dump before the first read.
+//   rackd-kernel-probe rules [--install] CHANGE...
+//       NftablesInstaller: with --install, a fresh table first (queue 3939); then the CHANGEs, +LOCAL,REMOTE
+//       (manage) or -LOCAL,REMOTE (release), committed as one `apply`; a line "FAILED change error" per
+//       change that failed, then "APPLIED n". The table stays; `rackd cleanup` removes it.
 
 import Glibc
+import Logging
 import RackDaemon
 import RackEngine
 
@@ -89,17 +94,38 @@ func links(stopFile: String, receiveBufferBytes: Int?, pause: UInt32?) throws(Sy
     emit("RESYNCS \(monitor.resynchronizations)")
 }
 
+func rules(_ arguments: ArraySlice<String>) throws {
+    let installer = try NftablesInstaller(logger: Logger(label: "rackd-kernel-probe"))
+    var changes = Array(arguments)
+    if changes.first == "--install" {
+        changes.removeFirst()
+        try installer.install(queueNumber: 3939, firewallMark: 0x1000_0000, preference: .auto)
+    }
+    let parsed = changes.map { text -> RuleChange in
+        let parts = text.dropFirst().split(separator: ",").map(String.init)
+        guard parts.count == 2, let sign = text.first, sign == "+" || sign == "-" else {
+            fail("not a change: \(text) (+LOCAL,REMOTE or -LOCAL,REMOTE)")
+        }
+        let flow = FlowKey(local: endpoint(parts[0]), remote: endpoint(parts[1]))
+        return sign == "+" ? .manage(flow) : .release(flow)
+    }
+    for (change, error) in installer.apply(parsed) { emit("FAILED \(change) \(error)") }
+    emit("APPLIED \(parsed.count)")
+}
+
 let arguments = CommandLine.arguments
 do {
     switch arguments.dropFirst().first {
     case "sockets": try sockets()
     case "sockets-of": try sockets(of: arguments.dropFirst(2))
+    case "rules": try rules(arguments.dropFirst(2))
     case "links" where arguments.count >= 3:
         try links(
             stopFile: arguments[2], receiveBufferBytes: arguments.count > 3 ? Int(arguments[3]) : nil,
             pause: arguments.count > 4 ? UInt32(arguments[4]) : nil)
     default:
-        fail("usage: rackd-kernel-probe sockets | sockets-of LOCAL REMOTE... | links STOPFILE [RCVBUF [PAUSE]]")
+        fail("usage: rackd-kernel-probe sockets | sockets-of LOCAL REMOTE... | links STOPFILE [RCVBUF [PAUSE]]"
+             + " | rules [--install] CHANGE...")
     }
 } catch {
     fail("\(error)")

@@ -26,7 +26,7 @@ public final class NftablesInstaller {
     /// allows in order: native first, then compat. The whole table is created in one batch, so a
     /// failed attempt leaves nothing behind.
     @discardableResult
-    func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant)
+    public func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant)
         throws(NftablesError) -> QueueRuleVariant
     {
         let candidates: [QueueRuleVariant]
@@ -82,7 +82,7 @@ public final class NftablesInstaller {
     /// A batch fails whole, and deleting an element that is not in its set fails it with ENOENT (Linux 6.1
     /// has no DESTROY, which would not): then the changes are committed one by one, and such a delete
     /// counts as done, so one stale release cannot hold up the others.
-    func apply(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
+    public func apply(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
         guard !changes.isEmpty else { return [] }
         do {
             try commit(changes)
