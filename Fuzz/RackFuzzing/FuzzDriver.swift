@@ -27,3 +27,19 @@ public enum FuzzDriver {
     }
 }
 #endif
+
+/// What every fuzz target's `main` does: built with -D FUZZING (Fuzz/run), hand `body` to libFuzzer;
+/// otherwise replay the inputs named on the command line through it. Exits with the result.
+public enum FuzzMain {
+    public static func run(_ body: @escaping (UnsafeRawBufferPointer) -> Void) -> Never {
+        #if FUZZING
+        exit(FuzzDriver.run(body))
+        #else
+        exit(FuzzReplay.main(body, arguments: CommandLine.arguments))
+        #endif
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

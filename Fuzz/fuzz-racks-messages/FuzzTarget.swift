@@ -1,19 +1,9 @@
-// rackd — the libFuzzer target for FuzzBodies.racksMessages. Built with -D FUZZING by Fuzz/run, main hands control
-// to libFuzzer's driver; without it, the same binary replays the inputs named on its command line.
+// rackd — the libFuzzer target for FuzzBodies.racksMessages (Fuzz/run builds it with -D FUZZING); without
+// libFuzzer the same binary replays the inputs named on its command line (FuzzMain).
 
 import RackFuzzing
 
 @main
 struct FuzzTarget {
-    static func main() {
-        #if FUZZING
-        exit(FuzzDriver.run { FuzzBodies.racksMessages($0) })
-        #else
-        exit(FuzzReplay.main(FuzzBodies.racksMessages, arguments: CommandLine.arguments))
-        #endif
-    }
+    static func main() { FuzzMain.run(FuzzBodies.racksMessages) }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

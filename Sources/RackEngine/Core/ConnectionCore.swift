@@ -84,7 +84,7 @@ public struct ConnectionCore: Sendable {
             output.verdict = Self.rewrite(bytes, with: mapping.outbound, checksum: checksum)
         case .inbound where flow == mapping.wire:
             output.verdict = Self.rewrite(bytes, with: mapping.inbound(to: connection.socketFlow), checksum: checksum)
-            if connection.heardOnNewPath() {
+            if connection.awaitsPeerOnNewPath() {
                 var updated = connection
                 updated.rackd.confirmRepeat = nil  // the peer sends on the new path: it has our confirm
                 table.replace(updated)
@@ -239,8 +239,9 @@ public struct ConnectionCore: Sendable {
 }
 
 extension Connection {
-    /// A packet from the peer on the new path after a roam we started: the peer has our confirm.
-    func heardOnNewPath() -> Bool {
+    /// Whether our roam confirm is still being repeated: the first packet from the peer on the new path
+    /// shows it arrived.
+    func awaitsPeerOnNewPath() -> Bool {
         switch peer {
         case .rackd(let rackd): rackd.confirmRepeat != nil
         }
