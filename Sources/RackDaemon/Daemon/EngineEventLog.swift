@@ -45,6 +45,11 @@ extension Logger {
             notice("connection no longer managed", metadata: [
                 "conn.id": "\(id)", "conn.state": "ended", "flow": "\(flow)", "reason": "\(reason)",
             ])
+        case .rocksProbed(let destination, .rock):
+            info("rocks probe: a rock", metadata: ["rocks.destination": "\(destination)"])
+        case .rocksProbed(let destination, .notRock(let reason)):
+            info("rocks probe: not a rock; not probed again until the negative cache expires",
+                 metadata: ["rocks.destination": "\(destination)", "reason": "\(reason)"])
         }
     }
 }

@@ -171,6 +171,10 @@ final class NFQueueReader {
                 case .drop:
                     counters.dropped += 1
                     appendVerdict(type: NFQNL_MSG_VERDICT, id: entry.id, verdict: NF_DROP, payload: nil)
+                case .hold:
+                    // TODO(issue 11): keep the id for a later release; until then, let it pass.
+                    counters.accepted += 1
+                    appendVerdict(type: NFQNL_MSG_VERDICT, id: entry.id, verdict: NF_ACCEPT, payload: nil)
                 }
                 if verdictBytes > verdictBuffer.count - 256 { try flushVerdicts() }
             }

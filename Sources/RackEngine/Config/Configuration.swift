@@ -52,6 +52,8 @@ public struct Configuration: Sendable, Equatable {
     public var controlSocketPath = "/run/rackd/rackd.sock"
     /// A group whose members may read status (`rackctl status`); none by default: root only.
     public var statusGroup: StatusGroup?
+    /// Rocks 2.4 peers (`[rocks]`); off by default.
+    public var rocks = RocksSettings()
 
     public init() {}
 

@@ -11,6 +11,59 @@ public enum PacketVerdict: Equatable, Sendable {
     case replace([UInt8])
     /// Discard it.
     case drop
+    /// Give it no verdict yet: the kernel keeps it queued until a later output's `releases` names its
+    /// flow (a SYN held while rackd probes its destination for rocks, docs/rocks.md §14). Retransmissions
+    /// of it are held too.
+    case hold(FlowKey)
+}
+
+/// The verdict on packets held earlier (`PacketVerdict.hold`): the first packet held for `flow` gets
+/// `verdict`; any later one (a retransmission held meanwhile) is dropped, as the first already carries
+/// the same bytes.
+public struct HeldPacketRelease: Equatable, Sendable {
+    public var flow: FlowKey
+    public var verdict: PacketVerdict
+
+    public init(flow: FlowKey, verdict: PacketVerdict) {
+        self.flow = flow
+        self.verdict = verdict
+    }
+}
+
+/// A rocks Enhancement Detection probe the daemon must run (docs/rocks.md §2.2): a TCP connection of its
+/// own from `source` (port 0) to `destination`, its packets marked so rackd's rules let them pass; then
+/// `shutdown(SHUT_WR)` (a FIN, no data) and reads of at most `readTimeout` each, keeping the last 16
+/// bytes, until EOF or a reset. The outcome goes back through `HostEngine.handleProbeResult`.
+public struct RocksProbeRequest: Hashable, Sendable {
+    public var source: IPAddress
+    public var destination: TCPEndpoint
+    public var readTimeout: Duration
+
+    public init(source: IPAddress, destination: TCPEndpoint, readTimeout: Duration) {
+        self.source = source
+        self.destination = destination
+        self.readTimeout = readTimeout
+    }
+}
+
+/// What a probe found.
+public enum RocksProbeOutcome: Equatable, Sendable {
+    /// EOF or a reset, with the announcement as the last 16 bytes: a rock.
+    case rock
+    /// Anything else, and what it was ("EOF without the announcement", "read timed out", "connection
+    /// refused", ...).
+    case notRock(reason: String)
+}
+
+/// A UDP datagram rackd sends (a rocks heartbeat, docs/rocks.md §4), from its heartbeat socket.
+public struct Datagram: Equatable, Sendable {
+    public var destination: TCPEndpoint
+    public var payload: [UInt8]
+
+    public init(destination: TCPEndpoint, payload: [UInt8]) {
+        self.destination = destination
+        self.payload = payload
+    }
 }
 
 /// A change to the set of flows whose every packet is queued.
@@ -54,6 +107,8 @@ public enum EngineEvent: Equatable, Sendable {
     case unknownRoamsDropped(count: Int)
     /// rackd stopped managing the connection (socket closed, held too long).
     case connectionEnded(id: UInt64, FlowKey, reason: String)
+    /// A rocks probe of `destination` finished (docs/rocks.md §2.2).
+    case rocksProbed(TCPEndpoint, RocksProbeOutcome)
 }
 
 /// Everything that follows from one input.
@@ -64,14 +119,24 @@ public struct EngineOutput: Equatable, Sendable {
     /// Packets to inject, after the verdict on the packet that caused them.
     public var transmits: [[UInt8]]
     public var events: [EngineEvent]
+    /// Verdicts on packets held earlier; given with this input's own verdict, before its rule changes.
+    public var releases: [HeldPacketRelease]
+    /// Rocks probes to start (after this input's rule changes).
+    public var probes: [RocksProbeRequest]
+    /// UDP datagrams to send from the rocks heartbeat socket (after this input's transmits).
+    public var datagrams: [Datagram]
 
     public init(verdict: PacketVerdict = .accept, ruleChanges: [RuleChange] = [], addressChanges: [AddressChange] = [],
-                transmits: [[UInt8]] = [], events: [EngineEvent] = []) {
+                transmits: [[UInt8]] = [], events: [EngineEvent] = [], releases: [HeldPacketRelease] = [],
+                probes: [RocksProbeRequest] = [], datagrams: [Datagram] = []) {
         self.verdict = verdict
         self.ruleChanges = ruleChanges
         self.addressChanges = addressChanges
         self.transmits = transmits
         self.events = events
+        self.releases = releases
+        self.probes = probes
+        self.datagrams = datagrams
     }
 
     /// Adds what a later step of the same input produced; its verdict is not this output's.
@@ -80,5 +145,8 @@ public struct EngineOutput: Equatable, Sendable {
         addressChanges += other.addressChanges
         transmits += other.transmits
         events += other.events
+        releases += other.releases
+        probes += other.probes
+        datagrams += other.datagrams
     }
 }

@@ -49,7 +49,7 @@ public struct HostEngine: Sendable {
             // Only part of the packet is here: whatever the decision, its bytes cannot be sent back.
             switch output.verdict {
             case .acceptModified, .replace: output.verdict = .accept
-            case .accept, .drop: break
+            case .accept, .drop, .hold: break
             }
         }
         return output
@@ -69,6 +69,18 @@ public struct HostEngine: Sendable {
     /// Local addresses came or went.
     public mutating func handleLinkEvent(_ event: LinkEvent, now: EngineInstant) -> EngineOutput {
         core.handleLinkEvent(event, now: now)
+    }
+
+    /// A rocks probe the engine asked for (`EngineOutput.probes`) finished.
+    public mutating func handleProbeResult(_ request: RocksProbeRequest, outcome: RocksProbeOutcome,
+                                           now: EngineInstant) -> EngineOutput {
+        core.handleProbeResult(request, outcome: outcome, now: now)
+    }
+
+    /// A UDP datagram arrived at the rocks heartbeat socket from `source`.
+    public mutating func handleDatagram(_ payload: UnsafeRawBufferPointer, from source: TCPEndpoint,
+                                        now: EngineInstant) -> EngineOutput {
+        core.handleDatagram(payload, from: source, now: now)
     }
 
     /// Runs every timer that is due. Spurious calls do nothing.
