@@ -20,6 +20,10 @@ extension Connection {
         }
         switch peer {
         case .rackd: rackd.resumption = RackdPeer.Resumption()
+        case .rocks(var rocks):
+            // No heartbeats while suspended (docs/rocks.md §4); reconnection is the next issue's.
+            rocks.heartbeats.nextSendAt = nil
+            peer = .rocks(rocks)
         }
         actions.wantsSnapshot = true
         actions.suspended = true
@@ -120,6 +124,10 @@ extension Connection {
             rackd.resumption = RackdPeer.Resumption()
             rackd.lastProbeAt = nil
             rackd.unansweredProbes = 0
+        case .rocks(var rocks):
+            rocks.heartbeats.lastHeard = now
+            rocks.heartbeats.nextSendAt = now
+            peer = .rocks(rocks)
         }
         transition(to: .healthy(Healthy(resumedFrom: hold, now: now)), reason: "resumed", into: &actions)
         actions.events.append(.resumed(id: id, socketFlow, after: now.duration(since: hold.since)))

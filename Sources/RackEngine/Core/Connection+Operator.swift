@@ -30,6 +30,8 @@ extension Connection {
         case .rackd:
             rackd.resumption = RackdPeer.Resumption()
             rackd.roamOffers = []
+        case .rocks:
+            break
         }
         transition(to: .suspended(hold), reason: Self.operatorSuspendReason, into: &actions)
         return nil

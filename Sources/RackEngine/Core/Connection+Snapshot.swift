@@ -13,7 +13,7 @@ extension Connection {
         case .established, .finWait1, .finWait2, .closeWait:
             break
         case .lastAck, .closing, .timeWait:
-            guard mapping != nil else {
+            guard isRewritten else {
                 actions.end = .ended(reason: "socket is closing (\(snapshot.state))")
                 return actions
             }
@@ -38,6 +38,7 @@ extension Connection {
         case .healthy(let healthy), .suspect(let healthy):
             switch peer {
             case .rackd: checkRackdLiveness(healthy, snapshot: snapshot, now: context.now, configuration: context.configuration, into: &actions)
+            case .rocks: break  // a rock's liveness is its heartbeats (Connection+RocksHeartbeats.swift)
             }
         case .suspended(var hold), .resuming(var hold):
             if hold.positions == nil {

@@ -21,11 +21,14 @@ extension Connection {
                         hold.nextAttemptAt = now + RackdPeer.challengeInterval
                         updateHold(hold)
                     }
+                case .rocks:
+                    break  // reconnecting to a rock is the next issue's (docs/rocks.md §5)
                 }
             }
         }
         switch peer {
         case .rackd: handleRackdTimers(&context, into: &actions)
+        case .rocks: handleRocksTimers(&context, into: &actions)
         }
         return actions
     }

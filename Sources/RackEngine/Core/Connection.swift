@@ -85,6 +85,10 @@ struct Connection {
     /// Every packet of the flow is queued: while held, and while mapped.
     var isQueued: Bool { hold != nil || mapping != nil }
 
+    /// Whether the socket's packets differ from the wire's: a moved connection, or a rocks peer's, whose
+    /// offsets last its life. Such a connection is kept until its socket is gone.
+    var isRewritten: Bool { mapping != nil || peer.isRocks }
+
     /// The local socket's positions, from a snapshot and the ISNs. For the active opener the kernel's
     /// bytes_acked counts the SYN; for the passive opener it does not (measured on Linux 6.18).
     func sequences(from snapshot: SocketSnapshot) -> SequenceState {
@@ -101,7 +105,14 @@ struct Connection {
 
     /// A segment built in the socket's terms, as it must travel to the peer: through the mapping, if any.
     func toPeer(_ segment: TCPSegmentRepr) -> TCPSegmentRepr {
-        mapping.map { $0.outbound(segment) } ?? segment
+        var segment = segment
+        if case .rocks(let rocks) = peer {
+            segment.sequenceNumber = rocks.splice.outboundSequence(segment.sequenceNumber)
+            if segment.flags.contains(.ack) {
+                segment.acknowledgmentNumber = rocks.splice.outboundAcknowledgment(segment.acknowledgmentNumber)
+            }
+        }
+        return mapping.map { $0.outbound(segment) } ?? segment
     }
 
     /// Moves to a new state, reporting the change of phase.

@@ -17,6 +17,8 @@ struct ConnectionActions {
     var verdict: PacketVerdict = .accept
     /// Packets to inject, after that verdict.
     var transmits: [[UInt8]] = []
+    /// UDP datagrams to send (rocks heartbeats), after the transmits.
+    var datagrams: [Datagram] = []
     var events: [EngineEvent] = []
     /// Set when the connection must be forgotten.
     var end: ConnectionEnd?

@@ -16,6 +16,8 @@ public struct ConnectionCore: Sendable {
     var table: ConnectionTable
     /// Handshakes of possible rackd peers, before both hellos are known.
     var rackdDetection = RackdDetection()
+    /// Probes, held SYNs and candidates of possible rocks peers.
+    var rocksDetection = RocksDetection()
     var nextConnectionID: UInt64 = 1
     var nextSnapshotAt: EngineInstant? = nil
     var addresses = HostAddresses()
@@ -39,6 +41,16 @@ public struct ConnectionCore: Sendable {
         let tcp = packet.tcp
         if tcp.flags.contains(.syn) {
             handleHandshakeSegment(packet, flow: flow, direction: direction, now: now, into: &output)
+            reconcile(into: &output)
+            return output
+        }
+        if let id = table.id(for: flow), table[id]?.peer.isRocks == true {
+            // A rocks connection's every segment carries its splice (Peers/Rocks/RocksPeer+Stream.swift).
+            run(id, now: now, into: &output) { connection, context in
+                connection.hold != nil
+                    ? connection.handleHeldSegment(packet, direction: direction)
+                    : connection.handleRocksSegment(bytes, direction: direction, checksum: checksum, now: context.now)
+            }
             reconcile(into: &output)
             return output
         }
@@ -116,6 +128,7 @@ public struct ConnectionCore: Sendable {
             run(id, now: now, into: &output) { connection, context in connection.handleTimeout(&context) }
         }
         rackdDetection.expire(now: now)
+        expireRocksDetection(now: now, into: &output)
         reportUnknownRoams(now: now, into: &output)
         reconcile(into: &output)
         return output
@@ -123,7 +136,7 @@ public struct ConnectionCore: Sendable {
 
     /// The earliest instant a timer or a snapshot is due.
     var nextDeadline: EngineInstant? {
-        [nextSnapshotAt, table.nextDeadline, rackdDetection.nextDeadline].compactMap { $0 }.min()
+        [nextSnapshotAt, table.nextDeadline, rackdDetection.nextDeadline, rocksDetection.nextDeadline].compactMap { $0 }.min()
     }
 
     // MARK: Sockets
@@ -206,6 +219,7 @@ public struct ConnectionCore: Sendable {
     mutating func carryOut(_ actions: ConnectionActions, of connection: Connection, now: EngineInstant,
                            into output: inout EngineOutput) {
         output.transmits += actions.transmits
+        output.datagrams += actions.datagrams
         output.events += actions.events
         if let end = actions.end {
             table.remove(connection.id)
@@ -244,6 +258,7 @@ extension Connection {
     func awaitsPeerOnNewPath() -> Bool {
         switch peer {
         case .rackd(let rackd): rackd.confirmRepeat != nil
+        case .rocks: false
         }
     }
 }

@@ -17,6 +17,7 @@ struct ConnectionTable {
     private var bySocket: [FlowKey: UInt64] = [:]
     private var byWire: [FlowKey: UInt64] = [:]
     private var byName: [[UInt8]: UInt64] = [:]
+    private var byHeartbeat: [TCPEndpoint: UInt64] = [:]
     private var timers = DeadlineHeap<UInt64>()
 
     /// What the indexes and counts hold for each connection, to take it out again.
@@ -35,11 +36,16 @@ struct ConnectionTable {
     /// Connections and addresses whose kernel state may have changed since the last `reconcile`.
     private var dirty: Set<UInt64> = []
     private var dirtyAddresses: Set<IPAddress> = []
+    /// Flows queued before they are connections (a SYN held for a rocks probe, a possible rock's
+    /// connection to a serve port: Peers/Rocks/RocksDetection.swift), and those changed since `reconcile`.
+    private(set) var queuedBeforeConnection: Set<FlowKey> = []
+    private var dirtyFlows: Set<FlowKey> = []
 
     private struct IndexFacts {
         var establishing: Bool
         var suspendedPeer: IPAddress?
         var name: [UInt8]?
+        var heartbeatSource: TCPEndpoint?
     }
 
     init(configuration: Configuration) {
@@ -63,6 +69,9 @@ struct ConnectionTable {
 
     /// The connection a roaming rackd peer names.
     func id(named name: [UInt8]) -> UInt64? { byName[name] }
+
+    /// The rocks connection whose peer sends heartbeats from `source`.
+    func id(heartbeatsFrom source: TCPEndpoint) -> UInt64? { byHeartbeat[source] }
 
     /// Every connection's id, oldest first. Walks over connections use this order, never the
     /// dictionary's, which Swift randomizes per process: the same inputs must give the same outputs.
@@ -102,13 +111,14 @@ struct ConnectionTable {
         let facts = IndexFacts(
             establishing: { if case .establishing = connection.state { true } else { false } }(),
             suspendedPeer: connection.hold != nil ? connection.socketFlow.remote.address : nil,
-            name: connection.peerName)
+            name: connection.peerName, heartbeatSource: connection.heartbeatSource)
         if facts.establishing { establishingCount += 1 }
         if let peer = facts.suspendedPeer {
             suspendedByPeer[peer, default: []].insert(connection.id)
             suspendedCount += 1
         }
         if let name = facts.name { byName[name] = connection.id }
+        if let source = facts.heartbeatSource { byHeartbeat[source] = connection.id }
         indexed[connection.id] = facts
         timers.set(connection.id, to: connection.nextDeadline(configuration))
         dirty.insert(connection.id)
@@ -123,6 +133,7 @@ struct ConnectionTable {
             suspendedCount -= 1
         }
         if let name = facts.name, byName[name] == id { byName[name] = nil }
+        if let source = facts.heartbeatSource, byHeartbeat[source] == id { byHeartbeat[source] = nil }
     }
 
     // MARK: Timers
@@ -138,6 +149,19 @@ struct ConnectionTable {
 
     // MARK: The kernel's state
 
+    /// Queues every packet of a flow that is not a connection yet, or stops doing so.
+    mutating func queueBeforeConnection(_ flow: FlowKey, _ queued: Bool) {
+        if queued {
+            guard queuedBeforeConnection.insert(flow).inserted else { return }
+            queuedUsers[flow, default: 0] += 1
+        } else {
+            guard queuedBeforeConnection.remove(flow) != nil else { return }
+            queuedUsers[flow, default: 0] -= 1
+            if queuedUsers[flow] == 0 { queuedUsers[flow] = nil }
+        }
+        dirtyFlows.insert(flow)
+    }
+
     /// Local addresses came or went: whether rackd keeps them on `lo` may change.
     mutating func addressesChanged(_ addresses: some Sequence<IPAddress>) {
         dirtyAddresses.formUnion(addresses)
@@ -146,8 +170,9 @@ struct ConnectionTable {
     /// Brings the managed flows, held addresses and wire index in line with the connections changed since
     /// the last call, and reports the differences: releases, then additions, each in a fixed order.
     mutating func reconcile(lostAddresses: Set<IPAddress>, into output: inout EngineOutput) {
-        guard !dirty.isEmpty || !dirtyAddresses.isEmpty else { return }
-        var changedFlows = Set<FlowKey>()
+        guard !dirty.isEmpty || !dirtyAddresses.isEmpty || !dirtyFlows.isEmpty else { return }
+        var changedFlows = dirtyFlows
+        dirtyFlows.removeAll(keepingCapacity: true)
         for id in dirty {
             let before = applied.removeValue(forKey: id)
             let after = connections[id]?.kernelNeeds

@@ -14,7 +14,7 @@ struct KernelNeeds: Equatable {
 extension Connection {
     var kernelNeeds: KernelNeeds {
         var needs = KernelNeeds(address: socketFlow.local.address)
-        if isQueued { needs.queued.append(socketFlow) }
+        if isQueued || peer.isRocks { needs.queued.append(socketFlow) }
         if let mapping {
             needs.queued.append(mapping.wire)
             needs.wires.append(mapping.wire)
@@ -28,6 +28,9 @@ extension Connection {
                 needs.wires.append(offer.wire)
             }
             if hold != nil, let attempt = rackd.resumption.roam { needs.wires.append(attempt.wire) }
+        case .rocks:
+            // Its offsets last its life: every packet is queued until the kernel can map them (issue 14).
+            break
         }
         return needs
     }
@@ -36,6 +39,7 @@ extension Connection {
     var peerName: [UInt8]? {
         switch peer {
         case .rackd(let rackd): rackd.name
+        case .rocks: nil
         }
     }
 
@@ -49,12 +53,13 @@ extension Connection {
         switch state {
         case .suspended(let hold), .resuming(let hold):
             consider(hold.since + configuration.maximumSuspension)
-            if hold.holder == .outage { consider(hold.nextAttemptAt) }
+            if hold.holder == .outage, case .rackd = peer { consider(hold.nextAttemptAt) }
         case .establishing, .healthy, .suspect, .closing:
             break
         }
         switch peer {
         case .rackd(let rackd): consider(rackd.nextDeadline(in: state))
+        case .rocks(let rocks): consider(rocks.nextDeadline(in: state))
         }
         return deadline
     }

@@ -10,11 +10,14 @@
 enum Peer {
     /// Another rackd: SYN option, X25519 keys, HMAC resumption, roam handshake (Peers/Rackd/).
     case rackd(RackdPeer)
+    /// An application under the rocks 2.4 library: EDP, in-band init, UDP heartbeats (Peers/Rocks/).
+    case rocks(RocksPeer)
 
     /// The name status shows for the peer kind.
     var kind: String {
         switch self {
         case .rackd: "rackd"
+        case .rocks: "rocks"
         }
     }
 
@@ -22,6 +25,11 @@ enum Peer {
     var suite: String {
         switch self {
         case .rackd: KeySchedule.suiteName
+        case .rocks: RocksPeer.suiteName
         }
+    }
+
+    var isRocks: Bool {
+        if case .rocks = self { true } else { false }
     }
 }

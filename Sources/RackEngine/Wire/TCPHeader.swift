@@ -307,6 +307,15 @@ public struct MutableTCPHeaderView {
         }
     }
 
+    /// Overwrites the SACK option, if there is one, with NOPs; returns whether there was one. The
+    /// checksum is left stale: recompute it after. Throws if the options are malformed, changing nothing.
+    public func eraseSACKOption() throws(WireError) -> Bool {
+        guard let location = try TCPOptions.locateSACKBlocks(in: UnsafeRawBufferPointer(options)) else { return false }
+        let start = Field.options + location.offset - 2
+        for index in start..<(Field.options + location.offset + location.count * 8) { bytes[index] = 1 }
+        return true
+    }
+
     // MARK: Helpers
 
     private func flagsWord(_ flags: TCPFlags) -> UInt16 {

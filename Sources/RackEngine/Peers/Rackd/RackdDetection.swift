@@ -119,19 +119,26 @@ extension ConnectionCore {
         guard let options = try? HandshakeOptions(tcp.options) else { return }  // malformed: not ours to judge
         switch (direction, isSynAck) {
         case (.outbound, false):
-            handleLocalSYN(packet, flow: flow, options: options, now: now, into: &output)
+            // A destination that may be a rock is probed first (Peers/Rocks/RocksDetection.swift).
+            if holdForRocksProbe(packet, flow: flow, options: options, now: now, into: &output) { return }
+            handleLocalSYNForRackd(packet, flow: flow, options: options, now: now, into: &output)
         case (.inbound, true):
+            if let id = table.id(forSocket: flow), table[id]?.peer.isRocks == true { return }  // a retransmitted SYN-ACK
+            if startRocksClientIfExpected(packet, flow: flow, options: options, now: now, into: &output) { return }
             handlePeerSYNACK(packet, flow: flow, options: options, now: now, into: &output)
         case (.inbound, false):
             handlePeerSYN(packet, flow: flow, options: options, now: now)
+            if options.hello == nil { noteRocksCandidate(packet, flow: flow, options: options, now: now) }
         case (.outbound, true):
+            if startRocksServerIfCandidate(packet, flow: flow, options: options, now: now, into: &output) { return }
             handleLocalSYNACK(packet, flow: flow, options: options, now: now, into: &output)
         }
     }
 
     // MARK: Client
 
-    private mutating func handleLocalSYN(
+    /// A local SYN, as rackd's own detection treats it (also a SYN released by a probe that found no rock).
+    mutating func handleLocalSYNForRackd(
         _ packet: IPPacketView, flow: FlowKey, options: HandshakeOptions, now: EngineInstant,
         into output: inout EngineOutput
     ) {
@@ -164,6 +171,7 @@ extension ConnectionCore {
         guard let handshake = rackdDetection.forget(flow), handshake.role == .client else { return }
         guard handshake.decorated, options.hello != nil else {
             output.events.append(.fellBack(flow, reason: handshake.decorated ? "peer does not run rackd" : "middlebox fallback"))
+            if handshake.decorated { noteNotRackd(flow.remote, now: now) }
             return
         }
         startRackdConnection(
@@ -187,7 +195,8 @@ extension ConnectionCore {
         _ packet: IPPacketView, flow: FlowKey, options: HandshakeOptions, now: EngineInstant,
         into output: inout EngineOutput
     ) {
-        if let id = table.id(forSocket: flow), let connection = table[id], connection.role == .server, connection.localISN == packet.tcp.sequenceNumber
+        if let id = table.id(forSocket: flow), let connection = table[id], connection.role == .server,
+            connection.localISN == packet.tcp.sequenceNumber, !connection.peer.isRocks
         {
             // A retransmitted SYN-ACK: it must carry the hello again.
             if let decorated = SYNDecoration.addingHello(to: packet.bytes) { output.verdict = .replace(decorated) }

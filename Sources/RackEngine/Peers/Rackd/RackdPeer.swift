@@ -109,6 +109,7 @@ extension Connection {
         get {
             switch peer {
             case .rackd(let rackd): rackd
+            case .rocks: preconditionFailure("a rackd transition ran on a rocks connection; the core routes by peer kind")
             }
         }
         set { peer = .rackd(newValue) }

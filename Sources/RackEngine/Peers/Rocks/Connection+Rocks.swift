@@ -1,0 +1,145 @@
+// rackd — a connection whose peer is a rocks 2.4 application: its start, its segments, its timers and
+// its heartbeats, as transitions of the connection core (docs/rocks.md §14). The protocol itself is in
+// RocksPeer+Stream.swift.
+
+extension Connection {
+    /// A connection the handshake showed to be toward a rock (client: the probe said so) or from a
+    /// possible one (server: a serve port). Nil for a connection rocks cannot carry (IPv6).
+    static func rocks(
+        id: UInt64, socketFlow: FlowKey, role: ConnectionRole, localISN: TCPSequenceNumber, peerISN: TCPSequenceNumber,
+        localOptions: HandshakeOptions, peerOptions: HandshakeOptions, timestamps: (local: UInt32?, peer: UInt32?),
+        _ context: inout ConnectionContext
+    ) -> (Connection, ConnectionActions)? {
+        let now = context.now
+        let privateKey = RocksKeyExchange.privateKey(from: context.randomBytes(16))
+        guard let (bytes, writeEnds) = RocksPeer.ourBytes(
+            publicKey: RocksKeyExchange.publicKey(privateKey), local: socketFlow.local,
+            configuration: context.configuration.rocks)
+        else { return nil }
+        let usesTimestamps = localOptions.timestamps && peerOptions.timestamps
+        let socket = RocksPeer.SocketView(
+            sendNext: localISN + 1, acknowledgment: peerISN + 1,
+            window: UInt16(truncatingIfNeeded: 0xFFFF >> Int(localOptions.windowScale)),
+            timestampValue: usesTimestamps ? timestamps.local : nil,
+            peerTimestampValue: usesTimestamps ? timestamps.peer : nil,
+            wireAcknowledgment: peerISN + 1, finSequence: nil)
+        var rocks = RocksPeer(stage: role == .client ? .scanning : .awaitingClient, privateKey: privateKey,
+                              peerISN: peerISN, socket: socket, now: now)
+        rocks.ours = bytes
+        rocks.oursWriteEnds = writeEnds
+        var step = RocksStep()
+        if role == .client {
+            // The announcement at once, on the data connection's first byte; the init once the rock's
+            // announcement is in (docs/rocks.md §2.2).
+            rocks.splice.insertionPoint = localISN + 1
+            rocks.splice.insertedLength = UInt32(bytes.count)
+            rocks.oursReleased = RocksPeer.announcementLength
+            rocks.sendOurs(from: 0, flow: socketFlow, now: now, into: &step)
+        }
+        let connection = Connection(
+            id: id, socketFlow: socketFlow, role: role, localISN: localISN, peerISN: peerISN,
+            localOptions: localOptions, peerOptions: peerOptions, state: .establishing(Establishing(since: now)),
+            peer: .rocks(rocks), lastHeard: now)
+        var actions = ConnectionActions()
+        for segment in step.segments { actions.transmit(segment) }
+        return (connection, actions)
+    }
+
+    /// The rocks protocol's state; only for connections whose peer is a rock.
+    var rocksPeer: RocksPeer? {
+        if case .rocks(let rocks) = peer { rocks } else { nil }
+    }
+
+    /// Where the rock sends its heartbeats from, once its init is read.
+    var heartbeatSource: TCPEndpoint? { rocksPeer?.heartbeats.destination }
+
+    // MARK: Segments
+
+    /// A queued segment of a rocks connection that is not held.
+    mutating func handleRocksSegment(_ bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
+                                     checksum: TCPChecksumState, now: EngineInstant) -> ConnectionActions {
+        guard case .rocks(var rocks) = peer else { return ConnectionActions(verdict: .drop) }
+        let step = rocks.handle(bytes, direction: direction, checksum: checksum, flow: socketFlow, now: now)
+        peer = .rocks(rocks)
+        return apply(step, now: now)
+    }
+
+    /// Carries a rocks step into the core's actions and states.
+    private mutating func apply(_ step: RocksStep, now: EngineInstant) -> ConnectionActions {
+        var actions = ConnectionActions(verdict: step.verdict)
+        for segment in step.segments { actions.transmit(segment) }
+        if let reason = step.fellBack {
+            actions.end = .fellBack(reason: reason)
+            return actions
+        }
+        if let end = step.ended {
+            actions.end = end
+            return actions
+        }
+        if step.established, case .establishing(let establishing) = state {
+            lastHeard = now
+            transition(to: .healthy(Healthy(establishing, now: now)), reason: "rocks init exchanged", into: &actions)
+            actions.events.append(.connectionManaged(id: id, socketFlow, role: role))
+        }
+        return actions
+    }
+
+    // MARK: Timers
+
+    /// Retransmits rackd's own bytes, gives up a setup that takes too long, and sends and misses heartbeats.
+    mutating func handleRocksTimers(_ context: inout ConnectionContext, into actions: inout ConnectionActions) {
+        guard case .rocks(var rocks) = peer else { return }
+        let now = context.now
+        var step = RocksStep()
+        if let deadline = rocks.retransmission.deadline, deadline <= now {
+            rocks.retransmitOurs(flow: socketFlow, now: now, into: &step)
+        }
+        switch rocks.stage {
+        case .awaitingClient where now.duration(since: rocks.setupStartedAt) >= RocksPeer.setupLimit:
+            step.ended = .expired  // the client never spoke: nothing of the stream was changed
+        case .answeringProbe where now.duration(since: rocks.setupStartedAt) >= RocksPeer.probeAnswerLifetime:
+            step.ended = .expired
+        case .scanning, .readingInit:
+            if now.duration(since: rocks.setupStartedAt) >= RocksPeer.setupLimit {
+                rocks.abandon(reason: "rocks setup did not finish within \(RocksPeer.setupLimit)", flow: socketFlow, into: &step)
+            }
+        case .established:
+            if case .healthy = state { rocks.runHeartbeats(now: now, into: &actions) }
+        default:
+            break
+        }
+        peer = .rocks(rocks)
+        let more = apply(step, now: now)
+        actions.transmits += more.transmits
+        actions.events += more.events
+        if let end = more.end { actions.end = end }
+        if rocks.stage == .established, case .healthy = state,
+            let heard = rocks.heartbeats.lastHeard,
+            now.duration(since: heard) >= RocksPeer.heartbeatInterval * RocksPeer.heartbeatMisses
+        {
+            suspend(reason: "no rocks heartbeat for \(RocksPeer.heartbeatMisses) s", now: now, into: &actions)
+        }
+    }
+
+    // MARK: Heartbeats
+
+    /// A heartbeat from the rock.
+    mutating func handleHeartbeat(now: EngineInstant) -> ConnectionActions {
+        guard case .rocks(var rocks) = peer else { return ConnectionActions() }
+        rocks.heartbeats.lastHeard = now
+        lastHeard = now
+        peer = .rocks(rocks)
+        return ConnectionActions()
+    }
+}
+
+extension RocksPeer {
+    /// Sends the heartbeat that is due (docs/rocks.md §4: one `x` a second to the rock's heartbeat address).
+    mutating func runHeartbeats(now: EngineInstant, into actions: inout ConnectionActions) {
+        guard let destination = heartbeats.destination, let due = heartbeats.nextSendAt, due <= now else { return }
+        actions.datagrams.append(Datagram(destination: destination, payload: Self.heartbeatPayload))
+        // On the rock's own one-second beat, without drifting; after a long pause, from now.
+        let next = due + Self.heartbeatInterval
+        heartbeats.nextSendAt = next > now ? next : now + Self.heartbeatInterval
+    }
+}

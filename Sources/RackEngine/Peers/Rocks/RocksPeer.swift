@@ -1,0 +1,163 @@
+// rackd — what one connection to a rocks 2.4 peer keeps (docs/rocks.md; §14 maps it onto the core).
+//
+// Setup, in the rock's own order (docs/rocks.md §2, §3):
+//
+//     client  SYN held, probe (RocksDetection.swift) ── rock ──► SYN released
+//             handshake ─► our announcement ─► scan for theirs (a banner before it reaches the socket)
+//             ─► our init (six segments) ─► read theirs ─► healthy
+//     server  handshake ─► the client's first bytes: a FIN (a probe: our announcement, then the socket's
+//             FIN) · the announcement (ours after whatever the socket wrote, then our init; read theirs
+//             ─► healthy) · anything else (an ordinary client: released)
+//
+// rackd's bytes are sent as stream bytes of the connection, retransmitted until the rock acknowledges
+// them; the socket's bytes move past them (`RocksSplice`). Heartbeats are UDP datagrams
+// (Connection+RocksHeartbeats.swift).
+
+struct RocksPeer {
+    enum Stage: Equatable {
+        /// Server: nothing from the client yet.
+        case awaitingClient
+        /// Server: a probe; our announcement goes before the socket's FIN.
+        case answeringProbe
+        /// Client: our announcement is out; the rock's is not found yet.
+        case scanning
+        /// The rock's announcement is in; its init messages are being read.
+        case readingInit
+        /// Both sides' init messages are through: application bytes only.
+        case established
+    }
+
+    var stage: Stage
+    var splice = RocksSplice()
+    /// rackd's own bytes for this connection (the announcement, then the init messages), and where each
+    /// of its writes ends: each goes out as a segment of its own, as rocks writes them.
+    var ours: [UInt8] = []
+    var oursWriteEnds: [Int] = []
+    /// How many of `ours` may go out now (client: the init waits for the rock's announcement).
+    var oursReleased = 0
+    /// How many of `ours` the rock acknowledged.
+    var oursAcknowledged = 0
+    var retransmission = Retransmission()
+
+    /// Our DH private value; the peer's init once read, and the Blowfish key it gives (issue 12 uses it).
+    let privateKey: UInt128
+    var initReader = RocksInitReader()
+    var peerInit: RocksInit?
+    var blowfishKey: [UInt8]?
+
+    /// Client: the wire position up to which the rock's bytes were passed to the socket as banner.
+    var scanned: TCPSequenceNumber
+    /// Server: how often the client's first segment came with only part of the announcement.
+    var partialOpenings = 0
+
+    /// What the local socket last said, for the segments rackd writes in its name.
+    var socket: SocketView
+
+    /// Heartbeats (docs/rocks.md §4).
+    var heartbeats = Heartbeats()
+
+    /// The last time setup moved on, for its deadline.
+    var setupStartedAt: EngineInstant
+
+    struct Retransmission: Equatable {
+        var deadline: EngineInstant?
+        var interval: Duration = RocksPeer.initialRetransmissionInterval
+    }
+
+    struct SocketView: Equatable {
+        /// The socket's next sequence number (snd_nxt) as rackd has seen it, in socket terms.
+        var sendNext: TCPSequenceNumber
+        /// The socket's latest acknowledgement and window, in socket terms.
+        var acknowledgment: TCPSequenceNumber
+        var window: UInt16
+        /// Timestamps, if the connection uses them: the socket's latest value, the rock's latest value.
+        var timestampValue: UInt32?
+        var peerTimestampValue: UInt32?
+        /// The latest acknowledgement that went to the rock, in wire terms.
+        var wireAcknowledgment: TCPSequenceNumber
+        /// The wire sequence number of the socket's FIN, once sent.
+        var finSequence: TCPSequenceNumber?
+    }
+
+    struct Heartbeats: Equatable {
+        /// Where the rock takes heartbeats (its init), and when the next one goes.
+        var destination: TCPEndpoint?
+        var nextSendAt: EngineInstant?
+        /// The last heartbeat from the rock, or the end of setup.
+        var lastHeard: EngineInstant?
+    }
+
+    // MARK: Constants
+
+    /// Rocks' heartbeat period and the misses that suspend (docs/rocks.md §4, §8).
+    static let heartbeatInterval: Duration = .seconds(1)
+    static let heartbeatMisses = 15
+    static let heartbeatPayload: [UInt8] = [0x78]  // "x"
+    /// rackd's own bytes are retransmitted from this interval, doubling up to the maximum.
+    static let initialRetransmissionInterval: Duration = .milliseconds(250)
+    static let maximumRetransmissionInterval: Duration = .seconds(8)
+    /// Setup that has not finished by then is abandoned: the connection is reset on both sides.
+    static let setupLimit: Duration = .seconds(60)
+    /// A probe connection is forgotten this long after it was answered, whatever its state.
+    static let probeAnswerLifetime: Duration = .seconds(30)
+    /// The buffer sizes rocks reports (Linux doubles the 32768 rocks forces; docs/rocks.md §3).
+    static let reportedBufferSize: UInt32 = 65536
+    /// A client whose first segment holds only part of the announcement this often is ordinary.
+    static let maximumPartialOpenings = 2
+
+    /// The suite status shows.
+    static var suiteName: String { RocksKeyExchange.suiteName }
+
+    // MARK: Building
+
+    init(stage: Stage, privateKey: UInt128, peerISN: TCPSequenceNumber, socket: SocketView, now: EngineInstant) {
+        self.stage = stage
+        self.privateKey = privateKey
+        self.scanned = peerISN + 1
+        self.socket = socket
+        self.setupStartedAt = now
+    }
+
+    /// Our announcement and init messages for a connection whose local end is `local`.
+    static func ourBytes(publicKey: [UInt8], local: TCPEndpoint, configuration: RocksSettings)
+        -> (bytes: [UInt8], writeEnds: [Int])?
+    {
+        guard case .v4(let address) = local.address else { return nil }  // rocks 2.4 is IPv4 only
+        let ourInit = RocksInit(
+            publicKey: publicKey,
+            reconnection: RocksSocketAddress(address: address, port: configuration.reconnectionPort),
+            sendBufferSize: reportedBufferSize, receiveBufferSize: reportedBufferSize,
+            heartbeat: RocksSocketAddress(address: address, port: configuration.heartbeatPort))
+        var bytes = RocksAnnouncement.bytes
+        var ends = [bytes.count]
+        for write in ourInit.segments {
+            bytes += write
+            ends.append(bytes.count)
+        }
+        return (bytes, ends)
+    }
+
+    /// The bytes of the announcement alone.
+    static let announcementLength = RocksAnnouncement.bytes.count
+
+    /// The earliest of this peer's timers.
+    func nextDeadline(in state: ConnectionState) -> EngineInstant? {
+        var deadline = retransmission.deadline
+        func consider(_ instant: EngineInstant?) {
+            guard let instant else { return }
+            deadline = min(deadline ?? instant, instant)
+        }
+        switch stage {
+        case .established:
+            if case .healthy = state {
+                consider(heartbeats.nextSendAt)
+                consider(heartbeats.lastHeard.map { $0 + Self.heartbeatInterval * Self.heartbeatMisses })
+            }
+        case .answeringProbe:
+            consider(setupStartedAt + Self.probeAnswerLifetime)
+        case .awaitingClient, .scanning, .readingInit:
+            consider(setupStartedAt + Self.setupLimit)
+        }
+        return deadline
+    }
+}
