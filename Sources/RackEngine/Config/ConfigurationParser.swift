@@ -26,7 +26,8 @@ public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
 
 /// Parses the text of a configuration file into a `Configuration`.
 public enum ConfigurationParser {
-    /// Parses `text`; unknown sections, unknown keys, repeated keys and bad values are errors.
+    /// Parses `text`; unknown sections, unknown keys, repeated keys and bad values are errors, and so are
+    /// keys that contradict each other (checked after the whole file is read, on the offending key's line).
     /// `resolveGroup` looks a group name up in the system's group database (the daemon passes getgrnam);
     /// without it a `status-group` is kept by name only.
     public static func parse(_ text: String, resolveGroup: ((String) -> UInt32?)? = nil) throws(ConfigurationError)
@@ -34,8 +35,8 @@ public enum ConfigurationParser {
     {
         var configuration = Configuration()
         var section: String? = nil
-        var seen: Set<String> = []
-        var statusGroupLine = 0
+        /// The line of every key set, by "section.key".
+        var lines: [String: Int] = [:]
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNumber = index + 1
             let line = stripComment(Substring(rawLine)).trimmingSpaces
@@ -69,7 +70,7 @@ public enum ConfigurationParser {
             guard !value.isEmpty else {
                 throw ConfigurationError(line: lineNumber, message: "'\(key)' has no value")
             }
-            guard seen.insert("\(section).\(key)").inserted else {
+            guard lines.updateValue(lineNumber, forKey: "\(section).\(key)") == nil else {
                 throw ConfigurationError(line: lineNumber, message: "'\(key)' is set twice in [\(section)]")
             }
             do {
@@ -77,12 +78,14 @@ public enum ConfigurationParser {
             } catch let problem {
                 throw ConfigurationError(line: lineNumber, message: "\(key): \(problem.message)")
             }
-            if section == "control" && key == "status-group" { statusGroupLine = lineNumber }
+        }
+        if let problem = rocksProblems(configuration.rocks, lines: lines).min(by: { $0.line < $1.line }) {
+            throw problem
         }
         if let resolveGroup, var group = configuration.statusGroup {
             guard let id = resolveGroup(group.name) else {
                 throw ConfigurationError(
-                    line: statusGroupLine,
+                    line: lines["control.status-group"] ?? 0,
                     message: "status-group: no group '\(group.name)' on this system; create it (groupadd \(group.name)) or remove the line")
             }
             group.id = id
@@ -144,9 +147,69 @@ public enum ConfigurationParser {
                 config.policy.excludeAddresses = try prefixList(value)
             },
         ],
+        "rocks": [
+            "legacy-auth": { config, value throws(ValueProblem) in
+                config.rocks.legacyAuthentication = try yesOrNo(value)
+            },
+            "probe": { config, value throws(ValueProblem) in config.rocks.probing = try choice(value) },
+            "probe-addresses": { config, value throws(ValueProblem) in
+                config.rocks.probeAddresses = try prefixList(value, ipv4Only: "rocks 2.4 speaks IPv4 only")
+            },
+            "probe-ports": { config, value throws(ValueProblem) in config.rocks.probePorts = try portList(value) },
+            "serve-ports": { config, value throws(ValueProblem) in config.rocks.servePorts = try portList(value) },
+            "heartbeat-port": { config, value throws(ValueProblem) in
+                config.rocks.heartbeatPort = try integer(value, in: 0...65535, as: UInt16.self)
+            },
+            "reconnection-port": { config, value throws(ValueProblem) in
+                config.rocks.reconnectionPort = try integer(value, in: 0...65535, as: UInt16.self)
+            },
+            "negative-cache": { config, value throws(ValueProblem) in
+                config.rocks.negativeCacheLifetime = try duration(value, in: .seconds(1) ... .seconds(30 * 86400))
+            },
+        ],
     ]
 
+    // MARK: Keys that depend on each other
+
+    /// What is wrong with `[rocks]` as a whole, each problem on the line of the key that must change.
+    private static func rocksProblems(_ rocks: RocksSettings, lines: [String: Int]) -> [ConfigurationError] {
+        var problems: [ConfigurationError] = []
+        /// A problem with `key`, if the file sets it.
+        func problem(_ key: String, _ message: String) {
+            guard let line = lines["rocks.\(key)"] else { return }
+            problems.append(ConfigurationError(line: line, message: "\(key): \(message)"))
+        }
+        if !rocks.legacyAuthentication {
+            let weak =
+                "rocks peers need legacy-auth = yes (rocks' 128-bit DH and Blowfish are weak); set it, or remove this line"
+            if rocks.probing != .off { problem("probe", weak) }
+            problem("serve-ports", weak)
+        }
+        if rocks.probing == .listed && rocks.probeAddresses.isEmpty && rocks.probePorts.isEmpty {
+            problem(
+                "probe",
+                "listed probes only what probe-addresses and probe-ports name, and neither is set; add one, or set probe = off")
+        }
+        if rocks.probing != .listed {
+            let mode = lines["rocks.probe"] == nil ? "off (the default)" : rocks.probing.rawValue
+            for key in ["probe-addresses", "probe-ports"] {
+                problem(
+                    key, "applies only with probe = listed, and probe is \(mode); set probe = listed, or remove this line")
+            }
+        }
+        return problems
+    }
+
     // MARK: Value syntax
+
+    /// A setting that is on or off: yes or no.
+    private static func yesOrNo(_ value: String) throws(ValueProblem) -> Bool {
+        switch value {
+        case "yes": return true
+        case "no": return false
+        default: throw ValueProblem(message: "'\(value)' is not one of: yes, no")
+        }
+    }
 
     private static func choice<T: RawRepresentable & CaseIterable>(_ value: String) throws(ValueProblem) -> T
     where T.RawValue == String {
@@ -226,14 +289,15 @@ public enum ConfigurationParser {
         return ranges
     }
 
-    /// "10.0.0.0/8, fd00::/8, 192.0.2.1"
-    private static func prefixList(_ value: String) throws(ValueProblem) -> [AddressPrefix] {
+    /// "10.0.0.0/8, fd00::/8, 192.0.2.1". With `ipv4Only`, an IPv6 item is refused for that reason.
+    private static func prefixList(_ value: String, ipv4Only: String? = nil) throws(ValueProblem) -> [AddressPrefix] {
         var prefixes: [AddressPrefix] = []
         for item in value.split(separator: ",").map({ $0.trimmingSpaces }) {
             let parts = item.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             guard (1...2).contains(parts.count), let address = IPAddress(parsing: parts[0]) else {
                 throw ValueProblem(message: "'\(item)' is not an address or prefix like 10.0.0.0/8 or fd00::/8")
             }
+            if let ipv4Only, !address.isIPv4 { throw ValueProblem(message: "'\(item)' is IPv6; \(ipv4Only)") }
             let maximum = address.isIPv4 ? 32 : 128
             let length = parts.count == 2 ? Int(parts[1]) : maximum
             guard let length, (0...maximum).contains(length) else {
