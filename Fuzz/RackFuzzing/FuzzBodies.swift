@@ -71,11 +71,19 @@ public enum FuzzBodies {
         _ = try? RocksSocketAddress(parsing: stream)
     }
 
-    /// The whole engine, in racks mode, fed arbitrary packets in both directions at advancing times.
+    /// The whole engine, in racks mode with rocks peers probed and served on every port, fed packets in
+    /// both directions at advancing times; every probe it asks for is answered (a rock or not, as the
+    /// input says), and heartbeat datagrams come from the addresses the packets name.
     public static func engine(_ bytes: UnsafeRawBufferPointer) {
-        var engine = HostEngine(configuration: Configuration(), random: FixedRandom())
+        var configuration = Configuration()
+        configuration.rocks.legacyAuthentication = true
+        configuration.rocks.probing = .listed
+        configuration.rocks.probePorts = [PortRange(1, 65535)]
+        configuration.rocks.servePorts = [PortRange(1, 65535)]
+        var engine = HostEngine(configuration: configuration, random: FixedRandom())
         var offset = 0
         var now = EngineInstant.seconds(1)
+        var probes: [RocksProbeRequest] = []
         // The input is a sequence of records: direction/length byte, then that many packet bytes.
         while offset < bytes.count {
             let header = bytes[offset]
@@ -84,8 +92,17 @@ public enum FuzzBodies {
             var packet = Array(bytes[offset..<(offset + length)])
             offset += length
             now = now + .milliseconds(Int64(header))
-            _ = packet.withUnsafeMutableBytes {
+            let output = packet.withUnsafeMutableBytes {
                 engine.handlePacket($0, direction: header & 0x80 == 0 ? .outbound : .inbound, now: now)
+            }
+            probes += output.probes
+            if header & 0x01 == 1, let probe = probes.popLast() {
+                _ = engine.handleProbeResult(probe, outcome: header & 0x02 == 0 ? .rock : .notRock(reason: "fuzz"), now: now)
+            }
+            packet.withUnsafeBytes { raw in
+                if let view = try? IPPacketView(validating: raw) {
+                    _ = engine.handleDatagram(raw, from: view.sourceEndpoint, now: now)
+                }
             }
             _ = engine.handleTimeout(now: now)
         }
