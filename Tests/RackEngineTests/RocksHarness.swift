@@ -155,6 +155,8 @@ struct RocksWorld {
     /// Everything that crossed the wire from A to B (after the engine), and from B.
     var wireToRock: [TCPSegmentRepr] = []
     var heldFlows: [FlowKey: [[UInt8]]] = [:]
+    /// A black hole toward the rock (what was sent is still recorded in `wireToRock`).
+    var dropToRock = false
     var datagrams: [Datagram] = []
 
     init(appIsClient: Bool, configure: (inout RocksSettings) -> Void = { _ in }) {
@@ -239,6 +241,7 @@ struct RocksWorld {
 
     private mutating func toRock(_ segment: TCPSegmentRepr) throws {
         wireToRock.append(segment)
+        guard !dropToRock else { return }
         if let reply = rock.receive(segment) { pendingFromRock.append(reply) }
     }
 

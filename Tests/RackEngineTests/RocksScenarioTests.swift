@@ -199,4 +199,53 @@ import Testing
         try world.fromApp([world.app.syn()])
         #expect(world.probes.isEmpty && world.heldFlows.isEmpty)
     }
+
+    @Test func aMalformedInitResetsBothEndsAndNothingTraps() throws {
+        var world = RocksWorld(appIsClient: true)
+        try Self.connectedClient(&world)
+        try world.fromRock(world.rock.write(RocksAnnouncement.bytes))
+        try world.fromRock(world.rock.write([0, 0, 0, 200]))
+        try world.settle()
+        #expect(world.app.receivedRST && world.rock.receivedRST)
+        #expect(world.engine.connections.isEmpty && world.engine.racksManagedFlows.isEmpty)
+    }
+
+    @Test func aDegenerateDiffieHellmanValueIsRefused() throws {
+        var world = RocksWorld(appIsClient: true)
+        try Self.connectedClient(&world)
+        var degenerate = Self.rockInit
+        degenerate.publicKey = [1]
+        try world.fromRock(world.rock.write(RocksAnnouncement.bytes))
+        for write in degenerate.segments { try world.fromRock(world.rock.write(write)) }
+        try world.settle()
+        #expect(world.app.receivedRST && world.engine.connections.isEmpty)
+    }
+
+    @Test func rackdsBytesAreRetransmittedAndASetupThatNeverFinishesIsAbandoned() throws {
+        var world = RocksWorld(appIsClient: true)
+        try world.fromApp([world.app.syn()])
+        try world.carryOut(world.engine.handleProbeResult(world.probes[0], outcome: .rock, now: world.now))
+        let syn = try #require(world.wireToRock.last)
+        world.dropToRock = true  // nothing reaches the rock any more
+        try world.fromRock([world.rock.synAck(to: syn)])
+        try world.advance(by: .seconds(2))
+        // Sent at once, then after 250 ms, 500 ms and 1 s of silence.
+        #expect(world.wireToRock.filter { $0.payload == RocksAnnouncement.bytes }.count == 4)
+        try world.advance(by: .seconds(60))
+        #expect(world.engine.connections.isEmpty, "abandoned after the setup limit")
+        #expect(world.app.receivedRST, "the application learns at once")
+    }
+
+    @Test func withProbingEverywhereARackdPeerIsNeverProbedAndAnOrdinaryOneOnlyAfterTheOption() throws {
+        var world = RocksWorld(appIsClient: true) { $0.probing = .everywhere; $0.probePorts = [] }
+        try world.fromApp([world.app.syn()])
+        #expect(world.probes.isEmpty, "the first connection tries rackd's option instead")
+        let syn = try #require(world.wireToRock.last)
+        #expect(syn.options.contains { if case .experimental = $0 { true } else { false } }, "the SYN carries rackd's hello")
+        try world.fromRock([world.rock.synAck(to: syn)])  // no hello back: not a rackd
+        #expect(world.events.contains { if case .fellBack = $0 { true } else { false } })
+        world.app = MiniTCP(local: TCPEndpoint(address: .v4(RocksWorld.addressA), port: 50001), remote: world.rock.local, isn: 9)
+        try world.fromApp([world.app.syn()])
+        #expect(world.probes.count == 1, "the next connection to it is probed")
+    }
 }

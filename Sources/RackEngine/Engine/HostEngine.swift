@@ -46,9 +46,11 @@ public struct HostEngine: Sendable {
             output = core.handleSegment(packet, bytes: bytes, direction: direction, checksum: checksum, now: now)
         }
         if truncated {
-            // Only part of the packet is here: whatever the decision, its bytes cannot be sent back.
+            // Only part of the packet is here, so its bytes cannot be sent back changed. A packet rackd had
+            // to change (a moved or rocks connection's) must not pass unchanged either: that would put
+            // bytes at the wrong place in the stream. It is dropped, and its sender retransmits it.
             switch output.verdict {
-            case .acceptModified, .replace: output.verdict = .accept
+            case .acceptModified, .replace: output.verdict = .drop
             case .accept, .drop, .hold: break
             }
         }
