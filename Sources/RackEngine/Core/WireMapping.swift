@@ -11,7 +11,9 @@
 // Between two rackds the local offset is always zero: both ends choose a roam's ISNs so that the wire's
 // sequence space is the sockets' (docs/roaming.md). The peer's numbers may arrive shifted if a middlebox
 // rewrote the ISN of the peer's SYN; `peerSequenceOffset` is that shift. A rocks peer's in-band messages
-// shift the stream in both directions for the connection's whole life: both offsets then say so.
+// are not offsets of this mapping but a splice applied before it (Peers/Rocks/RocksSplice.swift): below
+// the splice points nothing moves. A rock's reconnection (a new connection with ISNs of its own) will be
+// this mapping's offsets.
 
 /// The mapping between one connection's socket and the wire. Lasts as long as the connection.
 struct WireMapping: Equatable, Sendable {
