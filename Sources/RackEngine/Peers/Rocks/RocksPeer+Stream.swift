@@ -49,11 +49,11 @@ extension RocksPeer {
 
         var rewrite = RocksSegmentRewrite()
         switch splice.placeOutbound(sequence: tcp.sequenceNumber, length: length) {
-        case .unmoved:
-            break
         case .moved:
             rewrite.sequenceOffset = TCPSequenceOffset(rawValue: splice.insertedLength)
             if hasFIN { socket.finSequence = splice.outboundSequence(tcp.sequenceNumber) + UInt32(payloadCount) }
+        case .unmoved:
+            if hasFIN { socket.finSequence = tcp.sequenceNumber + UInt32(payloadCount) }
         case .cutAt(let kept):
             // A retransmission reaching past the insertion point: its part before goes, the socket
             // retransmits the rest (moved) once it sees it unacknowledged. A FIN after the cut goes with it.
@@ -115,6 +115,11 @@ extension RocksPeer {
         let tcp = packet.tcp
         guard tcp.sequenceNumber == scanned else {
             step.verdict = .drop  // ahead of the first byte: the client retransmits in order
+            return
+        }
+        if socket.finSequence != nil {
+            // The application closed before the client spoke: nothing can follow its FIN.
+            step.ended = .expired
             return
         }
         if tcp.payload.isEmpty {
