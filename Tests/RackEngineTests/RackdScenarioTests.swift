@@ -14,7 +14,7 @@ import Testing
         #expect(pair.b.connections.first?.role == .server)
         // Healthy connections stay out of the queue: no flow was ever added to the managed set.
         #expect(pair.rulesA.isEmpty && pair.rulesB.isEmpty)
-        #expect(pair.eventsA.contains(.connectionManaged(id: 1, pair.flowA, role: .client)))
+        #expect(pair.eventsA.contains(.connectionManaged(id: 1, pair.flowA, role: .client, peerKind: "rackd")))
     }
 
     @Test func synGetsExactlyTheHelloOption() throws {
@@ -86,7 +86,7 @@ import Testing
         let decoratedSYNACK = try #require(pair.replacement(of: try pair.run(pair.synAck(), .outbound, on: .b)))
         _ = try pair.run(try pair.parse(decoratedSYNACK), .inbound, on: .a)
         try pair.advance(by: .milliseconds(50))
-        #expect(pair.eventsA.contains(.connectionManaged(id: 1, pair.flowA, role: .client)))
+        #expect(pair.eventsA.contains(.connectionManaged(id: 1, pair.flowA, role: .client, peerKind: "rackd")))
     }
 
     @Test func excludedPortsAndAuthenticatedConnectionsAreNotTouched() throws {

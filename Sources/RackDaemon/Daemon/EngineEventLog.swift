@@ -15,9 +15,10 @@ extension Logger {
             debug("queued packet not parsable; accepted unchanged", metadata: ["packet.error": "\(reason)"])
         case .flowTableFull(let flow):
             warning("flow table full; flow left to plain TCP", metadata: ["flow": "\(flow)"])
-        case .connectionManaged(let id, let flow, let role):
+        case .connectionManaged(let id, let flow, let role, let peerKind):
             notice("connection managed", metadata: [
                 "conn.id": "\(id)", "conn.state": "healthy", "flow": "\(flow)", "conn.role": "\(role.rawValue)",
+                "conn.peer-kind": "\(peerKind)",
             ])
         case .fellBack(let flow, let reason):
             info("connection left to plain TCP", metadata: ["flow": "\(flow)", "reason": "\(reason)"])

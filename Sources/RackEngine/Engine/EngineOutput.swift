@@ -90,8 +90,9 @@ public enum EngineEvent: Equatable, Sendable {
     case unparsablePacket(reason: String)
     /// The flow table is full; the flow was left alone.
     case flowTableFull(FlowKey)
-    /// The peer runs rackd and the keys are agreed: the connection is managed from now on.
-    case connectionManaged(id: UInt64, FlowKey, role: ConnectionRole)
+    /// The peer runs rackd (or rocks) and the keys are agreed: the connection is managed from now on.
+    /// `peerKind` is "rackd" or "rocks", as status shows it.
+    case connectionManaged(id: UInt64, FlowKey, role: ConnectionRole, peerKind: String)
     /// The connection is left to plain TCP, and why (ordinary peer, middlebox, key exchange failed).
     case fellBack(FlowKey, reason: String)
     case phaseChanged(id: UInt64, FlowKey, from: ConnectionPhase, to: ConnectionPhase, reason: String)

@@ -87,7 +87,7 @@ extension Connection {
         }
         rackd.keys = .agreed(key, name: KeySchedule.connectionID(key))
         transition(to: .healthy(Healthy(establishing, now: now)), reason: "keys agreed", into: &actions)
-        actions.events.append(.connectionManaged(id: id, socketFlow, role: role))
+        actions.events.append(.connectionManaged(id: id, socketFlow, role: role, peerKind: peer.kind))
         actions.wantsSnapshot = true
     }
 

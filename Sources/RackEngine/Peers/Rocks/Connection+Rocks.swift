@@ -79,7 +79,7 @@ extension Connection {
         if step.established, case .establishing(let establishing) = state {
             lastHeard = now
             transition(to: .healthy(Healthy(establishing, now: now)), reason: "rocks init exchanged", into: &actions)
-            actions.events.append(.connectionManaged(id: id, socketFlow, role: role))
+            actions.events.append(.connectionManaged(id: id, socketFlow, role: role, peerKind: peer.kind))
         }
         return actions
     }
