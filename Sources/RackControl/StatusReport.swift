@@ -54,13 +54,18 @@ public struct QueueReport: Codable, Sendable, Equatable {
     public var accepted: UInt64
     public var modified: UInt64
     public var dropped: UInt64
+    /// Packets whose verdict waited (SYNs held while rackd probed their destination for rocks); each is
+    /// also counted as accepted, modified or dropped once its verdict left. Absent from older rackd.
+    public var held: UInt64?
 
-    public init(number: UInt16, received: UInt64, accepted: UInt64, modified: UInt64, dropped: UInt64) {
+    public init(number: UInt16, received: UInt64, accepted: UInt64, modified: UInt64, dropped: UInt64,
+                held: UInt64? = nil) {
         self.number = number
         self.received = received
         self.accepted = accepted
         self.modified = modified
         self.dropped = dropped
+        self.held = held
     }
 }
 

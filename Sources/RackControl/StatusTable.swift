@@ -39,7 +39,8 @@ public enum StatusTable {
         let queue = daemon.queue
         return [
             "rackd \(daemon.version), pid \(daemon.pid), up \(duration(daemon.uptimeSeconds)), mode \(daemon.mode), rules \(rules)",
-            "queue \(queue.number): \(queue.received) received, \(queue.accepted) accepted, \(queue.modified) modified, \(queue.dropped) dropped",
+            "queue \(queue.number): \(queue.received) received, \(queue.accepted) accepted, \(queue.modified) modified, \(queue.dropped) dropped"
+                + (queue.held.map { $0 > 0 ? ", \($0) held" : "" } ?? ""),
             "connections: \(report.connections.count) managed (\(suspended) suspended), \(daemon.connectionsReleased) released, "
                 + "\(daemon.fallbacks) left to plain TCP, \(daemon.resumptions) resumptions",
         ]

@@ -54,6 +54,22 @@ import Testing
         #expect(lines[5] == "connections: 1 managed (1 suspended), 3 released, 1 left to plain TCP, 4 resumptions")
     }
 
+    /// `daemon.queue.held` is optional: absent from an older rackd's JSON, which still decodes, and shown in
+    /// the table only when packets were held.
+    @Test func heldPacketsAreAnOptionalAddition() throws {
+        var report = Self.report
+        report.daemon.queue.held = 3
+        let json = String(decoding: try ControlCoding.line(report), as: UTF8.self)
+        #expect(json.contains("\"queue\":{\"accepted\":7,\"dropped\":2,\"held\":3,\"modified\":1,\"number\":3939,\"received\":10}"))
+        #expect(StatusTable.render(report).contains("queue 3939: 10 received, 7 accepted, 1 modified, 2 dropped, 3 held\n"))
+        report.daemon.queue.held = 0
+        #expect(StatusTable.render(report).contains("queue 3939: 10 received, 7 accepted, 1 modified, 2 dropped\n"))
+        let older = try ControlCoding.line(ControlResponse(ok: true, status: Self.report))
+        #expect(!String(decoding: older, as: UTF8.self).contains("held\""))
+        let decoded = try ControlCoding.decode(ControlResponse.self, from: older.dropLast())
+        #expect(decoded.status?.daemon.queue.held == nil)
+    }
+
     @Test func durationsAndSizesReadNaturally() {
         #expect(StatusTable.duration(0.42) == "0.4s")
         #expect(StatusTable.duration(42) == "42s")

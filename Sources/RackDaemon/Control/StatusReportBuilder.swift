@@ -36,7 +36,7 @@ struct StatusReportBuilder {
             uptimeSeconds: seconds(now.duration(since: startedAt)),
             queue: QueueReport(number: configuration.queueNumber, received: UInt64(queue.received),
                                accepted: UInt64(queue.accepted), modified: UInt64(queue.modified),
-                               dropped: UInt64(queue.dropped)),
+                               dropped: UInt64(queue.dropped), held: UInt64(queue.held)),
             connectionsReleased: tally.connectionsReleased, fallbacks: tally.fallbacks, resumptions: tally.resumptions)
         return StatusReport(daemon: daemon, connections: connections.map { connection in
             let suspendedFor = connection.suspendedSince.map { seconds(now.duration(since: $0)) }

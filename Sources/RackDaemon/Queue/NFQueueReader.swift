@@ -7,7 +7,11 @@
 // - `recvmmsg` takes many packets per system call, and all their verdicts leave in one `send`
 //   (one NFQNL_MSG_VERDICT_BATCH when every verdict in the batch is a plain accept);
 // - every packet gets exactly one verdict: the handler must return one, and packets that cannot be
-//   decoded are accepted unchanged (a malformed packet is not rackd's to judge).
+//   decoded are accepted unchanged (a malformed packet is not rackd's to judge);
+// - a packet the handler holds (`PacketVerdict.hold`, a SYN waiting for a rocks probe) gets its verdict
+//   later, from `release`; until then the batch verdict is never used, since it would accept every
+//   packet queued before the last id, the held ones included. Held packets are capped (HeldPackets.swift):
+//   beyond the cap a packet is accepted at once.
 // It decides nothing; the handler does.
 
 import CNFQ
@@ -28,12 +32,20 @@ final class NFQueueReader {
         var dropped = 0
         var undecodable = 0
         var kernelErrors = 0
+        /// Packets whose verdict waited (`PacketVerdict.hold`); each is counted again, as accepted,
+        /// modified or dropped, when its verdict leaves.
+        var held = 0
+        /// Packets held past the cap and accepted at once.
+        var heldOverflow = 0
     }
 
     let queueNumber: UInt16
     private let socket: NetlinkSocket
     private let logger: Logger
     private(set) var counters = Counters()
+    private var heldPackets = HeldPackets()
+    /// The cap was reached at least once; logged only the first time.
+    private var heldOverflowLogged = false
 
     /// Datagrams taken per `recvmmsg`.
     private static let batchSize = 32
@@ -79,8 +91,8 @@ final class NFQueueReader {
     /// The descriptor to poll for readability.
     var descriptor: CInt { socket.descriptor }
 
-    /// Stops the kernel queueing to this socket. Packets still held are dropped by the kernel, so call
-    /// this only after the rules are gone and the last batch has its verdicts.
+    /// Stops the kernel queueing to this socket. Packets still queued are dropped by the kernel, so call
+    /// this only after the rules are gone, the last batch has its verdicts and `acceptAllHeld` ran.
     func unbind() {
         do {
             try configure("unbind queue \(queueNumber)") { header in
@@ -150,7 +162,7 @@ final class NFQueueReader {
         throws(SystemError)
     {
         guard let last = pending.last else { return }
-        if pending.allSatisfy({ $0.verdict == .accept }) {
+        if heldPackets.isEmpty && pending.allSatisfy({ $0.verdict == .accept }) {
             // One message accepts every packet up to and including the last id: all of them are ours.
             appendVerdict(type: NFQNL_MSG_VERDICT_BATCH, id: last.id, verdict: NF_ACCEPT, payload: nil)
             counters.accepted += pending.count
@@ -171,16 +183,71 @@ final class NFQueueReader {
                 case .drop:
                     counters.dropped += 1
                     appendVerdict(type: NFQNL_MSG_VERDICT, id: entry.id, verdict: NF_DROP, payload: nil)
-                case .hold:
-                    // TODO(issue 11): keep the id for a later release; until then, let it pass.
-                    counters.accepted += 1
-                    appendVerdict(type: NFQNL_MSG_VERDICT, id: entry.id, verdict: NF_ACCEPT, payload: nil)
+                case .hold(let flow):
+                    if heldPackets.hold(entry.id, for: flow) {
+                        counters.held += 1
+                    } else {
+                        acceptOverCap(entry.id)
+                    }
                 }
                 if verdictBytes > verdictBuffer.count - 256 { try flushVerdicts() }
             }
         }
         try flushVerdicts()
     }
+
+    /// The cap of held packets is reached: this one passes now, and the engine's later release finds
+    /// fewer packets than it held (at worst none), which is harmless.
+    private func acceptOverCap(_ id: UInt32) {
+        counters.heldOverflow += 1
+        counters.accepted += 1
+        appendVerdict(type: NFQNL_MSG_VERDICT, id: id, verdict: NF_ACCEPT, payload: nil)
+        if !heldOverflowLogged {
+            heldOverflowLogged = true
+            logger.warning("too many packets held at once; accepting the rest without waiting (logged once)", metadata: [
+                "nfq.queue": "\(queueNumber)", "nfq.held-cap": "\(heldPackets.capacity)",
+            ])
+        }
+    }
+
+    /// Sends the verdicts of packets held earlier: for each release, the first packet held for its flow
+    /// gets its verdict and every later one NF_DROP (HeldPackets.swift). Call it right after the verdicts
+    /// of the input that produced the releases, before that input's rule changes.
+    func release(_ releases: [HeldPacketRelease]) throws(SystemError) {
+        guard !releases.isEmpty else { return }
+        for release in releases {
+            for (id, verdict) in heldPackets.release(release) {
+                switch verdict {
+                case .replace(let bytes):
+                    counters.modified += 1
+                    if verdictBytes + bytes.count + 256 > verdictBuffer.count { try flushVerdicts() }
+                    bytes.withUnsafeBytes { appendVerdict(type: NFQNL_MSG_VERDICT, id: id, verdict: NF_ACCEPT, payload: $0) }
+                case .drop:
+                    counters.dropped += 1
+                    appendVerdict(type: NFQNL_MSG_VERDICT, id: id, verdict: NF_DROP, payload: nil)
+                case .accept, .acceptModified, .hold:
+                    counters.accepted += 1
+                    appendVerdict(type: NFQNL_MSG_VERDICT, id: id, verdict: NF_ACCEPT, payload: nil)
+                }
+                if verdictBytes > verdictBuffer.count - 256 { try flushVerdicts() }
+            }
+        }
+        try flushVerdicts()
+    }
+
+    /// Accepts every packet still held, unchanged: at shutdown, before `unbind`, so that no application's
+    /// SYN is lost with rackd.
+    func acceptAllHeld() throws(SystemError) {
+        for id in heldPackets.releaseAll() {
+            counters.accepted += 1
+            appendVerdict(type: NFQNL_MSG_VERDICT, id: id, verdict: NF_ACCEPT, payload: nil)
+            if verdictBytes > verdictBuffer.count - 256 { try flushVerdicts() }
+        }
+        try flushVerdicts()
+    }
+
+    /// Packets held now.
+    var heldCount: Int { heldPackets.count }
 
     private func appendVerdictFlushingIfFull(id: UInt32, verdict: Int32, payload: UnsafeRawBufferPointer) throws(SystemError) {
         if verdictBytes + payload.count + 256 > verdictBuffer.count { try flushVerdicts() }
