@@ -65,7 +65,7 @@ import Testing
         report.daemon.queue.held = 0
         #expect(StatusTable.render(report).contains("queue 3939: 10 received, 7 accepted, 1 modified, 2 dropped\n"))
         let older = try ControlCoding.line(ControlResponse(ok: true, status: Self.report))
-        #expect(!String(decoding: older, as: UTF8.self).contains("held\""))
+        #expect(!String(decoding: older, as: UTF8.self).contains("\"held\""))
         let decoded = try ControlCoding.decode(ControlResponse.self, from: older.dropLast())
         #expect(decoded.status?.daemon.queue.held == nil)
     }
