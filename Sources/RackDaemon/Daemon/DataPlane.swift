@@ -7,11 +7,15 @@
 //
 // Order matters (docs/architecture.md, "Data path" and "Kernel facts": queueing and rules):
 // - start: bind the queue, then install the rules, so no packet is queued before someone listens;
-// - each input: verdicts, then one nftables batch of the rule changes the input caused, then the packets
-//   the engine asked to inject. A drain of the queue is one input. Injected packets may depend on the
-//   rules (a managed flow must be queued before the peer answers), and must not overtake the packets
-//   that caused them;
-// - stop: delete the rules, give every packet still queued its verdict, then unbind.
+// - start: bind the rocks sockets first when rocks is enabled (their ports go into the configuration the
+//   engine announces to rocks peers), so that a port already taken stops rackd before any rule exists;
+// - each input: verdicts, then the verdicts of packets held earlier that the input released, then one
+//   nftables batch of the rule changes the input caused, then the packets the engine asked to inject,
+//   then its UDP datagrams, then the rocks probes it asked for. A drain of the queue is one input.
+//   Injected packets may depend on the rules (a managed flow must be queued before the peer answers),
+//   and must not overtake the packets that caused them;
+// - stop: delete the rules, give every packet still queued its verdict, close the probes, accept every
+//   packet still held, then unbind.
 
 import Logging
 import RackControl
@@ -42,10 +46,17 @@ public final class DataPlane: Sendable {
         let logger: Logger
         let notifier: SystemdNotifier
         let statusBuilder: StatusReportBuilder
+        let prober: RocksProber
+        /// The rocks sockets, when rocks is enabled (`RocksSettings.isEnabled`).
+        let heartbeatSocket: RocksHeartbeatSocket?
+        let reconnectionSocket: RocksReconnectionSocket?
         var rejectionLog = RejectionLogLimiter()
         var tally = EventTally()
         var pendingRuleChanges: [RuleChange] = []
         var pendingTransmits: [[UInt8]] = []
+        var pendingReleases: [HeldPacketRelease] = []
+        var pendingDatagrams: [Datagram] = []
+        var pendingProbes: [RocksProbeRequest] = []
         var nextWatchdogAt: EngineInstant?
         /// Set when connections came, went or changed state: systemd's STATUS line is due for an update.
         var statusChanged = true
@@ -53,7 +64,8 @@ public final class DataPlane: Sendable {
 
         init(engine: HostEngine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector,
              diagnostics: SocketDiagnostics, linkMonitor: LinkMonitor, loopbackAddresses: LoopbackAddresses,
-             notifier: SystemdNotifier, statusBuilder: StatusReportBuilder, logger: Logger) {
+             notifier: SystemdNotifier, statusBuilder: StatusReportBuilder, prober: RocksProber,
+             heartbeatSocket: RocksHeartbeatSocket?, reconnectionSocket: RocksReconnectionSocket?, logger: Logger) {
             self.engine = engine
             self.reader = reader
             self.installer = installer
@@ -63,12 +75,31 @@ public final class DataPlane: Sendable {
             self.loopbackAddresses = loopbackAddresses
             self.notifier = notifier
             self.statusBuilder = statusBuilder
+            self.prober = prober
+            self.heartbeatSocket = heartbeatSocket
+            self.reconnectionSocket = reconnectionSocket
             self.logger = logger
         }
     }
 
-    /// Binds the queue and installs the rules. When this returns, rackd is ready.
+    /// Binds the rocks sockets (when rocks is enabled) and the queue, and installs the rules. When this
+    /// returns, rackd is ready.
     public init(configuration: Configuration, notifier: SystemdNotifier, logger: Logger) throws {
+        var configuration = configuration
+        var heartbeatSocket: RocksHeartbeatSocket?
+        var reconnectionSocket: RocksReconnectionSocket?
+        if configuration.rocks.isEnabled {
+            // Port 0 asks for any free port: the engine must announce the one the kernel gave.
+            let heartbeat = try RocksHeartbeatSocket(port: configuration.rocks.heartbeatPort)
+            let reconnection = try RocksReconnectionSocket(port: configuration.rocks.reconnectionPort)
+            configuration.rocks.heartbeatPort = heartbeat.port
+            configuration.rocks.reconnectionPort = reconnection.port
+            heartbeatSocket = heartbeat
+            reconnectionSocket = reconnection
+            logger.notice("rocks sockets bound", metadata: [
+                "rocks.heartbeat-port": "\(heartbeat.port)", "rocks.reconnection-port": "\(reconnection.port)",
+            ])
+        }
         let reader = try NFQueueReader(queueNumber: configuration.queueNumber, maxLength: configuration.queueMaxLength,
                                        receiveBufferBytes: 64 << 20, logger: logger)
         logger.notice("queue bound", metadata: ["nfq.queue": "\(configuration.queueNumber)"])
@@ -98,7 +129,9 @@ public final class DataPlane: Sendable {
             startedAt: startedAt)
         state = State(engine: engine, reader: reader, installer: installer, injector: injector,
                       diagnostics: diagnostics, linkMonitor: linkMonitor, loopbackAddresses: loopbackAddresses,
-                      notifier: notifier, statusBuilder: statusBuilder, logger: logger)
+                      notifier: notifier, statusBuilder: statusBuilder,
+                      prober: RocksProber(firewallMark: configuration.firewallMark, logger: logger),
+                      heartbeatSocket: heartbeatSocket, reconnectionSocket: reconnectionSocket, logger: logger)
     }
 
     deinit {
@@ -108,6 +141,9 @@ public final class DataPlane: Sendable {
 
     /// The queue variant the rules use.
     public var queueVariant: QueueRuleVariant? { state.installer.installedVariant }
+
+    /// The configuration the engine runs with: the file's, with the rocks ports the kernel picked for 0.
+    public var configuration: Configuration { state.engine.configuration }
 
     /// Asks the loop to stop; safe from any thread.
     func requestStop() {
@@ -120,16 +156,22 @@ public final class DataPlane: Sendable {
     func run() throws {
         defer { shutDown() }
         while !stopRequested.load(ordering: .acquiring) {
+            // The heartbeat socket's slot polls nothing (fd -1) when rocks is off; the probes come last.
             var fds = [
                 pollfd(fd: state.reader.descriptor, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: state.linkMonitor.descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: state.heartbeatSocket?.descriptor ?? -1, events: Int16(POLLIN), revents: 0),
             ]
-            let ready = poll(&fds, 3, pollTimeoutMilliseconds())
+            let probesStart = fds.count
+            fds += state.prober.pollDescriptors
+            let ready = poll(&fds, nfds_t(fds.count), pollTimeoutMilliseconds())
             if ready < 0 && errno != EINTR { throw SystemError.current("poll(data plane)") }
             if fds[2].revents != 0 { handleLinkEvents() }
             if fds[0].revents != 0 { try drainQueue() }
             if fds[1].revents != 0 { drainWakePipe() }
+            if fds[3].revents != 0 { receiveDatagrams() }
+            serviceProbes(fds[probesStart...])
             controlMailbox.answerAll(answer)
             runTimers()
             takeSnapshotsIfDue()
@@ -161,7 +203,7 @@ public final class DataPlane: Sendable {
     // MARK: Timers
 
     private func pollTimeoutMilliseconds() -> CInt {
-        let candidates = [state.engine.nextDeadline, state.nextWatchdogAt].compactMap { $0 }
+        let candidates = [state.engine.nextDeadline, state.nextWatchdogAt, state.prober.nextDeadline].compactMap { $0 }
         guard let deadline = candidates.min() else { return 1000 }
         let now = MonotonicClock.now()
         if deadline <= now { return 0 }
@@ -201,6 +243,32 @@ public final class DataPlane: Sendable {
             }
         } catch {
             state.logger.warning("could not read link events", metadata: ["error": "\(error)"])
+        }
+        finishInput()
+    }
+
+    // MARK: rocks: probes and heartbeats
+
+    /// Advances the running probes (`polled` holds their poll results) and hands every finished one to
+    /// the engine, each as an input of its own.
+    private func serviceProbes(_ polled: ArraySlice<pollfd>) {
+        for completion in state.prober.service(polled, now: MonotonicClock.now()) {
+            carryOut(state.engine.handleProbeResult(completion.request, outcome: completion.outcome,
+                                                    now: MonotonicClock.now()))
+            finishInput()
+        }
+    }
+
+    /// Hands the datagrams waiting at the heartbeat socket to the engine; one batch is one input.
+    private func receiveDatagrams() {
+        guard let socket = state.heartbeatSocket else { return }
+        do {
+            let now = MonotonicClock.now()
+            _ = try socket.receive { payload, source in
+                carryOut(state.engine.handleDatagram(payload, from: source, now: now))
+            }
+        } catch {
+            state.logger.warning("could not read the rocks heartbeat socket", metadata: ["error": "\(error)"])
         }
         finishInput()
     }
@@ -245,13 +313,57 @@ public final class DataPlane: Sendable {
             }
         }
         state.pendingTransmits += output.transmits
+        state.pendingReleases += output.releases
+        state.pendingDatagrams += output.datagrams
+        state.pendingProbes += output.probes
     }
 
-    /// Ends an input whose verdicts, if any, were sent: commits its rule changes in one batch, then injects
-    /// its packets.
+    /// Ends an input whose verdicts, if any, were sent: gives the packets it released their verdicts,
+    /// commits its rule changes in one batch, injects its packets, sends its datagrams and starts its
+    /// probes.
     private func finishInput() {
+        sendReleases()
         commitRuleChanges()
         flushTransmits()
+        flushDatagrams()
+        startProbes()
+    }
+
+    /// Verdicts on packets held earlier, right after the verdicts of the input that released them.
+    private func sendReleases() {
+        guard !state.pendingReleases.isEmpty else { return }
+        do {
+            try state.reader.release(state.pendingReleases)
+        } catch {
+            state.logger.error("could not give held packets their verdicts", metadata: ["error": "\(error)"])
+        }
+        state.pendingReleases.removeAll(keepingCapacity: true)
+    }
+
+    /// Sends the heartbeats the engine asked for. A failure is expected while a link is down, and the
+    /// engine has its own liveness, so it is only worth a debug line.
+    private func flushDatagrams() {
+        guard !state.pendingDatagrams.isEmpty else { return }
+        for datagram in state.pendingDatagrams {
+            do {
+                guard let socket = state.heartbeatSocket else {
+                    throw SystemError(call: "sendto(rocks heartbeat socket)", errno: .badFileDescriptor,
+                                      hint: "the engine sent a heartbeat with rocks disabled (a bug in rackd)")
+                }
+                try socket.send(datagram)
+            } catch {
+                state.logger.debug("heartbeat not sent", metadata: ["rocks.destination": "\(datagram.destination)", "error": "\(error)"])
+            }
+        }
+        state.pendingDatagrams.removeAll(keepingCapacity: true)
+    }
+
+    /// Starts the probes the engine asked for, after the input's rule changes.
+    private func startProbes() {
+        guard !state.pendingProbes.isEmpty else { return }
+        let now = MonotonicClock.now()
+        for request in state.pendingProbes { state.prober.start(request, now: now) }
+        state.pendingProbes.removeAll(keepingCapacity: true)
     }
 
     private func commitRuleChanges() {
@@ -359,6 +471,13 @@ public final class DataPlane: Sendable {
             state.logger.warning("could not drain the queue", metadata: ["error": "\(error)"])
         }
         finishInput()
+        // A probe's answer would come too late: its SYN is accepted below with the others held.
+        state.prober.cancelAll()
+        do {
+            try state.reader.acceptAllHeld()
+        } catch {
+            state.logger.error("could not accept the packets still held", metadata: ["error": "\(error)"])
+        }
         do {
             try state.loopbackAddresses.releaseAll()
         } catch {
@@ -368,7 +487,7 @@ public final class DataPlane: Sendable {
         let counters = state.reader.counters
         state.logger.notice("stopped", metadata: [
             "nfq.received": "\(counters.received)", "nfq.accepted": "\(counters.accepted)",
-            "nfq.modified": "\(counters.modified)", "nfq.dropped": "\(counters.dropped)",
+            "nfq.modified": "\(counters.modified)", "nfq.dropped": "\(counters.dropped)", "nfq.held": "\(counters.held)",
         ])
     }
 }
