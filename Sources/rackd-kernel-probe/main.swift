@@ -15,6 +15,12 @@
 //       NftablesInstaller: with --install, a fresh table first (queue 3939); then the CHANGEs, +LOCAL,REMOTE
 //       (manage) or -LOCAL,REMOTE (release), committed as one `apply`; a line "FAILED change error" per
 //       change that failed, then "APPLIED n". The table stays; `rackd cleanup` removes it.
+//   rackd-kernel-probe rocks-probe [--source ADDR] [--mark MARK] [--read-timeout MS] ADDR:PORT
+//       RocksProber: one rocks EDP probe of ADDR:PORT, run exactly as the daemon runs it (from ADDR, or the
+//       unspecified address of the destination's family; SO_MARK MARK, default rackd's 0x10000000; reads of
+//       at most MS ms, default 500), then one JSON line: {"destination", "local", "outcome" ("rock" or
+//       "not-rock"), "reason" (not-rock only), "bytes_received", "elapsed_ms"} (integration-tests/
+//       test_rocks_prober.sh).
 
 import Glibc
 import Logging
@@ -113,19 +119,93 @@ func rules(_ arguments: ArraySlice<String>) throws {
     emit("APPLIED \(parsed.count)")
 }
 
+/// A JSON string literal.
+func json(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+func rocksProbe(_ arguments: ArraySlice<String>) {
+    var arguments = arguments
+    var source: IPAddress?
+    var mark = Configuration().firewallMark
+    var readTimeout = RocksSettings().probeReadTimeout
+    while let option = arguments.first, option.hasPrefix("--") {
+        arguments.removeFirst()
+        guard let value = arguments.popFirst() else { fail("\(option) needs a value") }
+        switch option {
+        case "--source":
+            guard let address = IPAddress(parsing: value) else { fail("not an address: \(value)") }
+            source = address
+        case "--mark":
+            guard let parsed = value.hasPrefix("0x") ? UInt32(value.dropFirst(2), radix: 16) : UInt32(value) else {
+                fail("not a mark: \(value)")
+            }
+            mark = parsed
+        case "--read-timeout":
+            guard let milliseconds = Int64(value) else { fail("not milliseconds: \(value)") }
+            readTimeout = .milliseconds(milliseconds)
+        default:
+            fail("unknown option \(option)")
+        }
+    }
+    guard arguments.count == 1, let text = arguments.first else { fail("rocks-probe takes one ADDR:PORT") }
+    let destination = endpoint(text)
+    let any: IPAddress = destination.address.isIPv4 ? .v4(IPv4Address(rawValue: 0)) : .v6(IPv6Address(high: 0, low: 0))
+    let request = RocksProbeRequest(source: source ?? any, destination: destination, readTimeout: readTimeout)
+    var logger = Logger(label: "rackd-kernel-probe")
+    logger.logLevel = .critical
+    let prober = RocksProber(firewallMark: mark, logger: logger)
+    prober.start(request, now: MonotonicClock.now())
+    while true {
+        var fds = prober.pollDescriptors
+        let timeout = prober.nextDeadline.map { deadline -> CInt in
+            let now = MonotonicClock.now()
+            return deadline <= now ? 0 : CInt((deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000)
+        } ?? 1000
+        _ = poll(&fds, nfds_t(fds.count), timeout)
+        guard let completion = prober.service(fds, now: MonotonicClock.now()).first else { continue }
+        var fields = ["\"destination\":\(json("\(completion.request.destination)"))"]
+        if let local = completion.local { fields.append("\"local\":\(json("\(local)"))") }
+        switch completion.outcome {
+        case .rock:
+            fields.append("\"outcome\":\"rock\"")
+        case .notRock(let reason):
+            fields.append("\"outcome\":\"not-rock\"")
+            fields.append("\"reason\":\(json(reason))")
+        }
+        fields.append("\"bytes_received\":\(completion.bytesReceived)")
+        fields.append("\"elapsed_ms\":\(milliseconds(completion.duration))")
+        emit("{" + fields.joined(separator: ",") + "}")
+        return
+    }
+}
+
 let arguments = CommandLine.arguments
 do {
     switch arguments.dropFirst().first {
     case "sockets": try sockets()
     case "sockets-of": try sockets(of: arguments.dropFirst(2))
     case "rules": try rules(arguments.dropFirst(2))
+    case "rocks-probe": rocksProbe(arguments.dropFirst(2))
     case "links" where arguments.count >= 3:
         try links(
             stopFile: arguments[2], receiveBufferBytes: arguments.count > 3 ? Int(arguments[3]) : nil,
             pause: arguments.count > 4 ? UInt32(arguments[4]) : nil)
     default:
         fail("usage: rackd-kernel-probe sockets | sockets-of LOCAL REMOTE... | links STOPFILE [RCVBUF [PAUSE]]"
-             + " | rules [--install] CHANGE...")
+             + " | rules [--install] CHANGE... | rocks-probe [--source ADDR] [--mark MARK] [--read-timeout MS] ADDR:PORT")
     }
 } catch {
     fail("\(error)")

@@ -10,8 +10,8 @@ import RackEngine
 import Glibc
 #endif
 
-enum MonotonicClock {
-    static func now() -> EngineInstant {
+public enum MonotonicClock {
+    public static func now() -> EngineInstant {
         var time = timespec()
         clock_gettime(CLOCK_BOOTTIME, &time)
         return EngineInstant(nanoseconds: UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec))

@@ -203,6 +203,10 @@ public final class RocksProber {
     /// The connection is made: send the FIN (no data), then see whether anything came already.
     private func connected(_ descriptor: CInt, now: EngineInstant) {
         running[descriptor]?.judge.connected(now: now)
+        // Bound to an unspecified address, the socket has its real one only now.
+        if let local = try? SocketAddress.localEndpoint(of: descriptor, call: "getsockname(probe)") {
+            running[descriptor]?.local = local
+        }
         if shutdown(descriptor, CInt(SHUT_WR)) != 0 {
             // The connection is already gone (ENOTCONN after a reset): the read below says how.
             logger.debug("rocks probe: shutdown(SHUT_WR) failed", metadata: ["error": "\(Errno(rawValue: Glibc.errno))"])
