@@ -15,7 +15,14 @@
 #   (h) the announcement, then a reset: a rock, as rocks takes a reset like EOF;
 #   (i) a black hole in R: not a rock once the 3 s connect timeout passes;
 #   (j) an IPv6 server that closes at EOF, probed from a given --source: not a rock, from that address;
-#   (k) every server outlived its probe.
+#   (k) every server outlived its probe;
+#   (l) with only the unit's capabilities (CAP_NET_ADMIN, CAP_NET_RAW: packaging/systemd/rackd.service) the
+#       probe still sets its mark and binds;
+#   (m) the rocks heartbeat and reconnection sockets (Rocks/RocksHeartbeatSocket.swift,
+#       RocksReconnectionSocket.swift), through `rackd-kernel-probe rocks-sockets`: port 0 gets free ports;
+#       a datagram from B arrives with its source and is answered; the reconnection port is bound but not
+#       listening (a SYN draws a RST); a port already taken, or below 1024 without CAP_NET_BIND_SERVICE,
+#       fails with an error that names the port and the rackd.conf key.
 # Needs root, a Swift toolchain, python3 and tcpdump; touches nothing outside its own namespaces.
 # timeout: 600
 set -euo pipefail
@@ -221,6 +228,88 @@ section "(k) the servers outlived their probes"
 for name in rock banner eof data reset silent rock-reset eof6; do
     if kill -0 "$(tb_pid "$name")" 2>/dev/null; then pass "$name still runs"; else fail "$name exited: $(tail -n 3 "$work/$name.log")"; fi
 done
+
+section "(l) with only the unit's capabilities"
+unit_caps=(setpriv --bounding-set=-all,+net_admin,+net_raw --inh-caps=-all,+net_admin,+net_raw)
+tb_exec "$A" "${unit_caps[@]}" "$H" rocks-probe "$TB_B_ADDR4:7101" >"$work/capped.json" 2>&1 || true
+echo "   capped: $(cat "$work/capped.json")"
+expect capped "CAP_NET_ADMIN and CAP_NET_RAW only" rock "" 0 1000
+tb_exec "$A" "${unit_caps[@]}" "$H" rocks-probe --mark 0x1 "$TB_B_ADDR4:7101" >"$work/capped-mark.json" 2>&1 || true
+if [[ $(field capped-mark outcome) == rock ]]; then pass "any mark can be set"; else fail "mark 0x1: $(cat "$work/capped-mark.json")"; fi
+# SO_MARK needs CAP_NET_ADMIN (or, since Linux 5.17, CAP_NET_RAW): with neither the probe cannot start.
+tb_exec "$A" setpriv --bounding-set=-all --inh-caps=-all "$H" rocks-probe "$TB_B_ADDR4:7101" >"$work/no-caps.json" 2>&1 || true
+if [[ $(field no-caps reason) == *"SO_MARK"*"CAP_NET_ADMIN"* ]]; then
+    pass "without capabilities the probe fails at SO_MARK, and says what it needs: $(field no-caps reason)"
+else
+    fail "without capabilities: $(cat "$work/no-caps.json")"
+fi
+
+section "(m) the rocks heartbeat and reconnection sockets"
+tb_bg "$A" sockets "$H" rocks-sockets 0 0 "$work/stop-sockets"
+tb_wait_for "grep -q BOUND '$work/sockets.log'" 10 || true
+bound=$(grep BOUND "$work/sockets.log" || true)
+heartbeat_port=$(sed -n 's/.*heartbeat=\([0-9]*\).*/\1/p' <<<"$bound")
+reconnection_port=$(sed -n 's/.*reconnection=\([0-9]*\).*/\1/p' <<<"$bound")
+if [[ -n $heartbeat_port && -n $reconnection_port ]] && ((heartbeat_port >= 1024 && reconnection_port >= 1024)); then
+    pass "port 0 gets free ports: $bound"
+else
+    fail "bound: '$bound'"
+fi
+if tb_exec "$A" ss -Hlun "sport = :$heartbeat_port" | grep -q "0.0.0.0:$heartbeat_port"; then
+    pass "the heartbeat socket is UDP on 0.0.0.0:$heartbeat_port"
+else
+    fail "no UDP socket on 0.0.0.0:$heartbeat_port"
+fi
+answer=$(tb_exec "$B" python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 7200))
+s.settimeout(3)
+s.sendto(b"x", (sys.argv[2], int(sys.argv[3])))
+data, source = s.recvfrom(100)
+print(data.decode(), "%s:%d" % source)' "$TB_B_ADDR4" "$TB_A_ADDR4" "$heartbeat_port" 2>&1 || true)
+if [[ $answer == "x $TB_A_ADDR4:$heartbeat_port" ]]; then pass "B's heartbeat is answered from $TB_A_ADDR4:$heartbeat_port"; else
+    fail "B's heartbeat: '$answer'"
+fi
+if grep -qx "DATAGRAM $TB_B_ADDR4:7200 78" "$work/sockets.log" && grep -qx "SENT $TB_B_ADDR4:7200" "$work/sockets.log"; then
+    pass "the datagram arrived with its source, and the answer went out"
+else
+    fail "datagram log: $(grep -E 'DATAGRAM|SENT' "$work/sockets.log" | paste -sd' ')"
+fi
+syn=$(tb_exec "$B" python3 -c 'import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+    print("connected")
+except OSError as error:
+    print(type(error).__name__)' "$TB_A_ADDR4" "$reconnection_port")
+if [[ $syn == ConnectionRefusedError ]]; then pass "the reconnection port is bound, not listening: a SYN draws a RST"; else
+    fail "a SYN to the reconnection port: $syn"
+fi
+# Ports already taken: the error names the port and the key.
+tb_bg "$A" taker python3 -c 'import socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 7301))
+t = socket.socket(); t.bind(("0.0.0.0", 7302)); t.listen()
+time.sleep(60)'
+tb_wait_port "$A" 7302 10 || true
+tb_exec "$A" "$H" rocks-sockets 7301 0 "$work/stop-sockets" >"$work/taken-heartbeat.log" 2>&1 || true
+if grep -q "ERROR .*UDP 0.0.0.0:7301.*another socket holds port 7301; set 'heartbeat-port' in \[rocks\]" "$work/taken-heartbeat.log"; then
+    pass "a taken heartbeat port: $(cat "$work/taken-heartbeat.log")"
+else
+    fail "a taken heartbeat port: $(cat "$work/taken-heartbeat.log")"
+fi
+tb_exec "$A" "$H" rocks-sockets 0 7302 "$work/stop-sockets" >"$work/taken-reconnection.log" 2>&1 || true
+if grep -q "ERROR .*TCP 0.0.0.0:7302.*set 'reconnection-port' in \[rocks\]" "$work/taken-reconnection.log"; then
+    pass "a taken reconnection port: $(cat "$work/taken-reconnection.log")"
+else
+    fail "a taken reconnection port: $(cat "$work/taken-reconnection.log")"
+fi
+tb_exec "$A" "${unit_caps[@]}" "$H" rocks-sockets 0 80 "$work/stop-sockets" >"$work/low-port.log" 2>&1 || true
+if grep -q "ERROR .*TCP 0.0.0.0:80.*below 1024 need CAP_NET_BIND_SERVICE.*'reconnection-port'" "$work/low-port.log"; then
+    pass "port 80 with the unit's capabilities: $(cat "$work/low-port.log")"
+else
+    fail "port 80 with the unit's capabilities: $(cat "$work/low-port.log")"
+fi
+touch "$work/stop-sockets"
+tb_wait_bg sockets 10 || fail "rocks-sockets exits cleanly"
 
 section "result"
 if ((failures)); then

@@ -21,6 +21,10 @@
 //       at most MS ms, default 500), then one JSON line: {"destination", "local", "outcome" ("rock" or
 //       "not-rock"), "reason" (not-rock only), "bytes_received", "elapsed_ms"} (integration-tests/
 //       test_rocks_prober.sh).
+//   rackd-kernel-probe rocks-sockets HEARTBEAT_PORT RECONNECTION_PORT STOPFILE
+//       RocksHeartbeatSocket and RocksReconnectionSocket bound as the daemon binds them (0: any free port):
+//       "BOUND heartbeat=N reconnection=M"; then, until STOPFILE exists, "DATAGRAM SOURCE HEX" for every
+//       datagram received, each answered with one "x" to its source (a heartbeat) and "SENT SOURCE".
 
 import Glibc
 import Logging
@@ -192,6 +196,25 @@ func rocksProbe(_ arguments: ArraySlice<String>) {
     }
 }
 
+func rocksSockets(heartbeatPort: UInt16, reconnectionPort: UInt16, stopFile: String) throws(SystemError) {
+    let heartbeat = try RocksHeartbeatSocket(port: heartbeatPort)
+    let reconnection = try RocksReconnectionSocket(port: reconnectionPort)
+    emit("BOUND heartbeat=\(heartbeat.port) reconnection=\(reconnection.port)")
+    while access(stopFile, F_OK) != 0 {
+        var descriptor = pollfd(fd: heartbeat.descriptor, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, 100)
+        var sources: [TCPEndpoint] = []
+        _ = try heartbeat.receive { payload, source in
+            emit("DATAGRAM \(source) \(payload.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined())")
+            sources.append(source)
+        }
+        for source in sources {
+            try heartbeat.send(Datagram(destination: source, payload: Array("x".utf8)))
+            emit("SENT \(source)")
+        }
+    }
+}
+
 let arguments = CommandLine.arguments
 do {
     switch arguments.dropFirst().first {
@@ -199,13 +222,17 @@ do {
     case "sockets-of": try sockets(of: arguments.dropFirst(2))
     case "rules": try rules(arguments.dropFirst(2))
     case "rocks-probe": rocksProbe(arguments.dropFirst(2))
+    case "rocks-sockets" where arguments.count == 5:
+        guard let heartbeat = UInt16(arguments[2]), let reconnection = UInt16(arguments[3]) else { fail("ports are 0 to 65535") }
+        try rocksSockets(heartbeatPort: heartbeat, reconnectionPort: reconnection, stopFile: arguments[4])
     case "links" where arguments.count >= 3:
         try links(
             stopFile: arguments[2], receiveBufferBytes: arguments.count > 3 ? Int(arguments[3]) : nil,
             pause: arguments.count > 4 ? UInt32(arguments[4]) : nil)
     default:
         fail("usage: rackd-kernel-probe sockets | sockets-of LOCAL REMOTE... | links STOPFILE [RCVBUF [PAUSE]]"
-             + " | rules [--install] CHANGE... | rocks-probe [--source ADDR] [--mark MARK] [--read-timeout MS] ADDR:PORT")
+             + " | rules [--install] CHANGE... | rocks-probe [--source ADDR] [--mark MARK] [--read-timeout MS] ADDR:PORT"
+             + " | rocks-sockets HEARTBEAT_PORT RECONNECTION_PORT STOPFILE")
     }
 } catch {
     fail("\(error)")

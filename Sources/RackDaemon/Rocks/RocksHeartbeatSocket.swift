@@ -13,10 +13,10 @@ import SystemPackage
 import Glibc
 #endif
 
-final class RocksHeartbeatSocket {
-    let descriptor: CInt
+public final class RocksHeartbeatSocket {
+    public let descriptor: CInt
     /// The bound port: the configured one, or the one the kernel picked for port 0.
-    let port: UInt16
+    public let port: UInt16
     /// Datagrams read per wake-up, so a flood cannot hold up the loop.
     static let batchSize = 64
     /// Heartbeats are one byte; anything longer is cut here and refused by the engine.
@@ -24,7 +24,7 @@ final class RocksHeartbeatSocket {
 
     /// Binds 0.0.0.0:`port` (0: a free port). Fails with an error naming the port and the key
     /// `heartbeat-port`.
-    init(port: UInt16) throws(SystemError) {
+    public init(port: UInt16) throws(SystemError) {
         (descriptor, self.port) = try RocksSocketBinding.bind(
             type: CInt(SOCK_DGRAM.rawValue), port: port, reuseAddress: false, what: "rocks heartbeat socket",
             key: "heartbeat-port")
@@ -39,7 +39,7 @@ final class RocksHeartbeatSocket {
     /// Reads up to `batchSize` waiting datagrams and hands each to `handle` with its source; the payload
     /// is valid only during the call. Returns how many were read. A datagram from anything but an IPv4
     /// endpoint cannot come (the socket is AF_INET) and is skipped.
-    func receive(_ handle: (UnsafeRawBufferPointer, TCPEndpoint) -> Void) throws(SystemError) -> Int {
+    public func receive(_ handle: (UnsafeRawBufferPointer, TCPEndpoint) -> Void) throws(SystemError) -> Int {
         var count = 0
         while count < Self.batchSize {
             var source = sockaddr_storage()
@@ -66,7 +66,7 @@ final class RocksHeartbeatSocket {
 
     /// Sends one datagram. Fails for an IPv6 destination (rocks has none) and when the kernel refuses
     /// (no route while a link is down, a full buffer).
-    func send(_ datagram: Datagram) throws(SystemError) {
+    public func send(_ datagram: Datagram) throws(SystemError) {
         guard datagram.destination.address.isIPv4 else {
             throw SystemError(call: "sendto(rocks heartbeat socket, \(datagram.destination))", errno: .addressFamilyNotSupported,
                               hint: "rocks heartbeats are IPv4 only (a bug in rackd)")

@@ -7,15 +7,15 @@
 import Glibc
 #endif
 
-final class RocksReconnectionSocket {
-    let descriptor: CInt
+public final class RocksReconnectionSocket {
+    public let descriptor: CInt
     /// The bound port: the configured one, or the one the kernel picked for port 0.
-    let port: UInt16
+    public let port: UInt16
 
     /// Binds 0.0.0.0:`port` (0: a free port), with SO_REUSEADDR so that a restarted rackd gets its port
     /// back while connections of the last one linger in TIME_WAIT. Fails with an error naming the port
     /// and the key `reconnection-port`.
-    init(port: UInt16) throws(SystemError) {
+    public init(port: UInt16) throws(SystemError) {
         (descriptor, self.port) = try RocksSocketBinding.bind(
             type: CInt(SOCK_STREAM.rawValue), port: port, reuseAddress: true, what: "rocks reconnection socket",
             key: "reconnection-port")
