@@ -6,6 +6,7 @@
 // AF_INET only: rocks 2.4 carries addresses as `struct sockaddr_in` (docs/rocks.md §3.1). Bound to
 // 0.0.0.0, so it answers on whatever address a connection uses, roaming included.
 
+import CLinuxNetlink
 import RackEngine
 import SystemPackage
 
@@ -26,7 +27,7 @@ public final class RocksHeartbeatSocket {
     /// `heartbeat-port`.
     public init(port: UInt16) throws(SystemError) {
         (descriptor, self.port) = try RocksSocketBinding.bind(
-            type: CInt(SOCK_DGRAM.rawValue), port: port, reuseAddress: false, what: "rocks heartbeat socket",
+            type: CLNL_SOCK_DGRAM, port: port, reuseAddress: false, what: "rocks heartbeat socket",
             key: "heartbeat-port")
         buffer = .allocate(byteCount: 2048, alignment: 8)
     }

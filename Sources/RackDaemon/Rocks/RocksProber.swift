@@ -13,6 +13,7 @@
 // timeout and calls `service` after every poll. At most `concurrency` probes run at once; the rest wait
 // their turn in order.
 
+import CLinuxNetlink
 import Logging
 import RackEngine
 import SystemPackage
@@ -149,7 +150,7 @@ public final class RocksProber {
         let descriptor: CInt
         do {
             descriptor = try syscall("socket(probe)") {
-                socket(destination.family, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue),
+                socket(destination.family, CLNL_SOCK_STREAM | CLNL_SOCK_NONBLOCK | CLNL_SOCK_CLOEXEC,
                        CInt(IPPROTO_TCP))
             }
         } catch {

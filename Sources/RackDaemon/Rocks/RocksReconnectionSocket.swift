@@ -3,6 +3,8 @@
 // bound and held, not listening, so a SYN to it draws a RST, as a rock's own reconnection socket does
 // before it suspends. Held for the daemon's life, so the port the engine announced stays rackd's.
 
+import CLinuxNetlink
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,7 +19,7 @@ public final class RocksReconnectionSocket {
     /// and the key `reconnection-port`.
     public init(port: UInt16) throws(SystemError) {
         (descriptor, self.port) = try RocksSocketBinding.bind(
-            type: CInt(SOCK_STREAM.rawValue), port: port, reuseAddress: true, what: "rocks reconnection socket",
+            type: CLNL_SOCK_STREAM, port: port, reuseAddress: true, what: "rocks reconnection socket",
             key: "reconnection-port")
     }
 

@@ -1,6 +1,7 @@
 // rackd — binding the sockets rackd announces to rocks peers (docs/rocks.md §3.2, §4): the shared part of
 // the heartbeat and the reconnection socket, and the error an operator sees when it fails.
 
+import CLinuxNetlink
 import RackEngine
 
 #if canImport(Glibc)
@@ -13,9 +14,9 @@ enum RocksSocketBinding {
     static func bind(type: CInt, port: UInt16, reuseAddress: Bool, what: String, key: String)
         throws(SystemError) -> (descriptor: CInt, port: UInt16)
     {
-        let proto = type == CInt(SOCK_DGRAM.rawValue) ? "UDP" : "TCP"
+        let proto = type == CLNL_SOCK_DGRAM ? "UDP" : "TCP"
         let descriptor = try syscall("socket(\(what))") {
-            socket(AF_INET, type | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            socket(AF_INET, type | CLNL_SOCK_NONBLOCK | CLNL_SOCK_CLOEXEC, 0)
         }
         do throws(SystemError) {
             if reuseAddress {
