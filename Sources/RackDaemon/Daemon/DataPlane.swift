@@ -14,8 +14,9 @@
 //   then its UDP datagrams, then the rocks probes it asked for. A drain of the queue is one input.
 //   Injected packets may depend on the rules (a managed flow must be queued before the peer answers),
 //   and must not overtake the packets that caused them;
-// - stop: delete the rules, give every packet still queued its verdict, close the probes, accept every
-//   packet still held, then unbind.
+// - stop: hold no more and close the probes; delete the queue rules but not the chains, give every
+//   packet queued its verdict and let the held ones through, then delete the table (deleting it first
+//   would make the kernel drop whatever is queued), then unbind.
 
 import Logging
 import RackControl
@@ -57,6 +58,8 @@ public final class DataPlane: Sendable {
         var pendingReleases: [HeldPacketRelease] = []
         var pendingDatagrams: [Datagram] = []
         var pendingProbes: [RocksProbeRequest] = []
+        /// Shutting down: no probe starts any more.
+        var stopping = false
         var nextWatchdogAt: EngineInstant?
         /// Set when connections came, went or changed state: systemd's STATUS line is due for an update.
         var statusChanged = true
@@ -361,6 +364,10 @@ public final class DataPlane: Sendable {
     /// Starts the probes the engine asked for, after the input's rule changes.
     private func startProbes() {
         guard !state.pendingProbes.isEmpty else { return }
+        guard !state.stopping else {
+            state.pendingProbes.removeAll()
+            return
+        }
         let now = MonotonicClock.now()
         for request in state.pendingProbes { state.prober.start(request, now: now) }
         state.pendingProbes.removeAll(keepingCapacity: true)
@@ -386,6 +393,16 @@ public final class DataPlane: Sendable {
             }
         }
         state.pendingTransmits.removeAll(keepingCapacity: true)
+    }
+
+    /// Gives every packet queued now its verdict, and carries out what follows.
+    private func drainForShutdown() {
+        do {
+            while try state.reader.drainOnce({ packet in handle(&packet, now: MonotonicClock.now()) }) > 0 {}
+        } catch {
+            state.logger.warning("could not drain the queue", metadata: ["error": "\(error)"])
+        }
+        finishInput()
     }
 
     private func drainWakePipe() {
@@ -458,26 +475,32 @@ public final class DataPlane: Sendable {
 
     private func shutDown() {
         state.notifier.notify("STOPPING=1")
+        // Deleting the table unregisters its hooks, and the kernel then drops every packet still queued
+        // (docs/architecture.md, "Kernel facts: NFQUEUE reader"). So: hold nothing more (a probe's answer
+        // would come too late), stop queueing while the chains stay, give what is queued its verdict and
+        // let the held packets through, and only then delete the table.
+        state.stopping = true
+        state.prober.cancelAll()
+        state.reader.stopHolding()
+        do {
+            try state.installer.stopQueueing()
+        } catch {
+            state.logger.error("could not delete the queue rules before the table", metadata: ["error": "\(error)"])
+        }
+        drainForShutdown()
+        do {
+            try state.reader.acceptAllHeld()
+        } catch {
+            state.logger.error("could not accept the packets still held", metadata: ["error": "\(error)"])
+        }
         do {
             try state.installer.remove()
             state.logger.notice("rules removed", metadata: ["nft.table": "inet rackd"])
         } catch {
             state.logger.error("could not remove the rules; run 'rackd cleanup'", metadata: ["error": "\(error)"])
         }
-        // Packets queued before the rules went away still need their verdicts.
-        do {
-            while try state.reader.drainOnce({ packet in handle(&packet, now: MonotonicClock.now()) }) > 0 {}
-        } catch {
-            state.logger.warning("could not drain the queue", metadata: ["error": "\(error)"])
-        }
-        finishInput()
-        // A probe's answer would come too late: its SYN is accepted below with the others held.
-        state.prober.cancelAll()
-        do {
-            try state.reader.acceptAllHeld()
-        } catch {
-            state.logger.error("could not accept the packets still held", metadata: ["error": "\(error)"])
-        }
+        // Nothing should be left (a failed stopQueueing aside), but every packet still needs its verdict.
+        drainForShutdown()
         do {
             try state.loopbackAddresses.releaseAll()
         } catch {

@@ -62,6 +62,14 @@ public final class NftablesInstaller {
         throw lastError!
     }
 
+    /// Deletes every rule and keeps the table and its chains: from now on nothing is queued, and the
+    /// packets queued already stay queued for their verdicts. Deleting the table (`remove`) would drop them.
+    public func stopQueueing() throws(NftablesError) {
+        let batch = NftablesBatch(firstSequence: nextSequence(count: 2 + UInt32(RackdRuleset.Hook.allCases.count)))
+        RackdRuleset.appendFlushRules(to: batch)
+        try batch.commit(on: socket)
+    }
+
     /// Deletes the table. Returns whether there was one: deleting a table that is not there succeeds.
     @discardableResult
     public func remove() throws(NftablesError) -> Bool {

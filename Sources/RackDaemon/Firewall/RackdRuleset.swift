@@ -141,6 +141,22 @@ struct RackdRuleset {
         }
     }
 
+    /// Adds "delete every rule, keep the chains" to `batch` (`nft flush chain` on each): nothing is queued
+    /// any more, yet no hook goes away, which would make the kernel drop every packet still queued
+    /// (docs/architecture.md, "Kernel facts: NFQUEUE reader").
+    static func appendFlushRules(to batch: NftablesBatch) {
+        for hook in Hook.allCases {
+            batch.append("flush chain \(hook.chainName)", type: NFT_MSG_DELRULE, flags: 0) { header in
+                let rule = nftnl_rule_alloc()!
+                defer { nftnl_rule_free(rule) }
+                nftnl_rule_set_str(rule, UInt16(NFTNL_RULE_TABLE.rawValue), tableName)
+                nftnl_rule_set_str(rule, UInt16(NFTNL_RULE_CHAIN.rawValue), hook.chainName)
+                nftnl_rule_set_u32(rule, UInt16(NFTNL_RULE_FAMILY.rawValue), family)
+                nftnl_rule_nlmsg_build_payload(header, rule)
+            }
+        }
+    }
+
     /// Adds "add this flow to (or remove it from) the managed set" to `batch`.
     static func appendElement(_ key: ManagedFlowKey, adding: Bool, to batch: NftablesBatch) {
         let set = key.isIPv6 ? managedIPv6 : managedIPv4

@@ -46,6 +46,8 @@ final class NFQueueReader {
     private var heldPackets = HeldPackets()
     /// The cap was reached at least once; logged only the first time.
     private var heldOverflowLogged = false
+    /// False once rackd is stopping: a packet the handler would hold is accepted at once.
+    private var holding = true
 
     /// Datagrams taken per `recvmmsg`.
     private static let batchSize = 32
@@ -184,7 +186,10 @@ final class NFQueueReader {
                     counters.dropped += 1
                     appendVerdict(type: NFQNL_MSG_VERDICT, id: entry.id, verdict: NF_DROP, payload: nil)
                 case .hold(let flow):
-                    if heldPackets.hold(entry.id, for: flow) {
+                    if !holding {
+                        counters.accepted += 1
+                        appendVerdict(type: NFQNL_MSG_VERDICT, id: entry.id, verdict: NF_ACCEPT, payload: nil)
+                    } else if heldPackets.hold(entry.id, for: flow) {
                         counters.held += 1
                     } else {
                         acceptOverCap(entry.id)
@@ -235,8 +240,13 @@ final class NFQueueReader {
         try flushVerdicts()
     }
 
-    /// Accepts every packet still held, unchanged: at shutdown, before `unbind`, so that no application's
-    /// SYN is lost with rackd.
+    /// From now on a packet the handler holds is accepted at once (at shutdown).
+    func stopHolding() {
+        holding = false
+    }
+
+    /// Accepts every packet still held, unchanged: at shutdown, before the rules go (deleting them makes
+    /// the kernel drop every queued packet), so that no application's SYN is lost with rackd.
     func acceptAllHeld() throws(SystemError) {
         for id in heldPackets.releaseAll() {
             counters.accepted += 1
