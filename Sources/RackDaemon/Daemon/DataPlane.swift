@@ -6,9 +6,9 @@
 // nothing: `HostEngine` does.
 //
 // Order matters (docs/architecture.md, "Data path" and "Kernel facts": queueing and rules):
-// - start: bind the queue, then install the rules, so no packet is queued before someone listens;
-// - start: bind the rocks sockets first when rocks is enabled (their ports go into the configuration the
-//   engine announces to rocks peers), so that a port already taken stops rackd before any rule exists;
+// - start: bind the rocks sockets when rocks is enabled (their ports go into the configuration the engine
+//   announces to rocks peers), so that a port already taken stops rackd before any rule exists; then bind
+//   the queue, then install the rules, so no packet is queued before someone listens;
 // - each input: verdicts, then the verdicts of packets held earlier that the input released, then one
 //   nftables batch of the rule changes the input caused, then the packets the engine asked to inject,
 //   then its UDP datagrams, then the rocks probes it asked for. A drain of the queue is one input.
