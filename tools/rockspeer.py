@@ -50,11 +50,16 @@ Application options (both roles)
     --sink                   read until EOF and discard (the default when nothing else is asked)
     --hold S                 keep the connection open (idle, heartbeating) S seconds before closing
     --banner TEXT            (serve) written right after accept, before the first read (pre-EDP)
+    --read-first             (serve --plain) an ordinary server that sends only once its client's first
+                             bytes are read: a client that closes without a byte (a rocks probe, as an
+                             ordinary server sees it) is closed at once, not counted, and reported in the
+                             stats as "empty_connections"
 The application closes the socket (FIN) once it has sent everything and finished reading. A rock
 application never half-closes (rocks aborts on shutdown()), so a bulk transfer in both directions
 needs --receive-bytes on the side that should close first.
 At the end each application connection prints one JSON line on stdout: role, peer_is_rock, sizes
-and SHA-256 of the bytes sent and received, error.
+and SHA-256 of the bytes sent and received, seconds (from the application's start on the connection
+to the end of its transfer, before --hold), error.
 
 Common options
     --no-edp                 RS_NOINTEROP (§7, §9.11): no probe, no announcement; init right away
@@ -65,7 +70,8 @@ Common options
     --stats FILE             JSON counters when the process ends (see Stats)
     --log FILE, -v           log (debug with -v: includes the DH secret and Blowfish key)
     --count N                (serve) exit after N application connections (probes do not count,
-                             except with --plain, which cannot tell a probe from a connection)
+                             except with --plain, which cannot tell a probe from a connection, unless
+                             --read-first is given: then connections closed without a byte do not count)
     --timeout S              give up (exit 3) after S seconds
     --dh-private HEX         use this DH private key instead of a random one (tests only)
     --hb-period S --hb-misses N   heartbeat period and miss limit (rocks: 1 s and 15)
@@ -855,6 +861,7 @@ class App:
 
     def run(self, rock):
         a = self.args
+        started = time.monotonic()
         result = {"role": self.role, "conn": rock.conn, "error": None}
         sent_hash, recv_hash = hashlib.sha256(), hashlib.sha256()
         totals = {"sent": 0, "received": 0}
@@ -894,6 +901,17 @@ class App:
                         result["edp"] = "probe"
                         rock.close()
                         return result, rock
+                elif a.read_first and rock.state is State.PLAIN:
+                    # --read-first: an ordinary server that answers once its client has spoken. A client
+                    # that closes without a byte (what such a server sees of a rocks probe) is closed
+                    # at once and not counted; the first read's bytes are the read loop's first.
+                    want = a.read_size if a.receive_bytes is None else min(a.read_size, a.receive_bytes)
+                    first = rock.app_read(want)
+                    if not first:
+                        rock.edp_result = result["edp"] = "empty"
+                        rock.close()
+                        return result, rock
+                    rock.pending[:0] = first
                 send_thread = threading.Thread(target=writer, name="writer", daemon=True)
                 send_thread.start()
             limit = a.receive_bytes
@@ -910,6 +928,7 @@ class App:
                     self._write_all(rock, data, sent_hash, totals)
             if send_thread is not None:
                 send_thread.join()
+            result["seconds"] = round(time.monotonic() - started, 6)
             if a.hold:
                 time.sleep(a.hold)             # idle, heartbeating, before the close
         except Exception as e:
@@ -917,8 +936,8 @@ class App:
         finally:
             if out:
                 out.close()
-        if rock.edp_result == "probe":
-            result["edp"] = "probe"
+        if rock.edp_result in ("probe", "empty"):
+            result["edp"] = rock.edp_result
         rock.close()
         result.update({
             "peer_is_rock": rock.peer_is_rock,
@@ -959,21 +978,25 @@ class Report:
         self.role = role
         self.connections = []
         self.probes = 0
+        self.empty = 0
         self.lock = threading.Lock()
 
     def add(self, stats):
         with self.lock:
             if stats.get("edp") == "probe":
                 self.probes += 1
+            if stats.get("edp") == "empty":
+                self.empty += 1
             self.connections.append(stats)
             self.write()
 
     def write(self):
         if not self.path:
             return
-        apps = [c for c in self.connections if c.get("edp") != "probe"]
+        apps = [c for c in self.connections if c.get("edp") not in ("probe", "empty")]
         doc = dict(apps[-1]) if apps else {}
-        doc.update({"role": self.role, "probes": self.probes, "connections": self.connections})
+        doc.update({"role": self.role, "probes": self.probes, "empty_connections": self.empty,
+                    "connections": self.connections})
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(doc, f, indent=1)
@@ -986,7 +1009,7 @@ def run_connection(app, rock, report):
     stats.update({k: result[k] for k in ("sent_bytes", "sent_sha256", "recv_bytes", "recv_sha256", "error")
                   if k in result})
     report.add(stats)
-    if stats.get("edp") != "probe":
+    if stats.get("edp") not in ("probe", "empty"):
         print(json.dumps(result), flush=True)
     return result
 
@@ -1016,7 +1039,7 @@ def cmd_serve(args, trace, report):
     def handle(rock):
         try:
             result = run_connection(app, rock, report)
-            if result.get("edp") == "probe":
+            if result.get("edp") in ("probe", "empty"):
                 return
             if result.get("error"):
                 status["failed"] += 1
@@ -1113,12 +1136,15 @@ def build_parser():
     s.add_argument("--banner", metavar="TEXT", help="written right after accept (pre-EDP, uncounted)")
     s.add_argument("--count", type=int, default=0, help="exit after N application connections (0: never)")
     s.add_argument("--ready-file", metavar="F", help="write the listening ADDR:PORT here once listening")
+    s.add_argument("--read-first", action="store_true",
+                   help="with --plain and --send-*: start sending only once the client's first bytes are read; "
+                        "a client that closes without sending is closed at once and not counted")
     common(s)
     c = sub.add_parser("connect", help="connect as a rocks client application",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("address", type=parse_addr, metavar="ADDR:PORT")
     common(c)
-    c.set_defaults(banner=None)
+    c.set_defaults(banner=None, read_first=False)
     return p
 
 
