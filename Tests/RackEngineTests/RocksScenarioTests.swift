@@ -138,7 +138,8 @@ import Testing
         #expect(world.engine.connections.first?.role == .server)
     }
 
-    @Test func aProbeIsAnsweredWithTheAnnouncementBeforeTheApplicationsFIN() throws {
+    @Test(arguments: [[UInt8](), Array("SSH-2.0-server\r\n".utf8)])
+    func aProbeIsAnsweredWithTheAnnouncementJustBeforeTheApplicationsFIN(banner: [UInt8]) throws {
         var world = RocksWorld(appIsClient: false)
         let syn = world.rock.syn()
         try world.fromRock([syn])
@@ -147,12 +148,36 @@ import Testing
         try world.fromRock([world.rock.close()])
         try world.settle()
         #expect(world.app.receivedFIN, "the application sees a client that closed")
-        #expect(world.rock.received == RocksAnnouncement.bytes)
-        try world.fromApp([world.app.close()])
+        #expect(world.rock.received.isEmpty, "nothing before the application had its say")
+        // The application writes (a banner, after its client closed), then closes, in one segment.
+        var segments = world.app.write(banner)
+        let fin = world.app.close()
+        if var last = segments.popLast() {
+            last.flags.insert(.fin)
+            segments.append(last)
+        } else {
+            segments.append(fin)
+        }
+        try world.fromApp(segments)
         try world.settle()
-        #expect(world.rock.receivedFIN && world.rock.received == RocksAnnouncement.bytes)
+        #expect(world.rock.received == banner + RocksAnnouncement.bytes, "the announcement is the last 16 bytes")
+        #expect(world.rock.receivedFIN)
         #expect(world.app.sendUnacknowledged == world.app.sendNext, "the application's FIN is acknowledged")
         #expect(world.engine.connections.isEmpty, "the probe is over")
+    }
+
+    @Test func whenTheRockClosesHeartbeatsStopAndNothingSuspends() throws {
+        var world = RocksWorld(appIsClient: true)
+        try Self.connectedClient(&world)
+        try Self.rockOpens(&world)
+        try world.fromRock([world.rock.close()])
+        try world.settle()
+        #expect(world.app.receivedFIN)
+        #expect(world.engine.connections.first?.phase == .closing)
+        let sent = world.datagrams.count
+        try world.advance(by: .seconds(20))
+        #expect(world.datagrams.count == sent, "no heartbeat to a rock that closed")
+        #expect(world.engine.connections.first?.phase == .closing, "a close is not an outage")
     }
 
     @Test func anOrdinaryClientOfAServePortIsLeftAlone() throws {

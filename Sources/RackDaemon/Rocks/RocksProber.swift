@@ -151,7 +151,7 @@ public final class RocksProber {
         do {
             descriptor = try syscall("socket(probe)") {
                 socket(destination.family, CLNL_SOCK_STREAM | CLNL_SOCK_NONBLOCK | CLNL_SOCK_CLOEXEC,
-                       CInt(IPPROTO_TCP))
+                       CInt(CLNL_IPPROTO_TCP))
             }
         } catch {
             finished.append(RocksProbeCompletion(request: request, outcome: RocksProbeJudge.couldNotStart(error),

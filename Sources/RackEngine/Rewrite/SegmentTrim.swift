@@ -7,7 +7,10 @@
 
 enum SegmentTrim {
     /// Keeps `kept` (a range of payload offsets) of the packet in `bytes`; returns the packet's new length.
-    static func keepPayload(_ kept: Range<Int>, of bytes: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+    /// `droppingFIN` takes the FIN off even when the payload's end is kept.
+    static func keepPayload(_ kept: Range<Int>, of bytes: UnsafeMutableRawBufferPointer, droppingFIN: Bool = false)
+        throws(WireError) -> Int
+    {
         let packet = try MutableIPPacketView(validating: bytes)
         let tcp = packet.tcp
         let payloadCount = tcp.payload.count
@@ -21,7 +24,7 @@ enum SegmentTrim {
             }
             tcp.setSequenceNumber(tcp.readOnly.sequenceNumber + UInt32(kept.lowerBound), updatingChecksum: false)
         }
-        if kept.upperBound < payloadCount {
+        if kept.upperBound < payloadCount || droppingFIN {
             var flags = tcp.readOnly.flags
             flags.remove(.fin)
             tcp.setFlags(flags, updatingChecksum: false)

@@ -80,6 +80,16 @@ extension Connection {
             lastHeard = now
             transition(to: .healthy(Healthy(establishing, now: now)), reason: "rocks init exchanged", into: &actions)
             actions.events.append(.connectionManaged(id: id, socketFlow, role: role, peerKind: peer.kind))
+            actions.wantsSnapshot = true  // from now on the socket is watched, to see it close
+        }
+        if step.rockClosed {
+            switch state {
+            case .healthy(let healthy), .suspect(let healthy):
+                // A rock closes its heartbeat socket with the connection: no more liveness to watch.
+                transition(to: .closing(Closing(healthy, now: now)), reason: "the rock closed the connection", into: &actions)
+            case .establishing, .suspended, .resuming, .closing:
+                break
+            }
         }
         return actions
     }

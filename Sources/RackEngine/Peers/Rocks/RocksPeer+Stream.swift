@@ -17,6 +17,8 @@ struct RocksStep {
     var fellBack: String?
     /// Management ends (a reset, an abandoned setup, a probe answered).
     var ended: ConnectionEnd?
+    /// The rock closed its end: no heartbeats any more, either way (docs/rocks.md §6).
+    var rockClosed = false
 }
 
 extension RocksPeer {
@@ -47,6 +49,10 @@ extension RocksPeer {
         let end = tcp.sequenceNumber + UInt32(length)
         if end - socket.sendNext > 0 { socket.sendNext = end }
 
+        if stage == .answeringProbe, splice.insertionPoint == nil, hasFIN {
+            return answerProbe(finAt: tcp.sequenceNumber + UInt32(payloadCount), payloadCount: payloadCount,
+                               bytes: bytes, checksum: checksum, flow: flow)
+        }
         var rewrite = RocksSegmentRewrite()
         switch splice.placeOutbound(sequence: tcp.sequenceNumber, length: length) {
         case .moved:
@@ -69,6 +75,31 @@ extension RocksPeer {
         return step
     }
 
+    /// The application closes its end of a probe: the announcement and a FIN go out in its FIN's place,
+    /// and the socket's own FIN is cut off (the rock's acknowledgement of rackd's FIN, moved back,
+    /// acknowledges it).
+    private mutating func answerProbe(finAt fin: TCPSequenceNumber, payloadCount: Int,
+                                      bytes: UnsafeMutableRawBufferPointer, checksum: TCPChecksumState,
+                                      flow: FlowKey) -> RocksStep {
+        splice.insertionPoint = fin
+        splice.insertedLength = UInt32(ours.count)
+        oursReleased = ours.count
+        socket.finSequence = fin + UInt32(ours.count)
+        var step = RocksStep()
+        if payloadCount > 0 {
+            var rewrite = RocksSegmentRewrite(kept: 0..<payloadCount, droppingFIN: true)
+            if let packet = try? IPPacketView(validating: UnsafeRawBufferPointer(bytes)), packet.tcp.flags.contains(.ack) {
+                let wire = splice.outboundAcknowledgment(packet.tcp.acknowledgmentNumber)
+                rewrite.acknowledgmentOffset = TCPSequenceOffset(from: packet.tcp.acknowledgmentNumber, to: wire)
+            }
+            step.verdict = rewrite.apply(to: bytes, checksum: checksum)
+        } else {
+            step.verdict = .drop  // a bare FIN: rackd's segment carries it
+        }
+        sendOurs(from: 0, flow: flow, now: setupStartedAt, into: &step)
+        return step
+    }
+
     // MARK: From the rock
 
     private mutating func handleFromRock(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer,
@@ -78,9 +109,10 @@ extension RocksPeer {
         var step = RocksStep()
         if tcp.flags.contains(.ack) {
             oursAcknowledged = max(oursAcknowledged, Int(splice.insertedAcknowledged(by: tcp.acknowledgmentNumber)))
-            if oursAcknowledged >= oursReleased { retransmission = Retransmission() }
-            if stage == .answeringProbe, let fin = socket.finSequence, tcp.acknowledgmentNumber - fin > 0 {
-                step.ended = .expired  // the probe is over: the rock has our answer and the socket's FIN
+            let finAcknowledged = socket.finSequence.map { tcp.acknowledgmentNumber - $0 > 0 } ?? false
+            if oursAcknowledged >= oursReleased && (!oursEndWithFIN || finAcknowledged) { retransmission = Retransmission() }
+            if stage == .answeringProbe, finAcknowledged {
+                step.ended = .expired  // the probe is over: the rock has our answer and the FIN
             }
         }
         if tcp.flags.contains(.rst) {
@@ -123,19 +155,16 @@ extension RocksPeer {
             return
         }
         if tcp.payload.isEmpty {
-            // A FIN and no data: a rock's probe. The socket sees a client that closed; the rock gets the
-            // announcement before the socket's FIN, after anything the application already wrote.
+            // A FIN and no data: a rock's probe. The socket sees a client that closed. The rock gets the
+            // announcement just before the socket's FIN, after everything the application writes until
+            // it closes, as a rocks server's library writes it at the application's read of EOF
+            // (handleFromSocket).
             stage = .answeringProbe
             setupStartedAt = now
             ours = RocksAnnouncement.bytes
             oursWriteEnds = [ours.count]
-            oursReleased = ours.count
-            splice.insertionPoint = socket.sendNext
-            splice.insertedLength = UInt32(ours.count)
-            let finAcknowledged = tcp.sequenceNumber + 1
-            if finAcknowledged - socket.wireAcknowledgment > 0 { socket.wireAcknowledgment = finAcknowledged }
+            oursEndWithFIN = true
             step.verdict = .accept
-            sendOurs(from: 0, flow: flow, now: now, into: &step)
             return
         }
         switch RocksAnnouncement.judge(Array(tcp.payload.prefix(RocksPeer.announcementLength))) {
@@ -231,6 +260,7 @@ extension RocksPeer {
             // Application bytes after the rock's own, moved back; a FIN after them goes with them.
             step.verdict = deliver(packet, bytes: bytes, checksum: checksum, kept: tailStart > 0 ? tailStart..<count : nil,
                                    moved: true)
+            step.rockClosed = tcp.flags.contains(.fin)
         } else {
             // Only the rock's own bytes (new, or again because our acknowledgement was lost), or a gap.
             step.verdict = .drop
@@ -299,26 +329,27 @@ extension RocksPeer {
         for writeEnd in oursWriteEnds {
             defer { writeStart = writeEnd }
             guard writeEnd > from, writeStart < oursReleased else { continue }
+            let flags: TCPFlags = oursEndWithFIN && writeEnd == ours.count ? [.ack, .psh, .fin] : [.ack, .psh]
             step.segments.append(TCPSegmentRepr(
                 source: flow.local, destination: flow.remote, sequenceNumber: point + UInt32(writeStart),
-                acknowledgmentNumber: currentWireAcknowledgment, flags: [.ack, .psh], window: socket.window,
+                acknowledgmentNumber: currentWireAcknowledgment, flags: flags, window: socket.window,
                 options: timestampOptions, payload: Array(ours[writeStart..<writeEnd])))
         }
         socket.wireAcknowledgment = currentWireAcknowledgment
-        if oursAcknowledged < oursReleased, retransmission.deadline == nil {
+        if oursAcknowledged < oursReleased || oursEndWithFIN, retransmission.deadline == nil {
             retransmission.deadline = now + retransmission.interval
         }
     }
 
     /// Resends what the rock has not acknowledged of rackd's bytes, backing off.
     mutating func retransmitOurs(flow: FlowKey, now: EngineInstant, into step: inout RocksStep) {
-        guard oursAcknowledged < oursReleased else {
+        guard oursAcknowledged < oursReleased || oursEndWithFIN else {
             retransmission = Retransmission()
             return
         }
         retransmission.interval = min(retransmission.interval * 2, Self.maximumRetransmissionInterval)
         retransmission.deadline = nil
-        sendOurs(from: oursAcknowledged, flow: flow, now: now, into: &step)
+        sendOurs(from: min(oursAcknowledged, oursReleased - 1), flow: flow, now: now, into: &step)
     }
 
     /// Acknowledges the rock's bytes rackd took (the socket never sees them, so never acknowledges them).

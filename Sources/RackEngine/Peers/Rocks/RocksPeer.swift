@@ -37,6 +37,8 @@ struct RocksPeer {
     var oursReleased = 0
     /// How many of `ours` the rock acknowledged.
     var oursAcknowledged = 0
+    /// rackd's bytes end with a FIN (a probe's answer).
+    var oursEndWithFIN = false
     var retransmission = Retransmission()
 
     /// Our DH private value; the peer's init once read, and the Blowfish key it gives (issue 12 uses it).

@@ -4,6 +4,8 @@
 struct RocksSegmentRewrite {
     /// The payload bytes to keep; nil keeps the segment whole.
     var kept: Range<Int>?
+    /// Takes the FIN off the kept bytes (rackd sends its own in its place).
+    var droppingFIN = false
     var sequenceOffset: TCPSequenceOffset = .zero
     var acknowledgmentOffset: TCPSequenceOffset = .zero
     /// A SACK option whose blocks the acknowledgement's offset would not map right.
@@ -16,7 +18,7 @@ struct RocksSegmentRewrite {
             var length = bytes.count
             var checksum = checksum
             if let kept {
-                length = try SegmentTrim.keepPayload(kept, of: bytes)
+                length = try SegmentTrim.keepPayload(kept, of: bytes, droppingFIN: droppingFIN)
                 checksum = .partial  // lengths changed: a full checksum follows
             }
             let packet = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<length])
