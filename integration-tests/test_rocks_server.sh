@@ -33,7 +33,10 @@ tb_setup
 echo "== references, rock to rock, before rackd starts"
 rocks_scenario_server ref rock "$size" 5000
 tb_assert "reference: intact, both ends rocks" rocks_scenario_finish ref
-ROCKS_HOLD=2 ROCKS_RECEIVE=$with_banner rocks_scenario_server refban rock "$size" 5001 --banner "$banner"
+# The client announces 0.3 s after connecting, so the server application has accepted and written its banner
+# by then: rackd's announcement goes after what the application already wrote (docs/rocks.md §14).
+ROCKS_HOLD=2 ROCKS_RECEIVE=$with_banner rocks_scenario_server refban rock "$size" 5001 --banner "$banner" -- \
+    --announce-after 0.3
 tb_assert "banner reference: intact" rocks_scenario_finish refban ${#banner}
 
 echo "== rackd in A: serve-ports = 5000-5002"
@@ -69,7 +72,7 @@ tb_assert "once both ends closed, rackd lets the connection go and stops heartbe
 
 echo "== a server application that writes a banner first"
 ROCKS_HOLD=2 ROCKS_RECEIVE=$with_banner rocks_scenario_server runban app "$size" 5001 --banner "$banner" -- \
-    --receive-file "$TB_DIR/runban.received"
+    --announce-after 0.3 --receive-file "$TB_DIR/runban.received"
 tb_assert "banner run: the bytes arrive (count)" rocks_scenario_finish runban ${#banner}
 tb_assert "banner run: every byte rackd and the application sent matches the rock server's" \
     rocks_compare refban runban server

@@ -281,6 +281,7 @@ class RockOptions:
         self.hb_period = hb_period
         self.hb_misses = hb_misses
         self.init_pace = init_pace
+        self.announce_after = 0.0
 
 
 class State(enum.Enum):
@@ -827,6 +828,10 @@ def rock_connect(addr, opts, trace, plain=False):
         return rock
     rock = Rock(sock, "client", 2, opts, trace, State.INIT)
     rock.edp_result = "rock"
+    if opts.announce_after:
+        # A slow client (a test convenience, not rocks behaviour): the server's application may write
+        # first, as it would when it accepts before the announcement arrives.
+        time.sleep(opts.announce_after)
     rock.client_scan_for_reply()
     rock.run_init()
     return rock
@@ -964,10 +969,12 @@ class App:
 # Commands
 
 def make_opts(args):
-    return RockOptions(auth=not args.no_auth, interop=not args.no_edp, hb=not args.no_hb,
+    opts = RockOptions(auth=not args.no_auth, interop=not args.no_edp, hb=not args.no_hb,
                        flight=not args.no_flight, reset_on_close=not args.no_reset_on_close,
                        dh_private=int(args.dh_private, 16) if args.dh_private else None,
                        hb_period=args.hb_period, hb_misses=args.hb_misses, init_pace=args.init_pace)
+    opts.announce_after = getattr(args, "announce_after", 0.0)
+    return opts
 
 
 class Report:
@@ -1143,6 +1150,9 @@ def build_parser():
     c = sub.add_parser("connect", help="connect as a rocks client application",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("address", type=parse_addr, metavar="ADDR:PORT")
+    c.add_argument("--announce-after", type=float, default=0.0, metavar="S",
+                   help="wait S seconds between the data connection's connect and its announcement (a slow "
+                        "client, so that a server application's banner goes first; not rocks behaviour)")
     common(c)
     c.set_defaults(banner=None, read_first=False)
     return p
