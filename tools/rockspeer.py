@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """rockspeer.py: a stand-in for a real rocks 2.4 ("reliable sockets") application. Python 3 stdlib only.
 
-Written only from docs/rocks.md (section numbers below refer to it) and checked byte for
-byte against the real captures in Tests/RackEngineTests/Fixtures/ by tools/rockspeer_test.py. It is the
-other end rackd will talk to when its peer is a rock; no rocks code was used.
+Written from docs/rocks.md (section numbers below refer to it; it follows ../shared/ROCKS-PROTOCOL.md)
+and checked byte for byte against the real captures in Tests/RackEngineTests/Fixtures/ by
+tools/rockspeer_test.py. It is the other end rackd will talk to when its peer is a rock. No rocks code
+was used; where the protocol file is silent about reconnection, facts were read in rocks' source (see
+"Suspension and reconnection" below).
 
 Roles
 
@@ -36,9 +38,34 @@ secret, zero-padded on the right) are kept for the reconnection work and logged 
 
 Heartbeats (§4): a process-wide 1 s tick (phase: process start, like rocks' setitimer). On each tick,
 for each established rock: receive at most one datagram (missed = 0), missed += 1, sendto one byte
-'x' to the peer's heartbeat address; a sendto or recv error, or missed >= 15, suspends the rock.
-Suspension is only logged and reported for now (trace event, stats): heartbeats stop, and the
-application goes on using the old socket while it works (see "Later work" below).
+'x' to the peer's heartbeat address; a sendto or recv error, or missed >= 15, suspends the rock
+(after §6 actuallyclosed(): if the peer's FIN is there, the rock is closed, not failed).
+
+Suspension and reconnection (§5, §6; facts the protocol file leaves out were read in rocks' source,
+reconnect.c, 1of2.c, flight.c, hb.c, util.c, crypt-openssl.c, never copied):
+  * suspension (§5.1): 15 missed heartbeats, a heartbeat sendto/recv error, an application read or write
+    error (a RST from the peer is one). The data socket is closed with SO_LINGER {1,0}: a RST. The
+    heartbeat socket is closed, the deadline set (3 days, --reconnect-deadline), and a reconnection
+    thread (rocks' reconnection process) starts; the application's reads and writes block meanwhile.
+  * 1of2 (§5.2, class OneOfTwo): listen(1) on the reconnection socket bound at init (it listens only
+    now, as rocks'), non-blocking connects to the peer's reconnection address from unbound sockets (a
+    refused one is retried at once: the SYN storm; a pending one after 1 s on a new socket); the
+    original server writes one byte on the first connection established (its active one first) and
+    closes the other, the original client waits for that byte (active first, then passive).
+  * authentication (§5.3): u32be 40 + Blowfish-ECB (tools/blowfish.py) of 32 random bytes + 8 bytes of
+    08, keyed by the 16-byte DH key; read the peer's (1 s per read); u32be length + the peer's decrypted
+    plaintext; read the peer's; only 32 bytes equal to ours pass. Lengths are checked (1..128) before
+    anything is read. A failure closes that connection and goes back to 1of2 (a retry in the same
+    thread keys Blowfish with the secret's own length, as OpenSSL 0.9.6 makes rocks do).
+  * recovery (§5.4) at the next heartbeat tick (up to 1 s after authentication, as rocks finishes it in
+    its SIGALRM handler): new heartbeat address, new reconnection address (each write ours, read the
+    peer's; both bound to the new connection's local address, so a host that moved advertises its new
+    address), linger {1,0}, u32be rcvseq, u32be SO_SNDBUF and SO_RCVBUF (forced to 32768 again; changed
+    sizes abort, as rocks' assert does), then go-back-N: every byte of the in-flight ring (maxsnd bytes of
+    what the application wrote) from the peer's rcvseq on, in one write. TCP_NODELAY stays off. The same
+    tick then beats on the new heartbeat socket. A failure there closes the new connection and goes
+    back to 1of2 with the same deadline. A rcvseq outside the ring aborts the process (rocks asserts).
+  * the deadline passing makes the rock HUNGUP: the application's reads and writes fail.
 
 Application options (both roles)
     --echo                   write back every byte read (read size --read-size, default 65536)
@@ -75,6 +102,9 @@ Common options
     --timeout S              give up (exit 3) after S seconds
     --dh-private HEX         use this DH private key instead of a random one (tests only)
     --hb-period S --hb-misses N   heartbeat period and miss limit (rocks: 1 s and 15)
+    --reconnect-deadline S   give up reconnecting after S s: the rock hangs up (rocks: 3 days)
+    --reconnect-from ADDR    bind active reconnection sockets to ADDR (tests: a host that moved there)
+    --recovery-timeout S     give up a recovery whose peer is silent S s (0, the default: wait, as rocks)
     --init-pace S            (serve) after EDP, wait up to S s (0.5) for the client's DH before writing
                              ours: the order of the captures, where the real server spends ~1 ms on its
                              key; without it a fast server's init can join the announcement in the
@@ -97,16 +127,18 @@ the TCP stream before application byte 0 in each direction; TCP relative seq = o
 rcvseq, buffer sizes, DH values, SHA-256s. A server writes the last application connection at the
 top level, all connections under "connections", and the number of probes answered.
 
-Later work (§5), not implemented yet: on suspension rocks closes the data socket with a RST, listens
-on the reconnection socket, runs 1of2 (active connect to the peer's reconnection address + passive
-accept, the original server writes one byte), the Blowfish-ECB challenge-response (§5.3) with
-self.bf_key, then the recovery exchange (§5.4: heartbeat sockaddr, reconnection sockaddr, rcvseq,
-sizes, go-back-N from self.ring). Rock keeps everything these need: rec_sock (bound, not listening),
-peer_rec_addr, dh_secret/bf_key, the in-flight ring (maxsnd bytes), sndseq/rcvseq, the sizes.
+Reconnection in the trace: every write on a reconnection connection carries "rec": the number of the
+connection 1of2 picked (1, 2, ...; application writes carry the number of the connection they went on,
+0 being the original), with the labels 1of2-ack (server), challenge-len, challenge, response-len,
+response, hb-addr, rec-addr, rcvseq, sndbuf, rcvbuf and resend (go-back-N); events suspend, close (how:
+rst), 1of2 (pick: active or passive, the counts of connect attempts, refusals, timeouts), auth,
+recovered (peer_rcvseq, resent_from, resent_bytes, the new addresses), recovery-failed, hungup,
+not-connected. The stats have the same under "reconnections".
 """
 
 import argparse
 import enum
+import errno
 import hashlib
 import json
 import logging
@@ -120,6 +152,9 @@ import struct
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blowfish  # noqa: E402  (tools/blowfish.py: Blowfish-ECB, which the stdlib lacks)
 
 # ---------------------------------------------------------------------------------------------------
 # Wire constants (docs/rocks.md)
@@ -141,6 +176,12 @@ HB_PERIOD = 1.0                                  # §4: rs_opt_alarm_period
 HB_MAX_MISSES = 15                               # §4: rs_opt_max_alarm_misses
 HB_PAYLOAD = b"x"
 
+REC_DEADLINE = 3 * 24 * 3600                     # §5.1: rs->lim, 3 days
+ONEOF2_POLL = 1.0                                # §5.2: select timeout; a pending connect is then retried
+AUTH_MSGLEN = 32                                 # §5.3: random plaintext bytes of a challenge
+AUTH_BUFLEN = 128                                # §5.3: the largest length rocks accepts
+AUTH_READ_TIMEOUT = 1.0                          # §5.3: rs_opt_auth_timeout, per read
+
 AF_INET_WIRE = struct.pack("<H", socket.AF_INET)  # §3.1: sin_family in x86 host order: 02 00
 
 log = logging.getLogger("rockspeer")
@@ -152,7 +193,40 @@ class RockError(Exception):
 
 
 class RockSuspended(RockError):
-    """Application I/O on a rock that is suspended (reconnection is not implemented yet)."""
+    """Kept for callers of earlier versions: a suspended rock now blocks the application until recovery."""
+
+
+class RockHungUp(RockError):
+    """Application I/O on a rock whose reconnection deadline passed (§5.2: HUNGUP)."""
+
+
+ABORT_HOOKS = []          # called with the reason before fatal() ends the process (stats, trace)
+
+
+def fatal(reason):
+    """What a failed assert() does in rocks: the process aborts; the kernel closes its sockets (a RST
+    where linger {1,0} is set). The stats and trace are written first."""
+    log.critical("%s: aborting, as rocks does", reason)
+    for hook in ABORT_HOOKS:
+        try:
+            hook(reason)
+        except Exception:
+            pass
+    os._exit(134)
+
+
+def read_exact_timeout(sock, n, timeout, what):
+    """rs_xread with a timeout: each read waits at most `timeout` seconds for data."""
+    buf = bytearray()
+    while len(buf) < n:
+        readable, _, _ = select.select([sock], [], [], timeout)
+        if not readable:
+            raise RockError("timeout reading %s (%d of %d bytes)" % (what, len(buf), n))
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise RockError("EOF while reading %s (%d of %d bytes)" % (what, len(buf), n))
+        buf += chunk
+    return bytes(buf)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -257,6 +331,13 @@ class InflightRing:
             del self.buf[:excess]
             self.seq += excess
 
+    def discard_to(self, seq):
+        """rs_set_ring_seq: forget what the peer's application has read (everything before seq)."""
+        if not self.seq <= seq <= self.seq + len(self.buf):
+            raise RockError("rcvseq %d outside the ring [%d, %d]" % (seq, self.seq, self.seq + len(self.buf)))
+        del self.buf[:seq - self.seq]
+        self.seq = seq
+
     def since(self, seq):
         """The bytes from stream offset seq on (for go-back-N). rocks asserts seq is inside the ring."""
         if not self.seq <= seq <= self.seq + len(self.buf):
@@ -271,7 +352,8 @@ class RockOptions:
     """The four wire-changing rocks options (§8) plus this tool's knobs. Both ends must agree."""
 
     def __init__(self, auth=True, interop=True, hb=True, flight=True, reset_on_close=True,
-                 dh_private=None, hb_period=HB_PERIOD, hb_misses=HB_MAX_MISSES, init_pace=0.5):
+                 dh_private=None, hb_period=HB_PERIOD, hb_misses=HB_MAX_MISSES, init_pace=0.5,
+                 reconnect_deadline=REC_DEADLINE, reconnect_from=None, recovery_timeout=0.0):
         self.auth = auth
         self.interop = interop
         self.hb = hb
@@ -282,13 +364,18 @@ class RockOptions:
         self.hb_misses = hb_misses
         self.init_pace = init_pace
         self.announce_after = 0.0
+        self.reconnect_deadline = reconnect_deadline
+        self.reconnect_from = reconnect_from        # tests: the address a moved host connects from
+        self.recovery_timeout = recovery_timeout    # 0: recovery reads wait for ever, as rocks'
 
 
 class State(enum.Enum):
     EDP = "edp"                  # server side, before the application's first read (§2.3)
     INIT = "init"                # running rs_init_connection (§3)
     ESTABLISHED = "established"  # a rock, heartbeating
-    SUSPENDED = "suspended"      # §5.1; reconnection (1of2, auth, recovery) comes later
+    SUSPENDED = "suspended"      # §5.1: reconnecting (1of2, authentication), then recovery at a tick
+    HUNGUP = "hungup"            # §5.2: the reconnection deadline passed
+    NOTCONNECTED = "not-connected"   # §6: a heartbeat failure found the peer had closed
     PLAIN = "plain"              # not a rock (fallback or --plain): ordinary TCP
     CLOSED = "closed"
 
@@ -306,7 +393,8 @@ class Rock:
         self.trace = trace
         self.state = state
         self.dir = "c2s" if role == "client" else "s2c"
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
         self.peer_is_rock = None
         self.edp_result = None
         self.spill = bytearray()              # pre-EDP bytes for the application, uncounted (§2.2)
@@ -342,14 +430,29 @@ class Rock:
         self.hb_received = 0
         self.suspensions = []
         self.closed_by_peer_seen = False
+        # §5: suspension and reconnection
+        self.io_users = 0                     # application threads inside a system call on self.sock
+        self.wake_r = self.wake_w = None      # wakes them out of select() when the rock suspends
+        self.generation = 0                   # which data socket: 0 the original, +1 per recovery
+        self.rec_index = 0                    # connections picked by 1of2 so far (trace field "rec")
+        self.deadline = None
+        self.worker = None
+        self.rec_ready = None                 # authenticated socket waiting for the next tick
+        self.reconnections = []
+        self.auth_failures = 0
+        self.close_spill = bytearray()        # NOTCONNECTED: bytes before the peer's FIN
+        self.ciphers = {}                     # Blowfish key schedules by key (§5.3)
 
     # -- raw stream I/O (the library's own reads and writes, traced) -------------------------------
 
-    def _write(self, data, label):
-        """One write() of the library or the application: all of `data`, traced as one write."""
-        self.sock.sendall(data)
-        self.stream_sent += len(data)
-        self.trace.record(self.conn, "write", proto="tcp", dir=self.dir, label=label, data=data)
+    def _write(self, data, label, sock=None, rec=None):
+        """One write() of the library or the application: all of `data`, traced as one write. With sock:
+        on a reconnection connection (rec: its number), not counted in the data connection's stream."""
+        (sock or self.sock).sendall(data)
+        if sock is None:
+            self.stream_sent += len(data)
+        extra = {} if rec is None else {"rec": rec}
+        self.trace.record(self.conn, "write", proto="tcp", dir=self.dir, label=label, data=data, **extra)
 
     def _read_exact(self, n, what):
         buf = bytearray()
@@ -505,8 +608,13 @@ class Rock:
                           dh_secret=self.dh_secret.hex() if self.dh_secret is not None else None)
         log.info("conn %d: rock established (init %d/%d bytes, app byte 0 at stream offset %d sent, %d received)",
                  self.conn, init_sent, init_received, self.offset_sent, self.offset_received)
-        if self.opts.hb:
-            HEARTBEAT.register(self)
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        sock.setblocking(False)
+        HEARTBEAT.register(self)              # heartbeats (if on) and the recovery tick (§5.4)
+        if self.bf_key is not None:
+            threading.Thread(target=self._cipher, args=(self.bf_key,), name="bf-key", daemon=True).start()
 
     def _pace_first_init_write(self):
         """Server after EDP only: wait (at most opts.init_pace seconds) until the client's first init
@@ -526,6 +634,33 @@ class Rock:
         self._init_connection()
 
     # -- application I/O ---------------------------------------------------------------------------
+    #
+    # After init the data socket is non-blocking and every application read and write waits in select()
+    # together with the rock's wake-up pipe. A suspension (from any thread) first marks the rock
+    # SUSPENDED, wakes the application's I/O out of select() and waits until none is inside a system call
+    # on the socket, and only then closes it: the close that sends the RST (§5.1) is never held back by a
+    # thread still blocked on the socket. While the rock is suspended the application's reads and writes
+    # block, as rocks' do (rs_wait_reconnect), and continue on the new connection after recovery.
+
+    def _io_begin(self):
+        """Wait until the rock is usable; returns (socket, generation) with the caller counted as a user,
+        or None for NOTCONNECTED. Raises on HUNGUP and CLOSED."""
+        with self.cond:
+            while self.state is State.SUSPENDED:
+                self.cond.wait()
+            if self.state is State.NOTCONNECTED:
+                return None
+            if self.state is State.HUNGUP:
+                raise RockHungUp("the reconnection deadline passed (HUNGUP)")
+            if self.state is not State.ESTABLISHED:
+                raise RockError("I/O in state %s" % self.state.value)
+            self.io_users += 1
+            return self.sock, self.generation
+
+    def _io_end(self):
+        with self.cond:
+            self.io_users -= 1
+            self.cond.notify_all()
 
     def app_write(self, data):
         """One application write(). Returns the bytes accepted (capped at maxsnd per call, §3.3)."""
@@ -537,24 +672,36 @@ class Rock:
             self._write(bytes(data), "app")
             self.plain_sent += len(data)
             return len(data)
-        if self.state not in (State.ESTABLISHED, State.SUSPENDED):
-            raise RockError("write in state %s" % self.state.value)
-        # SUSPENDED: until reconnection exists (§5), suspension is only reported and the application
-        # keeps using the old socket while it works; rocks would block it until recovery.
         piece = bytes(data[:self.maxsnd])
-        try:
-            sent = self.sock.send(piece)
-        except (InterruptedError, BlockingIOError):
-            raise
-        except OSError as e:
-            self.suspend("write error: %s" % e)          # §5.1: an I/O error other than EINTR/EAGAIN
-            raise RockSuspended("write failed: %s" % e) from e
-        piece = piece[:sent]
-        self.stream_sent += sent
-        self.trace.record(self.conn, "write", proto="tcp", dir=self.dir, label="app", data=piece)
-        self.ring.append(piece)
-        self.sndseq += sent
-        return sent
+        while True:
+            got = self._io_begin()
+            if got is None:
+                raise RockError("write on a rock whose peer has closed")
+            sock, gen = got
+            sent, error = None, None
+            try:
+                _, writable, _ = select.select([self.wake_r], [sock], [])
+                if writable:
+                    try:
+                        sent = sock.send(piece)
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    except OSError as e:
+                        error = e
+                if sent:
+                    # Counted before another thread can suspend: what the kernel accepted is in the ring.
+                    self.stream_sent += sent
+                    self.trace.record(self.conn, "write", proto="tcp", dir=self.dir, label="app",
+                                      data=piece[:sent], rec=self.rec_index)
+                    self.ring.append(piece[:sent])
+                    self.sndseq += sent
+            finally:
+                self._io_end()
+            if error is not None:
+                self.suspend("write error: %s" % error, gen)      # §5.1: not EINTR/EAGAIN/EFAULT
+                continue
+            if sent:
+                return sent
 
     def app_read(self, app_len):
         """One application read(): b"" on EOF."""
@@ -575,29 +722,57 @@ class Rock:
             self.stream_received += len(data)
             self.plain_received += len(data)
             return data
-        if self.state not in (State.ESTABLISHED, State.SUSPENDED):
-            raise RockError("read in state %s" % self.state.value)
-        try:
-            data = self.sock.recv(app_len)
-        except (InterruptedError, BlockingIOError):
-            raise
-        except OSError as e:
-            self.suspend("read error: %s" % e)           # §5.1: e.g. ECONNRESET, ETIMEDOUT
-            raise RockSuspended("read failed: %s" % e) from e
-        self.stream_received += len(data)
-        self.rcvseq += len(data)
-        if not data:
-            self.closed_by_peer_seen = True
-        return data
+        while True:
+            got = self._io_begin()
+            if got is None:
+                # NOTCONNECTED (§6 actuallyclosed): what was read before the peer's FIN, then EOF.
+                out = bytes(self.close_spill[:app_len])
+                del self.close_spill[:len(out)]
+                self.rcvseq += len(out)
+                if not out:
+                    self.closed_by_peer_seen = True
+                return out
+            sock, gen = got
+            data, error = None, None
+            try:
+                readable, _, _ = select.select([sock, self.wake_r], [], [])
+                if sock in readable:
+                    try:
+                        data = sock.recv(app_len)
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    except OSError as e:
+                        error = e
+                if data is not None:
+                    self.stream_received += len(data)
+                    self.rcvseq += len(data)
+            finally:
+                self._io_end()
+            if error is not None:
+                self.suspend("read error: %s" % error, gen)       # §5.1: e.g. ECONNRESET, ETIMEDOUT
+                continue
+            if data is None:
+                continue
+            if not data:
+                self.closed_by_peer_seen = True
+            return data
 
     def close(self):
-        """The application's close(): linger off first, then close, so the peer sees a FIN (§6)."""
-        with self.lock:
+        """The application's close(): linger off first, then close, so the peer sees a FIN (§6). Closing a
+        suspended rock sends nothing: its reconnection thread goes on, orphaned, as rocks' reconnection
+        process does (it drops whatever connection it makes)."""
+        with self.cond:
             if self.state is State.CLOSED:
                 return
             was = self.state
             self.state = State.CLOSED
+            self.cond.notify_all()
         HEARTBEAT.unregister(self)
+        if was in (State.SUSPENDED, State.HUNGUP):
+            self.trace.record(self.conn, "close", proto="tcp", how="none (suspended)", state=was.value)
+            log.info("conn %d: closed while %s: nothing sent; the reconnection thread is orphaned",
+                     self.conn, was.value)
+            return
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 0, 0))
         except OSError:
@@ -607,69 +782,333 @@ class Rock:
         for s in (self.hb_sock, self.rec_sock):
             if s is not None:
                 s.close()
+        for fd in (self.wake_r, self.wake_w):
+            if fd is not None:
+                os.close(fd)
+        self.wake_r = self.wake_w = None
 
     # -- §4: heartbeat ---------------------------------------------------------------------------
 
     def heartbeat_tick(self):
-        """One SIGALRM tick for this rock: chkrecv (one datagram at most), missed++, sendto 'x',
-        then the miss limit."""
-        with self.lock:
+        """One SIGALRM tick for this rock. Suspended with an authenticated connection waiting: finish the
+        reconnection (§5.4) now, then beat on the new heartbeat socket. Established: chkrecv (one
+        datagram at most), missed++, sendto 'x', then the miss limit."""
+        with self.cond:
+            recovered = False
+            if self.state is State.SUSPENDED and self.rec_ready is not None:
+                if not self._complete_reconnection():
+                    return
+                recovered = True
             if self.state is not State.ESTABLISHED or self.hb_sock is None:
                 return
-            try:
-                readable, _, _ = select.select([self.hb_sock], [], [], 0)
-                if readable:
-                    self.hb_sock.recv(64)     # from any source, unchecked (§4)
-                    self.hb_received += 1
-                    self.missed = 0
-            except OSError as e:
-                self._suspend_locked("heartbeat recv error: %s" % e)
-                return
+            if not recovered:                 # in that tick, chkrecv looked at the reconnection instead
+                try:
+                    readable, _, _ = select.select([self.hb_sock], [], [], 0)
+                    if readable:
+                        self.hb_sock.recv(64)     # from any source, unchecked (§4)
+                        self.hb_received += 1
+                        self.missed = 0
+                except OSError as e:
+                    self._suspend_locked("heartbeat recv error: %s" % e, self.generation, check_closed=True)
+                    return
             self.missed += 1
             try:
                 self.hb_sock.sendto(HB_PAYLOAD, self.peer_hb_addr)
             except OSError as e:
-                self._suspend_locked("heartbeat sendto error: %s" % e)
+                self._suspend_locked("heartbeat sendto error: %s" % e, self.generation, check_closed=True)
                 return
             self.hb_sent += 1
             self.trace.record(self.conn, "sendto", proto="udp", label="heartbeat",
                               src="%s:%d" % self.local_hb_addr, dst="%s:%d" % self.peer_hb_addr,
                               data=HB_PAYLOAD)
             if self.missed >= self.opts.hb_misses:
-                if self._actually_closed():
-                    log.info("conn %d: %d missed heartbeats but the peer has closed", self.conn, self.missed)
-                    return
-                self._suspend_locked("%d missed heartbeats" % self.missed)
+                self._suspend_locked("%d missed heartbeats" % self.missed, self.generation, check_closed=True)
 
     def _actually_closed(self):
-        """§6 actuallyclosed(): a non-blocking read (here a peek) returning >= 0 means closed, not failed."""
-        try:
-            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            return True
-        except BlockingIOError:
-            return False
-        except OSError:
-            return False
+        """§6 actuallyclosed(), before a suspension the heartbeat decided on: read what is there without
+        blocking. EOF after it: the peer closed (not a failure); its bytes go to the application, then
+        EOF. Nothing, an error, or bytes without EOF: a failure; bytes read are dropped, as rocks drops
+        them (they are not counted in rcvseq, so the peer resends them)."""
+        buf = bytearray()
+        while True:
+            try:
+                chunk = self.sock.recv(65536, socket.MSG_DONTWAIT)
+            except OSError:
+                return False
+            if not chunk:
+                self.close_spill += buf
+                return True
+            buf += chunk
 
-    # -- §5: suspension (reconnection comes later) ----------------------------------------------------
+    # -- §5.1: suspension ----------------------------------------------------------------------------
 
-    def suspend(self, reason):
-        with self.lock:
-            self._suspend_locked(reason)
+    def suspend(self, reason, generation=None):
+        with self.cond:
+            self._suspend_locked(reason, self.generation if generation is None else generation)
 
-    def _suspend_locked(self, reason):
-        if self.state is not State.ESTABLISHED:
+    def _suspend_locked(self, reason, generation, check_closed=False):
+        """rs_reconnect: the first failure seen on this connection suspends it (a later report about the
+        same connection, from another thread, is ignored)."""
+        if self.state is not State.ESTABLISHED or generation != self.generation:
             return
         self.state = State.SUSPENDED
+        os.write(self.wake_w, b"!")
+        while self.io_users:
+            self.cond.wait(0.5)
+        try:
+            while os.read(self.wake_r, 64):
+                pass
+        except BlockingIOError:
+            pass
+        if check_closed and self._actually_closed():
+            # The peer closed and the application has not read the EOF yet: not a failure.
+            self.state = State.NOTCONNECTED
+            self.trace.record(self.conn, "not-connected", reason=reason, spill=len(self.close_spill))
+            log.info("conn %d: %s, but the peer has closed (%d bytes before its FIN)", self.conn, reason,
+                     len(self.close_spill))
+            self._close_quietly(self.hb_sock)
+            self.hb_sock = None
+            HEARTBEAT.unregister(self)
+            self.cond.notify_all()
+            return
+        self.deadline = time.monotonic() + self.opts.reconnect_deadline
         event = {"t": round(time.monotonic() - PROCESS_START, 3), "reason": reason,
                  "sndseq": self.sndseq, "rcvseq": self.rcvseq}
         self.suspensions.append(event)
-        self.trace.record(self.conn, "suspend", reason=reason, sndseq=self.sndseq, rcvseq=self.rcvseq)
-        log.warning("conn %d: SUSPEND (%s); reconnection is not implemented yet: heartbeats stop, the "
-                    "application goes on with the old socket while it works", self.conn, reason)
-        # Next (§5.1-§5.4): close the data socket with a RST (linger {1,0}), listen on rec_sock,
-        # run 1of2 against peer_rec_addr, authenticate with bf_key, then recover (new hb and rec
-        # sockaddrs, rcvseq, sizes, go-back-N from self.ring.since(peer_rcvseq)).
+        self.trace.record(self.conn, "suspend", reason=reason, sndseq=self.sndseq, rcvseq=self.rcvseq,
+                          rec=self.rec_index, linger=self.opts.reset_on_close)
+        log.warning("conn %d: SUSPEND (%s) at sndseq %d rcvseq %d", self.conn, reason, self.sndseq, self.rcvseq)
+        self._reconnect0()
+
+    def _reconnect0(self):
+        """reconnect0: close the data socket (a RST with linger {1,0}, §5.1 and §10.3), close the heartbeat
+        socket, and start the reconnection thread (1of2, authentication). The application's reads and
+        writes wait."""
+        self.state = State.SUSPENDED
+        self.trace.record(self.conn, "close", proto="tcp", rec=self.rec_index,
+                          how="rst" if self._linger_set(self.sock) else "fin", state="suspended")
+        self._close_quietly(self.sock)
+        self._close_quietly(self.hb_sock)
+        self.hb_sock = None
+        listener, self.rec_sock = self.rec_sock, None
+        self.worker = threading.Thread(target=self._reconnect_worker, args=(listener,),
+                                       name="reconnect-%d" % self.conn, daemon=True)
+        self.worker.start()
+        self.cond.notify_all()
+
+    @staticmethod
+    def _linger_set(sock):
+        try:
+            onoff, linger = struct.unpack("ii", sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))
+            return onoff == 1 and linger == 0
+        except OSError:
+            return False
+
+    @staticmethod
+    def _close_quietly(sock):
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    # -- §5.2 and §5.3: the reconnection thread (rocks' reconnection process) --------------------------
+
+    def _reconnect_worker(self, listener):
+        """1of2 until a connection is picked, then authentication; a failure goes back to 1of2 with a new
+        listener on the same address. The first authentication uses the 16-byte key, later ones in the
+        same thread the secret's own length (§5.3: what OpenSSL 0.9.6's global key length does). The
+        picked, authenticated socket waits in rec_ready for the next heartbeat tick (§5.1: the
+        application process finishes the reconnection on its next SIGALRM)."""
+        attempt = 0
+        while True:
+            result = OneOfTwo(self, listener).run()
+            listener = None                   # closed by 1of2; a retry binds a new one (xbind)
+            if result is None:
+                with self.cond:
+                    if self.state is State.SUSPENDED:
+                        self.state = State.HUNGUP
+                        self.trace.record(self.conn, "hungup")
+                        log.error("conn %d: reconnection deadline passed: HUNGUP", self.conn)
+                        self.cond.notify_all()
+                return
+            sock, record = result
+            with self.cond:
+                self.rec_index += 1
+                index = self.rec_index
+            record["rec"] = index
+            self.trace.record(self.conn, "1of2", **record)
+            if record.get("ack") is not None:
+                self.trace.record(self.conn, "write", proto="tcp", dir=self.dir, label="1of2-ack",
+                                  data=bytes([record.pop("ack")]), rec=index)
+            if self.opts.auth:
+                attempt += 1
+                key = self.bf_key if attempt == 1 or not self.dh_secret else self.dh_secret[:BF_KEY_LEN]
+                ok, why = self._authenticate(sock, key, index)
+                record["auth"] = "ok" if ok else why
+                self.trace.record(self.conn, "auth", rec=index, result="ok" if ok else "failed", why=why)
+                if not ok:
+                    log.warning("conn %d: authentication failed (%s): back to 1of2", self.conn, why)
+                    self.auth_failures += 1
+                    self._close_quietly(sock)
+                    continue
+            with self.cond:
+                if self.state is not State.SUSPENDED:
+                    # Closed meanwhile: rocks' orphaned reconnection process cannot hand the socket over.
+                    self._close_quietly(sock)
+                    return
+                record["authenticated_at"] = round(time.monotonic() - PROCESS_START, 6)
+                self.reconnections.append(record)
+                self.rec_ready = sock
+            log.info("conn %d: reconnected (%s connection %s -> %s), waiting for the next tick", self.conn,
+                     record["pick"], record["local"], record["peer"])
+            return
+
+    def _authenticate(self, sock, key, index):
+        """rs_mutual_auth (§5.3), both sides alike: write u32be 40 and Blowfish-ECB(32 random bytes +
+        padding); read the peer's (each read waits at most 1 s); write u32be length and the peer's
+        decrypted challenge; read the peer's reply; accept only 32 bytes equal to ours. Lengths are
+        checked before anything is read (0 < length <= 128; rocks' signed check lets a negative one
+        overflow its stack, and a zero one trips an assert)."""
+        cipher = self._cipher(key)
+        mine = secrets.token_bytes(AUTH_MSGLEN)
+        challenge = blowfish.ecb_encrypt(cipher, mine)
+        try:
+            self._write(struct.pack(">I", len(challenge)), "challenge-len", sock, index)
+            self._write(challenge, "challenge", sock, index)
+            n = self._auth_length(sock, "challenge")
+            peer_challenge = read_exact_timeout(sock, n, AUTH_READ_TIMEOUT, "the peer's challenge")
+            try:
+                answer = blowfish.ecb_decrypt(cipher, peer_challenge)
+            except ValueError as e:
+                return False, "the peer's challenge does not decrypt: %s" % e
+            self._write(struct.pack(">I", len(answer)), "response-len", sock, index)
+            self._write(answer, "response", sock, index)
+            n = self._auth_length(sock, "response")
+            reply = read_exact_timeout(sock, n, AUTH_READ_TIMEOUT, "the peer's response")
+        except (OSError, RockError) as e:
+            return False, str(e)
+        if reply != mine:
+            return False, "wrong response (%d bytes)" % len(reply)
+        return True, None
+
+    def _cipher(self, key):
+        """The Blowfish key schedule for key, cached (in Python it takes tens of milliseconds; rocks, in C,
+        writes its challenge within a millisecond of 1of2)."""
+        cipher = self.ciphers.get(key)
+        if cipher is None:
+            cipher = self.ciphers[key] = blowfish.Blowfish(key)
+        return cipher
+
+    @staticmethod
+    def _auth_length(sock, what):
+        n = struct.unpack(">i", read_exact_timeout(sock, 4, AUTH_READ_TIMEOUT, "the %s length" % what))[0]
+        if not 0 < n <= AUTH_BUFLEN:
+            raise RockError("%s length %d outside 1..%d" % (what, n, AUTH_BUFLEN))
+        return n
+
+    # -- §5.4: recovery, in the heartbeat tick ---------------------------------------------------------
+
+    def _complete_reconnection(self):
+        """rs_rec_complete, with the lock held (the application waits): the new heartbeat address, the new
+        reconnection address (each: write ours, read the peer's), linger {1,0} on the new socket, then
+        rcvseq, the buffer sizes and go-back-N (rs_inflight_recover). A failure closes the new socket and
+        goes back to 1of2 (the deadline is not renewed); a peer rcvseq outside the ring or changed sizes
+        abort the process, as rocks' assert()s do."""
+        sock, self.rec_ready = self.rec_ready, None
+        index = self.rec_index
+        record = self.reconnections[-1]
+        new_hb = new_rec = peer_rec = None
+        rec_sent = False
+        timeout = self.opts.recovery_timeout or None
+        try:
+            sock.settimeout(timeout)
+            local_ip = sock.getsockname()[0]
+            if self.opts.hb:
+                new_hb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                new_hb.bind((local_ip, 0))
+                self._write(sockaddr_in_bytes(*new_hb.getsockname()), "hb-addr", sock, index)
+                peer_hb = parse_sockaddr_in(self._recv_exact(sock, 16, "the heartbeat address"))[:2]
+            new_rec = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            new_rec.setblocking(False)
+            new_rec.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            new_rec.bind((local_ip, 0))
+            self._write(sockaddr_in_bytes(*new_rec.getsockname()), "rec-addr", sock, index)
+            rec_sent = True
+            peer_rec = parse_sockaddr_in(self._recv_exact(sock, 16, "the reconnection address"))[:2]
+            if self.opts.reset_on_close:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            resend = b""
+            if self.opts.flight:
+                self._write(struct.pack(">I", self.rcvseq & 0xFFFFFFFF), "rcvseq", sock, index)
+                wire_rseq = struct.unpack(">I", self._recv_exact(sock, 4, "the peer's rcvseq"))[0]
+                peer_rcvseq = self.sndseq - ((self.sndseq - wire_rseq) & 0xFFFFFFFF)
+                if not self.ring.seq <= peer_rcvseq <= self.ring.seq + len(self.ring.buf):
+                    fatal("conn %d: the peer's rcvseq %d is outside the ring [%d, %d] (rocks asserts)"
+                          % (self.conn, peer_rcvseq, self.ring.seq, self.ring.seq + len(self.ring.buf)))
+                self.ring.discard_to(peer_rcvseq)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RS_SOCKBUF)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RS_SOCKBUF)
+                sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+                rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                self._write(struct.pack(">I", sndbuf), "sndbuf", sock, index)
+                self._write(struct.pack(">I", rcvbuf), "rcvbuf", sock, index)
+                peer_snd, peer_rcv = struct.unpack(">II", self._recv_exact(sock, 8, "the buffer sizes"))
+                if (sndbuf + peer_rcv, rcvbuf + peer_snd) != (self.maxsnd, self.maxrcv):
+                    fatal("conn %d: buffer sizes changed at reconnection (maxsnd %d -> %d, maxrcv %d -> %d; "
+                          "rocks asserts)" % (self.conn, self.maxsnd, sndbuf + peer_rcv, self.maxrcv,
+                                              rcvbuf + peer_snd))
+                resend = self.ring.since(peer_rcvseq)
+                if resend:
+                    self._write(resend, "resend", sock, index)       # one blocking write (go-back-N)
+                record.update({"rcvseq_sent": self.rcvseq, "peer_rcvseq": peer_rcvseq,
+                               "resent_from": peer_rcvseq, "resent_bytes": len(resend), "sndseq": self.sndseq})
+        except (OSError, RockError) as e:
+            log.warning("conn %d: reconnection completion failed (%s): back to 1of2", self.conn, e)
+            record["recovery"] = "failed: %s" % e
+            self.trace.record(self.conn, "recovery-failed", rec=index, reason=str(e))
+            self._close_quietly(new_hb)
+            # rs_addr_exchange updates the addresses as it goes: once ours was sent, the peer may
+            # reconnect to it, so the next 1of2 listens there; what the peer sent is where we connect.
+            if rec_sent:
+                self._close_quietly(self.rec_sock)
+                self.rec_sock, self.local_rec_addr = new_rec, new_rec.getsockname()
+            else:
+                self._close_quietly(new_rec)
+            if peer_rec is not None:
+                self.peer_rec_addr = peer_rec
+            self.sock = sock
+            self._reconnect0()
+            return False
+        sock.settimeout(None)
+        sock.setblocking(False)
+        self._close_quietly(self.rec_sock)
+        self.sock = sock
+        self.rec_sock, self.local_rec_addr, self.peer_rec_addr = new_rec, new_rec.getsockname(), peer_rec
+        if self.opts.hb:
+            self.hb_sock, self.local_hb_addr, self.peer_hb_addr = new_hb, new_hb.getsockname(), peer_hb
+        self.generation += 1
+        self.missed = 0
+        self.state = State.ESTABLISHED
+        record.update({"recovery": "ok", "recovered_at": round(time.monotonic() - PROCESS_START, 6),
+                       "local_rec_addr": "%s:%d" % self.local_rec_addr, "peer_rec_addr": "%s:%d" % peer_rec,
+                       "local_hb_addr": ("%s:%d" % self.local_hb_addr) if self.opts.hb else None,
+                       "peer_hb_addr": ("%s:%d" % self.peer_hb_addr) if self.opts.hb else None})
+        self.trace.record(self.conn, "recovered", **{k: v for k, v in record.items() if k != "auth"})
+        log.info("conn %d: RECOVERED on %s -> %s (sent rcvseq %d; peer rcvseq %s; resent %s bytes)", self.conn,
+                 record["local"], record["peer"], self.rcvseq, record.get("peer_rcvseq"),
+                 record.get("resent_bytes"))
+        self.cond.notify_all()
+        return True
+
+    def _recv_exact(self, sock, n, what):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise RockError("EOF while reading %s (%d of %d bytes)" % (what, len(buf), n))
+            buf += chunk
+        return bytes(buf)
 
     # -- reporting ---------------------------------------------------------------------------------
 
@@ -696,6 +1135,9 @@ class Rock:
             "heartbeat_missed": self.missed,
             "suspensions": len(self.suspensions),
             "suspension_events": self.suspensions,
+            "reconnections": self.reconnections,
+            "recoveries": sum(1 for r in self.reconnections if r.get("recovery") == "ok"),
+            "auth_failures": self.auth_failures,
             "sndbuf": self.sndbuf, "rcvbuf": self.rcvbuf,
             "peer_sndbuf": self.peer_sndbuf, "peer_rcvbuf": self.peer_rcvbuf,
             "maxsnd": self.maxsnd if rock else None, "maxrcv": self.maxrcv,
@@ -708,6 +1150,181 @@ class Rock:
             "dh_secret": self.dh_secret.hex() if self.dh_secret is not None else None,
             "bf_key": self.bf_key.hex() if self.bf_key is not None else None,
         }
+
+
+# ---------------------------------------------------------------------------------------------------
+# §5.2: one connection out of two attempts ("1of2")
+
+class OneOfTwo:
+    """rs_1of2 for one suspended rock, in its reconnection thread. Both ends do this at once:
+
+      * passive: listen(1) on the reconnection socket bound at init (or, on a retry, a new socket bound
+        to the same address); one connection is accepted at most;
+      * active: a non-blocking connect to the peer's reconnection address from a new, unbound socket
+        (it picks up whatever source address the host has now). A connect that fails at once is
+        retried after the next select() (at most 1 s); one refused later (the RST of a bound,
+        non-listening port) is retried at once: the SYN storm. A connect still pending when select()
+        times out (1 s) is dropped and retried on a new socket ("maybe we have a new IP address"). A
+        connection to itself is dropped;
+      * the original role decides. SERVER: the first connection established (its active one first if
+        both are) gets one byte (any value) and is picked; the other is closed. CLIENT: writes nothing,
+        waits until a connection is readable (active first, then passive) and reads one byte: a byte
+        picks it and closes the other; EOF or an error closes that one and the wait goes on.
+
+    The listener is closed at the end; the picked socket is made blocking again. run() returns (socket,
+    record) or None when the reconnection deadline passes."""
+
+    def __init__(self, rock, listener):
+        self.rock = rock
+        self.server = rock.role == "server"
+        self.ls = listener
+        self.ss = self.cs = self.ns = None
+        self.counts = {"attempts": 0, "refused": 0, "timeouts": 0, "accepted": 0, "self_connected": 0,
+                       "dropped": 0}
+        self.ack = None
+        self.which = None
+
+    def run(self):
+        rock = self.rock
+        start = time.monotonic()
+        if self.ls is not None:
+            try:
+                self.ls.listen(1)
+            except OSError:
+                Rock._close_quietly(self.ls)
+                self.ls = None
+        pick = None
+        while pick is None:
+            if time.monotonic() >= rock.deadline:
+                for s in (self.ls, self.ss, self.ns, self.cs):
+                    Rock._close_quietly(s)
+                return None
+            if self.ss is None and self.ls is None:
+                self.ls = self._xbind()
+            if self.cs is None and self.ns is None:
+                self.ns = self._xconnect()
+            rl, wl = [], []
+            if self.cs is None and self.ns is not None:
+                rl.append(self.ns)
+                wl.append(self.ns)
+            if self.ss is None and self.ls is not None:
+                rl.append(self.ls)
+            if not self.server:
+                rl += [s for s in (self.cs, self.ss) if s is not None]
+            readable, writable, _ = select.select(rl, wl, [], ONEOF2_POLL)
+            if not readable and not writable:
+                if self.cs is None and self.ns is not None:
+                    Rock._close_quietly(self.ns)
+                    self.ns = None
+                    self.counts["timeouts"] += 1
+                continue
+            if self.ss is None and self.ls is not None and self.ls in readable:
+                try:
+                    self.ss, _ = self.ls.accept()
+                    self.counts["accepted"] += 1
+                except OSError:
+                    self.ss = None
+                if self.ss is not None and self.server:
+                    pick = self._server_pick()
+                continue
+            if self.cs is None and self.ns is not None and (self.ns in readable or self.ns in writable):
+                ns, self.ns = self.ns, None
+                try:
+                    peer = ns.getpeername()
+                except OSError:
+                    Rock._close_quietly(ns)           # refused: connect again at once
+                    self.counts["refused"] += 1
+                else:
+                    if ns.getsockname() == peer:
+                        Rock._close_quietly(ns)
+                        self.counts["self_connected"] += 1
+                    else:
+                        self.cs = ns
+                        if self.server:
+                            pick = self._server_pick()
+            if not self.server and (self.ss is not None or self.cs is not None):
+                pick = self._client_pick()
+        Rock._close_quietly(self.ls)
+        pick.setblocking(True)
+        record = {"pick": self.which, "local": "%s:%d" % pick.getsockname(), "peer": "%s:%d" % pick.getpeername(),
+                  "role": rock.role, "seconds": round(time.monotonic() - start, 6),
+                  "picked_at": round(time.monotonic() - PROCESS_START, 6),
+                  ("ack" if self.server else "ack_received"): self.ack}
+        record.update(self.counts)
+        return pick, record
+
+    def _xbind(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(self.rock.local_rec_addr)
+            s.setblocking(False)
+            s.listen(1)
+            return s
+        except OSError:
+            s.close()
+            return None
+
+    def _xconnect(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        self.counts["attempts"] += 1
+        try:
+            if self.rock.opts.reconnect_from:
+                s.bind((self.rock.opts.reconnect_from, 0))
+            err = s.connect_ex(self.rock.peer_rec_addr)
+        except OSError as e:
+            err = e.errno
+        if err in (0, errno.EINPROGRESS):
+            return s
+        s.close()
+        self.counts["refused"] += 1
+        return None
+
+    def _server_pick(self):
+        byte = secrets.randbelow(256)         # rocks writes an uninitialised stack byte
+        for which in ("active", "passive"):
+            sock = self.cs if which == "active" else self.ss
+            if sock is None:
+                continue
+            try:
+                sock.setblocking(True)
+                sock.sendall(bytes([byte]))
+            except OSError:
+                Rock._close_quietly(sock)
+                self._forget(which)
+                continue
+            Rock._close_quietly(self.ss if which == "active" else self.cs)
+            self.ack, self.which = byte, which
+            return sock
+        return None
+
+    def _client_pick(self):
+        ready = [s for s in (self.cs, self.ss) if s is not None]
+        readable, _, _ = select.select(ready, [], [], 0)
+        for which in ("active", "passive"):
+            sock = self.cs if which == "active" else self.ss
+            if sock is None or sock not in readable:
+                continue
+            try:
+                byte = sock.recv(1)
+            except OSError:
+                byte = b""
+            if not byte:
+                Rock._close_quietly(sock)
+                self._forget(which)
+                self.counts["dropped"] += 1
+                continue
+            Rock._close_quietly(self.ss if which == "active" else self.cs)
+            self.ack, self.which = byte[0], which
+            return sock
+        return None
+
+    def _forget(self, which):
+        if which == "active":
+            self.cs = None
+        else:
+            self.ss = None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -950,6 +1567,7 @@ class App:
             "recv_bytes": totals["received"], "recv_sha256": recv_hash.hexdigest(),
             "heartbeats_sent": rock.hb_sent, "heartbeats_received": rock.hb_received,
             "suspensions": len(rock.suspensions),
+            "recoveries": sum(1 for r in rock.reconnections if r.get("recovery") == "ok"),
         })
         if errors:
             result["error"] = "; ".join(errors)
@@ -972,7 +1590,9 @@ def make_opts(args):
     opts = RockOptions(auth=not args.no_auth, interop=not args.no_edp, hb=not args.no_hb,
                        flight=not args.no_flight, reset_on_close=not args.no_reset_on_close,
                        dh_private=int(args.dh_private, 16) if args.dh_private else None,
-                       hb_period=args.hb_period, hb_misses=args.hb_misses, init_pace=args.init_pace)
+                       hb_period=args.hb_period, hb_misses=args.hb_misses, init_pace=args.init_pace,
+                       reconnect_deadline=args.reconnect_deadline, reconnect_from=args.reconnect_from,
+                       recovery_timeout=args.recovery_timeout)
     opts.announce_after = getattr(args, "announce_after", 0.0)
     return opts
 
@@ -1128,6 +1748,12 @@ def build_parser():
                        help="server: wait up to S s for the client's DH before writing ours (0: off)")
         r.add_argument("--hb-period", type=float, default=HB_PERIOD, help="heartbeat period (1 s)")
         r.add_argument("--hb-misses", type=int, default=HB_MAX_MISSES, help="misses before suspend (15)")
+        r.add_argument("--reconnect-deadline", type=float, default=REC_DEADLINE, metavar="S",
+                       help="give up reconnecting after S seconds: the rock hangs up (3 days)")
+        r.add_argument("--reconnect-from", metavar="ADDR",
+                       help="bind the active reconnection sockets to ADDR (tests: a host that moved)")
+        r.add_argument("--recovery-timeout", type=float, default=0.0, metavar="S",
+                       help="give up a recovery whose peer is silent S seconds (0: wait, as rocks)")
         o = sp.add_argument_group("output")
         o.add_argument("--trace", metavar="FILE", help="JSON Lines trace of every write and datagram sent")
         o.add_argument("--trace-max-hex", type=int, default=None, metavar="N",
@@ -1186,6 +1812,9 @@ def main(argv=None):
     role = "client" if args.command == "connect" else "server"
     trace = Trace(args.trace, role, args.trace_max_hex)
     report = Report(args.stats, role)
+    ABORT_HOOKS.append(lambda reason: trace.record(0, "abort", reason=reason))
+    ABORT_HOOKS.append(lambda reason: report.write())
+    ABORT_HOOKS.append(lambda reason: trace.close())
     try:
         if args.command == "connect":
             return cmd_connect(args, trace, report)

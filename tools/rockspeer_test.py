@@ -48,6 +48,7 @@ REPO = os.path.dirname(HERE)
 PEER = os.path.join(HERE, "rockspeer.py")
 sys.path.insert(0, HERE)
 import rockspeer  # noqa: E402  (the peer's constants and DH helpers)
+import blowfish  # noqa: E402  (tools/blowfish.py, for the replays' challenge-response)
 
 ANN = rockspeer.ANNOUNCEMENT
 DH_P = rockspeer.DH_P
@@ -461,10 +462,13 @@ class Replay(threading.Thread):
 
     def receive_datagrams(self):
         while not self.stop.is_set():
-            r, _, _ = select.select([self.udp], [], [], 0.05)
-            if r:
-                data, src = self.udp.recvfrom(64)
-                self.datagrams.append((time.monotonic(), data, src))
+            try:
+                r, _, _ = select.select([self.udp], [], [], 0.05)
+                if r:
+                    data, src = self.udp.recvfrom(64)
+                    self.datagrams.append((time.monotonic(), data, src))
+            except (OSError, ValueError):           # closed by close()
+                return
 
     def play(self, conn):
         if self.side == "server":
@@ -561,6 +565,491 @@ def recv_until_eof(sock):
             break
         buf += chunk
     return bytes(buf)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The failure captures (rocks-*-reconnect.pcap, made by tools/trim-capture.py): suspension, 1of2,
+# authentication, recovery
+
+RECOVERY_LABELS = ["hb-addr", "rec-addr", "rcvseq", "sndbuf", "rcvbuf"]
+
+
+def runs(conn, d):
+    """The captured byte runs of one direction: [(stream offset, bytes)], in order. A trimmed data
+    connection has two (its init, then its tail)."""
+    out = []
+    for s in conn.ordered(d):
+        off = s.rel - 1
+        if out and out[-1][0] + len(out[-1][1]) >= off:
+            start, data = out[-1]
+            if off + len(s.payload) > start + len(data):
+                out[-1] = (start, data + s.payload[start + len(data) - off:])
+        else:
+            out.append((off, s.payload))
+    return out
+
+
+class FailureCapture:
+    """A trimmed failure capture. The data connection gives each side's counts when it suspended
+    (sndseq: the last application byte it sent; the rocks offset is 76 each way), the winning
+    reconnection connection the messages of each side (by rocks role, "client" and "server"), in order,
+    with the time of the segment that carried their first byte."""
+
+    def __init__(self, name):
+        self.name = name
+        self.path = os.path.join(CAPTURES, name)
+        self.packets = read_pcap(self.path)
+        self.t0 = self.packets[0].ts
+        conns = tcp_connections(self.packets)
+        self.probe, self.data = conns[0], conns[1]
+        others = conns[2:]
+        winners = [c for c in others if c.segments["c2s"] or c.segments["s2c"]]
+        assert len(winners) == 1, "%s: %d reconnection connections with data" % (name, len(winners))
+        self.rec = winners[0]
+        self.attempts = [c for c in others if c is not self.rec]
+        self.udp = [p for p in self.packets if p.proto == "udp"]
+        # Which direction of the reconnection connection each rocks role sends on.
+        server_ip = self.data.server[0]
+        self.rec_dir = {"server": "c2s" if self.rec.client[0] == server_ip else "s2c"}
+        self.rec_dir["client"] = "s2c" if self.rec_dir["server"] == "c2s" else "c2s"
+        self.connector = "server" if self.rec_dir["server"] == "c2s" else "client"
+        # The old data connection: its init (offset 76 each way) and tail.
+        self.data_runs = {d: runs(self.data, d) for d in ("c2s", "s2c")}
+        self.sndseq = {"client": self.stream_end("c2s") - 76, "server": self.stream_end("s2c") - 76}
+        # The reconnection messages, each side.
+        self.streams = {role: self.rec.stream(self.rec_dir[role]) for role in ("client", "server")}
+        self.messages = {}
+        self.app_start = {}
+        self.rcvseq = {}
+        for role in ("client", "server"):
+            msgs, _ = self.parse_side(role, None)
+            self.rcvseq[role] = struct.unpack(">I", [m for l, m, _ in msgs if l == "rcvseq"][0])[0]
+        for role in ("client", "server"):
+            other = "server" if role == "client" else "client"
+            resend = self.sndseq[role] - self.rcvseq[other]
+            self.messages[role], self.app_start[role] = self.parse_side(role, resend)
+
+    def stream_end(self, d):
+        start, data = self.data_runs[d][-1]
+        return start + len(data)
+
+    def old_app_bytes(self, role, a, b):
+        """Application bytes [a, b) the side sent on the old data connection (from its tail run)."""
+        d = "c2s" if role == "client" else "s2c"
+        start, data = self.data_runs[d][-1]
+        a, b = a + 76, b + 76
+        assert start <= a <= b <= start + len(data), "%s: bytes %d-%d not captured" % (self.name, a, b)
+        return data[a - start:b - start]
+
+    def tail_app_offset(self, role):
+        """The first application byte offset of the captured tail of the side's data stream."""
+        d = "c2s" if role == "client" else "s2c"
+        return self.data_runs[d][-1][0] - 76
+
+    def parse_side(self, role, resend):
+        """[(label, bytes, time of its first byte's segment)] of the side's reconnection messages."""
+        stream = self.streams[role]
+        segs = self.rec.ordered(self.rec_dir[role])
+
+        def ts_at(off):
+            for s in segs:
+                if s.rel - 1 <= off < s.rel - 1 + len(s.payload):
+                    return s.ts - self.t0
+            return None
+
+        out, pos = [], 0
+
+        def take(label, n):
+            nonlocal pos
+            out.append((label, stream[pos:pos + n], ts_at(pos)))
+            pos += n
+
+        if role == "server":
+            take("1of2-ack", 1)
+        for what in ("challenge", "response"):
+            n = struct.unpack(">I", stream[pos:pos + 4])[0]
+            take(what + "-len", 4)
+            take(what, n)
+        for label, n in (("hb-addr", 16), ("rec-addr", 16), ("rcvseq", 4), ("sndbuf", 4), ("rcvbuf", 4)):
+            take(label, n)
+        if resend:
+            take("resend", resend)
+        return out, pos
+
+    def message(self, role, label):
+        return [m for l, m, _ in self.messages[role] if l == label][0]
+
+    def time_of(self, role, label):
+        return [t for l, _, t in self.messages[role] if l == label][0]
+
+    def segments(self, role):
+        """The reconnection segments the side sent, up to the end of its recovery messages."""
+        end = sum(len(m) for l, m, _ in self.messages[role] if l != "resend")
+        return [s for s in self.rec.ordered(self.rec_dir[role]) if s.rel - 1 < end]
+
+
+def sockaddr_text(raw):
+    ip, port, _ = rockspeer.parse_sockaddr_in(raw)
+    return "%s:%d" % (ip, port)
+
+
+class FailureReplay(threading.Thread):
+    """Plays one rocks role ("server" or "client") of a failure capture against rockspeer in the other
+    role, over loopback, so that rockspeer meets the capture's situation exactly:
+
+      * EDP and init as rocks does them (its own DH value and sockaddrs);
+      * the application: an echo, with the capture's counts at the moment of the failure. The client's
+        application bytes are `app` (the test makes them the capture's own, so that resent bytes can be
+        compared with the capture's byte for byte). As server it reads the capture's server rcvseq of
+        them and echoes only the client's rcvseq back on the old connection (the rest of its echo
+        "died in flight"); as client it sends only the server's rcvseq of them and reads only the
+        client's rcvseq of the echo. Heartbeats each way, `hb_period` apart;
+      * the failure: "rst" (link down: the side closes with a RST, as the capture's client kernel
+        answered the server's retransmission) or "silence" (black hole: heartbeats and data stop, and
+        the replay waits for rockspeer's suspension RST);
+      * 1of2 as captured: the capture's connecting role connects (the replay, or rockspeer), the server
+        writes the one byte (the capture's value when the replay is the server); `bad_key_first`
+        makes the replay's first authentication use a wrong key;
+      * authentication (§5.3) and recovery (§5.4) in the protocol's order: its rcvseq is the capture's,
+        and its go-back-N is its ring from rockspeer's rcvseq on;
+      * then the echo goes on: the client's application writes what is left of `app` (the bytes after
+        the capture's sndseq: the capture's applications went on too) and closes once everything came
+        back. `move_to` makes the replay's reconnection come from another loopback address (the
+        capture's address change)."""
+
+    def __init__(self, cap, side, trigger, app, hb_period=1.0, bad_key_first=False, move_to=None,
+                 dh_private=None):
+        super().__init__(daemon=True)
+        self.cap, self.side, self.trigger, self.app = cap, side, trigger, app
+        self.hb_period, self.bad_key_first, self.move_to = hb_period, bad_key_first, move_to
+        self.dh = rockspeer.DiffieHellman(dh_private)
+        self.peer_side = "client" if side == "server" else "server"
+        self.c_snd, self.s_snd = cap.sndseq["client"], cap.sndseq["server"]
+        self.c_rcv, self.s_rcv = cap.rcvseq["client"], cap.rcvseq["server"]
+        self.my_rcvseq = cap.rcvseq[side]
+        self.my_sndseq = cap.sndseq[side]
+        self.extra = app[self.c_snd:]                   # written after the recovery
+        # What the side's application wrote: the client's bytes, or the server's echo of them.
+        self.ring = app[:self.my_sndseq]
+        self.error = None
+        self.log = []
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.rec = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.rec.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.rec.bind(("127.0.0.1", 0))                 # bound, not listening, as rocks
+        self.peer_hb = self.peer_rec = None
+        self.beating = threading.Event()
+        self.datagrams = []
+        self.stop = threading.Event()
+        self.received_old = b""
+        self.received_new = b""
+        self.auth = []                                  # per attempt: dict
+        self.recovery = {}
+        self.suspended_at = None
+        if side == "server":
+            self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.listener.bind(("127.0.0.1", 0))
+            self.listener.listen(4)
+            self.address = "%s:%d" % self.listener.getsockname()
+        self.target = None
+
+    # -- the thread --------------------------------------------------------------------------------
+
+    def run(self):
+        threading.Thread(target=self.heartbeats, daemon=True).start()
+        try:
+            old = self.edp_and_init()
+            self.application(old)
+            self.fail(old)
+            sock = self.reconnect()
+            self.recover(sock)
+            self.finish(sock)
+        except Exception as e:          # reported by the test
+            import traceback
+            self.error = "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc())
+        finally:
+            self.stop.set()
+
+    def note(self, what, **kw):
+        kw.update({"t": time.monotonic(), "what": what})
+        self.log.append(kw)
+
+    def heartbeats(self):
+        next_beat = time.monotonic()
+        while not self.stop.is_set():
+            udp = self.udp
+            try:
+                r, _, _ = select.select([udp], [], [], 0.02)
+                if r:
+                    data, src = udp.recvfrom(64)
+                    self.datagrams.append((time.monotonic(), data, "%s:%d" % src, "%s:%d" % udp.getsockname()))
+            except (OSError, ValueError):             # swapped for the new one at recovery
+                continue
+            if self.beating.is_set() and self.peer_hb and time.monotonic() >= next_beat:
+                try:
+                    self.udp.sendto(b"x", self.peer_hb)
+                except OSError:
+                    pass
+                next_beat = time.monotonic() + self.hb_period
+
+    # -- the original connection ---------------------------------------------------------------------
+
+    def edp_and_init(self):
+        if self.side == "server":
+            self.listener.settimeout(15)
+            probe, _ = self.listener.accept()
+            probe.settimeout(15)
+            assert recv_until_eof(probe) == b"", "the probe carried data"
+            probe.sendall(ANN)
+            probe.close()
+            sock, _ = self.listener.accept()
+            sock.settimeout(15)
+            assert recv_exact(sock, 16) == ANN
+            sock.sendall(ANN)
+        else:
+            host, port = self.target.rsplit(":", 1)
+            probe = socket.create_connection((host, int(port)), timeout=15)
+            probe.shutdown(socket.SHUT_WR)
+            assert recv_until_eof(probe) == ANN
+            probe.close()
+            sock = socket.create_connection((host, int(port)), timeout=15)
+            sock.sendall(ANN)
+            assert recv_exact(sock, 16) == ANN
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        public = self.dh.public_bytes
+        sock.sendall(struct.pack(">I", len(public)))
+        sock.sendall(public)
+        n = struct.unpack(">I", recv_exact(sock, 4))[0]
+        self.secret = self.dh.shared_secret(recv_exact(sock, n))
+        self.key = rockspeer.blowfish_key(self.secret)
+        sock.sendall(rockspeer.sockaddr_in_bytes(*self.rec.getsockname()))
+        self.peer_rec = rockspeer.parse_sockaddr_in(recv_exact(sock, 16))[:2]
+        sock.sendall(b"\x00\x01\x00\x00")
+        sock.sendall(b"\x00\x01\x00\x00")
+        assert recv_exact(sock, 8) == b"\x00\x01\x00\x00" * 2
+        sock.sendall(rockspeer.sockaddr_in_bytes(*self.udp.getsockname()))
+        self.peer_hb = rockspeer.parse_sockaddr_in(recv_exact(sock, 16))[:2]
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+        self.beating.set()
+        self.note("init-done")
+        return sock
+
+    def application(self, sock):
+        """Bring both sides to the capture's counts at the failure."""
+        if self.side == "server":
+            got = bytearray()
+            echoed = 0
+            while len(got) < self.s_rcv:
+                got += sock.recv(min(65536, self.s_rcv - len(got)))
+                if len(got) > echoed and echoed < self.c_rcv:
+                    n = min(len(got), self.c_rcv) - echoed
+                    sock.sendall(got[echoed:echoed + n])
+                    echoed += n
+            self.received_old = bytes(got)
+            assert self.received_old == self.app[:self.s_rcv], "rockspeer's application bytes differ"
+            unread = self.c_snd - self.s_rcv          # rockspeer's last writes, which stay unread
+        else:
+            sender = threading.Thread(target=sock.sendall, args=(self.app[:self.s_rcv],), daemon=True)
+            sender.start()
+            got = recv_exact(sock, self.c_rcv)
+            sender.join(15)
+            self.received_old = got
+            assert self.received_old == self.app[:self.c_rcv], "rockspeer's echo differs"
+            unread = self.s_snd - self.c_rcv          # rockspeer's echo that stays unread
+        # Wait until rockspeer's kernel has handed everything over: its sndseq is then the capture's.
+        end = time.monotonic() + 15
+        while unread and queued_bytes(sock) < unread:
+            assert time.monotonic() < end, "rockspeer did not send its last %d bytes" % unread
+            time.sleep(0.01)
+        self.note("counts-reached", unread=queued_bytes(sock))
+
+    def fail(self, sock):
+        if self.trigger == "rst":
+            self.beating.clear()
+            end = time.monotonic() + 15                 # an abortive close drops what is not sent yet
+            while unsent_bytes(sock):
+                assert time.monotonic() < end, "rockspeer does not take its last bytes"
+                time.sleep(0.005)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            self.suspended_at = time.monotonic()
+            self.note("rst-sent")
+            return
+        # A black hole: silence, until rockspeer's suspension resets the old connection.
+        self.beating.clear()
+        self.note("silence")
+        queued = queued_bytes(sock)
+        end = time.monotonic() + 60
+        while tcp_state(sock) != TCP_CLOSE:             # the RST, not a FIN (CLOSE_WAIT)
+            assert tcp_state(sock) != TCP_CLOSE_WAIT, "rockspeer closed the old connection with a FIN"
+            assert time.monotonic() < end, "rockspeer never reset the old connection"
+            time.sleep(0.01)
+        assert queued_bytes(sock) == queued, "data from rockspeer during the black hole"
+        self.suspended_at = time.monotonic()
+        self.note("rst-received")
+        sock.close()
+
+    # -- 1of2 and authentication --------------------------------------------------------------------
+
+    def reconnect(self):
+        attempt = 0
+        while True:
+            attempt += 1
+            sock = self.one_of_two()
+            wrong = self.bad_key_first and attempt == 1
+            ok = self.authenticate(sock, bytes(16) if wrong else self.key, wrong)
+            if ok:
+                return sock
+            assert wrong, "authentication failed with the right key: %s" % self.auth[-1]
+            sock.close()
+
+    def one_of_two(self):
+        """The capture's connecting role connects to the other's reconnection address; the server
+        writes the byte, the client reads it."""
+        ack = self.cap.message("server", "1of2-ack")
+        if self.cap.connector == self.side:
+            end = time.monotonic() + 30
+            refused = 0
+            while True:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                if self.move_to:
+                    s.bind((self.move_to, 0))
+                s.settimeout(5)
+                try:
+                    s.connect(self.peer_rec)
+                    break
+                except ConnectionRefusedError:
+                    s.close()
+                    refused += 1
+                    assert time.monotonic() < end, "rockspeer's reconnection port never listened"
+                    time.sleep(0.005)
+            self.note("connected", refused=refused)
+        else:
+            self.rec.listen(1)
+            self.rec.settimeout(30)
+            s, _ = self.rec.accept()
+            self.rec.close()
+            rebound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)   # for a retry: same address
+            rebound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            rebound.bind(s.getsockname())
+            self.rec = rebound
+            self.note("accepted")
+        s.settimeout(15)
+        if self.side == "server":
+            s.sendall(ack)
+        else:
+            byte = recv_exact(s, 1)
+            self.note("ack-received", byte=byte.hex())
+        return s
+
+    def authenticate(self, sock, key, wrong):
+        cipher = blowfish.Blowfish(key)
+        mine = os.urandom(32)
+        challenge = blowfish.ecb_encrypt(cipher, mine)
+        record = {"wrong_key": wrong, "challenge": challenge, "plain": mine}
+        self.auth.append(record)
+        sock.sendall(struct.pack(">I", len(challenge)))
+        sock.sendall(challenge)
+        n = struct.unpack(">I", recv_exact(sock, 4))[0]
+        theirs = recv_exact(sock, n)
+        record["peer_challenge"] = theirs
+        try:
+            answer = blowfish.ecb_decrypt(cipher, theirs)
+        except ValueError:
+            record["result"] = "undecryptable"
+            return False
+        record["answer"] = answer
+        sock.sendall(struct.pack(">I", len(answer)))
+        sock.sendall(answer)
+        try:
+            m = struct.unpack(">I", recv_exact(sock, 4))[0]
+            reply = recv_exact(sock, m)
+        except (AssertionError, OSError) as e:
+            record["result"] = "closed: %s" % e
+            return False
+        record["peer_reply"] = reply
+        record["result"] = "ok" if reply == mine else "mismatch"
+        self.note("authenticated" if reply == mine else "auth-failed")
+        return reply == mine
+
+    # -- recovery and after --------------------------------------------------------------------------
+
+    def recover(self, sock):
+        hb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        hb.bind((sock.getsockname()[0], 0))
+        rec = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        rec.bind((sock.getsockname()[0], 0))
+        r = self.recovery
+        sock.sendall(rockspeer.sockaddr_in_bytes(*hb.getsockname()))
+        r["peer_hb_addr"] = recv_exact(sock, 16)
+        r["peer_hb_at"] = time.monotonic()
+        sock.sendall(rockspeer.sockaddr_in_bytes(*rec.getsockname()))
+        r["peer_rec_addr"] = recv_exact(sock, 16)
+        sock.sendall(struct.pack(">I", self.my_rcvseq))
+        r["peer_rcvseq"] = struct.unpack(">I", recv_exact(sock, 4))[0]
+        sock.sendall(b"\x00\x01\x00\x00\x00\x01\x00\x00")
+        r["peer_sizes"] = recv_exact(sock, 8)
+        resend = self.ring[r["peer_rcvseq"]:]
+        r["resent"] = len(resend)
+        if resend:
+            sock.sendall(resend)
+        old_udp, self.udp = self.udp, hb
+        old_udp.close()
+        r["my_hb_addr"] = "%s:%d" % hb.getsockname()
+        self.peer_hb = rockspeer.parse_sockaddr_in(r["peer_hb_addr"])[:2]
+        self.beating.set()
+        self.note("recovered")
+
+    def finish(self, sock):
+        """The echo goes on: everything rockspeer's side still owes arrives, from its rcvseq on."""
+        sock.settimeout(15)
+        if self.side == "server":
+            # rockspeer's go-back-N (its ring from our rcvseq on), then the rest of its application's
+            # bytes, all echoed; then its EOF.
+            want = len(self.app) - self.s_rcv
+            got = bytearray()
+            while len(got) < want:
+                chunk = sock.recv(min(65536, want - len(got)))
+                assert chunk, "EOF after %d of %d bytes" % (len(got), want)
+                got += chunk
+                sock.sendall(chunk)
+            self.received_new = bytes(got)
+            self.eof_extra = recv_until_eof(sock)
+        else:
+            # rockspeer's go-back-N of its echo, the echo of our go-back-N and of the rest; then we close.
+            threading.Thread(target=sock.sendall, args=(self.extra,), daemon=True).start()
+            self.received_new = recv_exact(sock, len(self.app) - self.c_rcv)
+            time.sleep(1.5 * self.hb_period)        # heartbeats on the new addresses
+        self.note("done")
+        sock.close()
+
+    def close(self):
+        self.stop.set()
+        for s in (self.udp, self.rec, getattr(self, "listener", None)):
+            if s is not None:
+                s.close()
+
+
+TCP_CLOSE, TCP_CLOSE_WAIT = 7, 8
+
+
+def tcp_state(sock):
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def unsent_bytes(sock):
+    """Bytes in the socket's send queue, not yet acknowledged (SIOCOUTQ)."""
+    import fcntl
+    import termios
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+
+
+def queued_bytes(sock):
+    """Bytes in the socket's receive queue (SIOCINQ)."""
+    import fcntl
+    import termios
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -736,11 +1225,47 @@ def start_scenarios():
                                                               "--echo"] + fast)
     sc.procs["client"] = PeerProcess(w, sc.name + "-client", ["connect", sc.procs["server"].address(),
                                                               "--send-bytes", "1000", "--receive-bytes", "1000",
-                                                              "--hold", "2.5"] + fast)
+                                                              "--hold", "3.5"] + fast)
     sc.stopper = threading.Thread(target=stop_for_a_while, args=(sc.procs["server"], sc.procs["client"], 1.2),
                                   daemon=True)
     sc.stopper.start()
     SCENARIOS[sc.name] = sc
+
+    # Failure captures: rockspeer in each role against a replay of the other role (FailureReplay), at
+    # the real 1 s heartbeat period; silence suspends after 3 missed beats instead of 15.
+    for key, name in FAILURE_CAPTURES.items():
+        FAILURE_CAPS[key] = FailureCapture(name)
+    plans = [("linkdown", "rst", None, None), ("blackhole", "silence", None, None),
+             ("ipchange", "silence", "127.0.0.3", None), ("linkdown", "rst", None, "badkey")]
+    for key, trigger, moved_to, variant in plans:
+        cap = FAILURE_CAPS[key]
+        app = failure_app_bytes(cap)
+        hb = ["--hb-period", "1", "--hb-misses", "3" if trigger == "silence" else "15"]
+        suffix = "-" + variant if variant else ""
+        if variant is None:
+            sc = Scenario("%s-client-vs-replay%s" % (key, suffix))
+            path = os.path.join(w, sc.name + ".send.bin")
+            with open(path, "wb") as f:
+                f.write(app)
+            sc.replay = FailureReplay(cap, "server", trigger, app, dh_private=SERVER_PRIV)
+            sc.replay.start()
+            move = ["--reconnect-from", moved_to] if moved_to else []
+            # The capture's bytes in one write, the rest once the failure is sure to have happened
+            # (a write while suspended waits for the recovery).
+            pause = "6" if trigger == "silence" else "1.5"
+            sc.procs["client"] = PeerProcess(w, sc.name + "-client", [
+                "connect", sc.replay.address, "--send-file", path, "--chunk", str(cap.sndseq["client"]),
+                "--interval", pause, "--receive-bytes", str(len(app)), "--hold", "1.5",
+                "--receive-file", os.path.join(w, sc.name + ".recv.bin")] + dh_c + hb + move)
+            SCENARIOS[sc.name] = sc
+        sc = Scenario("%s-server-vs-replay%s" % (key, suffix))
+        sc.procs["server"] = PeerProcess(w, sc.name + "-server", ["serve", "--listen", "127.0.0.1:0", "--count", "1",
+                                                                  "--echo"] + dh_s + hb)
+        sc.replay = FailureReplay(cap, "client", trigger, app, dh_private=CLIENT_PRIV, move_to=moved_to,
+                                  bad_key_first=variant == "badkey")
+        sc.replay.target = sc.procs["server"].address()
+        sc.replay.start()
+        SCENARIOS[sc.name] = sc
 
     # As root: both roles in a private network namespace, with the loopback traffic captured.
     if wire_capture_possible():
@@ -756,6 +1281,7 @@ def start_scenarios():
 
 
 CAPS = {}
+FAILURE_CAPS = {}
 
 
 def stop_for_a_while(victim, watcher, seconds):
@@ -1204,22 +1730,33 @@ class FallbackCaptureTest(unittest.TestCase):
 
 @needs_captures
 class SuspendTest(unittest.TestCase):
-    """§4: with the peer silent, `misses` ticks without a datagram suspend the rock; heartbeats stop.
-    For now suspension is only reported (reconnection comes later): the transfer still completes."""
+    """§4, §5: with the peer silent, `misses` ticks without a datagram suspend the rock and heartbeats
+    stop. Here the server process is stopped (SIGSTOP) 1.2 s, with a 0.2 s, 3-miss clock: the client
+    suspends on missed heartbeats (its RST reaches the stopped server's kernel); the server, running
+    again, suspends on that RST (or on its own misses); 1of2, authentication and recovery follow,
+    heartbeats resume, and the transfer completes. Each side's reconnection writes are the messages the
+    link-down capture has for its role, in its order and lengths."""
 
     def test_missed_heartbeats_suspend(self):
         sc = SCENARIOS["suspend"]
         c, s = sc.procs["client"], sc.procs["server"]
         self.assertEqual((c.rc, s.rc), (0, 0), c.output() + s.output())
-        for p in (c, s):
-            self.assertEqual(p.stats["suspensions"], 1, p.name)
-            self.assertEqual(p.stats["suspension_events"][0]["reason"], "3 missed heartbeats")
-            after = False
-            for e in p.trace:
-                if e["event"] == "suspend":
-                    after = True
-                self.assertFalse(after and e["event"] == "sendto", "%s: a heartbeat after suspension" % p.name)
+        self.assertEqual(c.stats["suspension_events"][0]["reason"], "3 missed heartbeats")
+        self.assertRegex(s.stats["suspension_events"][0]["reason"], r"reset by peer|3 missed heartbeats")
+        cap = FAILURE_CAPS["linkdown"]
+        for p, role in ((c, "client"), (s, "server")):
+            self.assertEqual((p.stats["suspensions"], p.stats["recoveries"]), (1, 1), p.name)
+            sus = [e for e in p.trace if e["event"] == "suspend"][0]["t"]
+            rec = [e for e in p.trace if e["event"] == "recovered"][0]
+            beats = [e["t"] for e in heartbeats(p.trace)]
+            self.assertFalse([t for t in beats if sus <= t < rec["t"]], "%s: a heartbeat while suspended" % p.name)
+            self.assertTrue([t for t in beats if t >= rec["t"]], "%s: no heartbeat after the recovery" % p.name)
+            ours = [(w["label"], w["len"]) for w in p.trace if w["event"] == "write" and w.get("rec") == rec["rec"]
+                    and w["label"] not in ("app", "resend")]
+            self.assertEqual(ours, [(l, len(m)) for l, m, _ in cap.messages[role] if l != "resend"], p.name)
+            Compare.add(cap.name, "rockspeer to rockspeer: reconnection messages, order and lengths", len(ours))
         self.assertEqual(c.stats["sent_sha256"], s.stats["recv_sha256"])
+        self.assertEqual(s.stats["sent_sha256"], c.stats["recv_sha256"])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1289,6 +1826,233 @@ class WireTest(unittest.TestCase):
                 self.assertGreaterEqual(len(dgrams), 1, "%s %s: no heartbeat on the wire" % (name, d))
                 self.assertTrue(all(p.payload == b"x" and (p.dst, p.dport) == other for p in dgrams))
                 Compare.add(name, "heartbeat datagrams on the loopback wire", len(dgrams))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Failure captures: suspension, 1of2, authentication, recovery (§5, §6)
+
+FAILURE_CAPTURES = {"linkdown": "rocks-linkdown-reconnect.pcap", "blackhole": "rocks-blackhole-reconnect.pcap",
+                    "ipchange": "rocks-ipchange-reconnect.pcap"}
+
+
+FAILURE_EXTRA = 65536       # application bytes each way after the recovery
+
+
+def failure_app_bytes(cap):
+    """The client application's bytes for a replay of `cap`: filler where the trimmed capture has none,
+    then the capture's own bytes (its last 32 KiB), so that everything resent is the capture's; then
+    FAILURE_EXTRA bytes for after the recovery."""
+    tail = cap.tail_app_offset("client")
+    rng = random.Random(12)
+    return (rng.randbytes(tail) + cap.old_app_bytes("client", tail, cap.sndseq["client"])
+            + rng.randbytes(FAILURE_EXTRA))
+
+
+@needs_captures
+class FailureCaptureTest(unittest.TestCase):
+    """The trimmed failure captures say what §5 says (no processes)."""
+
+    def test_reconnection_as_the_protocol_file_describes_it(self):
+        for key, name in FAILURE_CAPTURES.items():
+            cap = FAILURE_CAPS[key]
+            self.assertEqual(cap.probe.fin["c2s"], 1, name)
+            self.assertTrue(cap.data.rst, "%s: the old connection ends with a RST" % name)
+            self.assertEqual(cap.data_runs["c2s"][0], (0, ANN + cap.data_runs["c2s"][0][1][16:]))
+            for role in ("client", "server"):
+                msgs = cap.messages[role]
+                labels = [l for l, _, _ in msgs]
+                expected = (["1of2-ack"] if role == "server" else []) + \
+                    ["challenge-len", "challenge", "response-len", "response"] + RECOVERY_LABELS
+                self.assertEqual([l for l in labels if l != "resend"], expected, "%s %s" % (name, role))
+                self.assertEqual(cap.message(role, "challenge-len"), b"\x00\x00\x00\x28")
+                self.assertEqual(cap.message(role, "response-len"), b"\x00\x00\x00\x20")
+                self.assertEqual(cap.message(role, "sndbuf") + cap.message(role, "rcvbuf"), b"\x00\x01\x00\x00" * 2)
+                for label in ("hb-addr", "rec-addr"):
+                    raw = cap.message(role, label)
+                    self.assertEqual((raw[:2], raw[8:]), (b"\x02\x00", bytes(8)), "%s %s %s" % (name, role, label))
+                    # bound to the new connection's local address
+                    local = cap.rec.client[0] if cap.rec_dir[role] == "c2s" else cap.rec.server[0]
+                    self.assertEqual(rockspeer.parse_sockaddr_in(raw)[0], local, "%s %s %s" % (name, role, label))
+                # The recovery comes on the side's next tick: at most about 1 s after authentication.
+                auth_end = max(cap.time_of("client", "response"), cap.time_of("server", "response"))
+                late = cap.time_of(role, "hb-addr") - auth_end
+                self.assertTrue(0 < late <= 1.01, "%s %s: hb-addr %.3f s after authentication" % (name, role, late))
+            # Both challenges end in the same 8 bytes: the padding block under the shared key.
+            self.assertEqual(cap.message("client", "challenge")[32:], cap.message("server", "challenge")[32:])
+            # go-back-N: each side resends its old bytes from the peer's rcvseq on, exactly.
+            for role, other in (("client", "server"), ("server", "client")):
+                n = cap.sndseq[role] - cap.rcvseq[other]
+                self.assertGreaterEqual(n, 0)
+                got = [m for l, m, _ in cap.messages[role] if l == "resend"]
+                self.assertEqual(got, [cap.old_app_bytes(role, cap.rcvseq[other], cap.sndseq[role])] if n else [])
+            # The echo: the server's bytes are the client's.
+            tail = max(cap.tail_app_offset("client"), cap.tail_app_offset("server"))
+            end = min(cap.sndseq["client"], cap.sndseq["server"])
+            self.assertEqual(cap.old_app_bytes("client", tail, end), cap.old_app_bytes("server", tail, end))
+        ld, bh, ip = (FAILURE_CAPS[k] for k in ("linkdown", "blackhole", "ipchange"))
+        self.assertEqual((ld.rcvseq, ld.sndseq), ({"client": 247808, "server": 247808},) * 2)
+        self.assertEqual(bh.rcvseq, {"client": 0x3d000, "server": 0x3d400})
+        self.assertEqual(bh.sndseq, {"client": 0x3d400 + 9288, "server": 0x3d000 + 1024})
+        self.assertEqual((ld.connector, bh.connector, ip.connector), ("server", "server", "client"))
+        self.assertEqual((ld.message("server", "1of2-ack"), ip.message("server", "1of2-ack")), (b"\x02", b"\xf7"))
+        self.assertEqual(len(ld.attempts), 105)            # the SYN storm against the unready listener
+        self.assertTrue(all(a.rst for a in ld.attempts[:50]))
+        self.assertEqual(ip.rec.client[0], "10.201.0.3")   # the client moved, and says so
+        for label in ("hb-addr", "rec-addr"):
+            self.assertEqual(rockspeer.parse_sockaddr_in(ip.message("client", label))[0], "10.201.0.3")
+        for key in FAILURE_CAPTURES:
+            Compare.add(FAILURE_CAPTURES[key], "capture: reconnection messages parsed and checked (§5)",
+                        sum(len(FAILURE_CAPS[key].messages[r]) for r in ("client", "server")))
+
+
+class ReconnectionChecks:
+    """rockspeer in one role against a FailureReplay of the other."""
+
+    def check_reconnection(self, key, role, trigger, expect_pick, hb_period=1.0, moved_to=None):
+        cap = FAILURE_CAPS[key]
+        sc = SCENARIOS["%s-%s-vs-replay" % (key, role) + ("-" + self.variant if getattr(self, "variant", None) else "")]
+        p, replay = sc.procs[role], sc.replay
+        other = "server" if role == "client" else "client"
+        self.assertIsNone(replay.error, replay.error)
+        self.assertEqual(p.rc, 0, p.output())
+        trace, name = p.trace, cap.name
+        # Suspension: once, for the expected reason, at the capture's counts; the old connection reset.
+        sus = [e for e in trace if e["event"] == "suspend"]
+        self.assertEqual(len(sus), 1, sus)
+        if trigger == "rst":
+            self.assertRegex(sus[0]["reason"], r"(read|write) error: .*reset by peer")
+        else:
+            self.assertEqual(sus[0]["reason"], "3 missed heartbeats")
+        self.assertEqual((sus[0]["sndseq"], sus[0]["rcvseq"]), (cap.sndseq[role], cap.rcvseq[role]))
+        close = [e for e in trace if e["event"] == "close" and e.get("state") == "suspended"]
+        self.assertEqual([c["how"] for c in close], ["rst"])
+        Compare.add(name, "suspension: counts (sndseq, rcvseq) equal to the capture's, RST", 1)
+        # 1of2: the capture's winner; the server wrote one byte, the client read it.
+        picks = [e for e in trace if e["event"] == "1of2"]
+        self.assertEqual(picks[-1]["pick"], expect_pick)
+        rec = picks[-1]["rec"]
+        rec_ev = [e for e in trace if e["event"] == "recovered"]
+        self.assertEqual(len(rec_ev), 1)
+        rec_ev = rec_ev[0]
+        # Heartbeats stop at the suspension and start again at the recovery.
+        t_sus, t_rec = sus[0]["t"], rec_ev["t"]
+        beats = heartbeats(trace)
+        self.assertFalse([b for b in beats if t_sus <= b["t"] < t_rec], "heartbeats while suspended")
+        after = [b for b in beats if b["t"] >= t_rec]
+        self.assertGreaterEqual(len(after), 1, "no heartbeat after the recovery")
+        self.assertLess(after[0]["t"] - t_rec, 0.05, "the first heartbeat is in the recovery's tick")
+        self.assertEqual(after[0]["src"], rec_ev["local_hb_addr"])
+        self.assertEqual(after[0]["dst"], rec_ev["peer_hb_addr"])
+        self.assertEqual(rec_ev["peer_hb_addr"], replay.recovery["my_hb_addr"])
+        got_by_replay = [d for d in replay.datagrams if d[3] == rec_ev["peer_hb_addr"]]
+        self.assertGreaterEqual(len(got_by_replay), 1)
+        self.assertTrue(all(d[1] == b"x" and d[2] == rec_ev["local_hb_addr"] for d in got_by_replay))
+        # rockspeer's writes on the reconnection against the capture's messages of the same role.
+        ours = [(w["label"], bytes.fromhex(w["hex"]), w["t"]) for w in trace
+                if w["event"] == "write" and w.get("rec") == rec and w["label"] != "app"]
+        expected = cap.messages[role]
+        self.assertEqual([l for l, _, _ in ours], [l for l, _, _ in expected],
+                         "%s %s: the reconnection messages differ from the capture's" % (name, role))
+        auth = replay.auth[-1]
+        key16 = replay.key
+        pad_block = blowfish.Blowfish(key16).encrypt_block(b"\x08" * 8)
+        for (label, mine, _), (_, theirs, _) in zip(ours, expected):
+            self.assertEqual(len(mine), len(theirs), "%s %s %s length" % (name, role, label))
+            if label in ("challenge-len", "response-len", "rcvseq", "sndbuf", "rcvbuf", "resend"):
+                self.assertEqual(mine, theirs, "%s %s %s" % (name, role, label))
+            elif label == "challenge":
+                self.assertEqual(mine[32:], auth["challenge"][32:], "both challenges end in the same block")
+                self.assertEqual(mine[32:], pad_block)
+                self.assertEqual(blowfish.ecb_decrypt(key16, mine), auth["answer"])
+                self.assertEqual(len(auth["answer"]), 32)
+            elif label == "response":
+                self.assertEqual(mine, auth["plain"], "the response is the replay's plaintext")
+            elif label in ("hb-addr", "rec-addr"):
+                self.assertEqual((mine[:2], mine[8:]), (theirs[:2], theirs[8:]))
+                self.assertEqual(sockaddr_text(mine), rec_ev["local_" + label.replace("-", "_")])
+        Compare.add(name, "reconnection messages byte for byte (%s; random and key-derived bytes checked apart)"
+                    % ", ".join(l for l, _, _ in ours), len(ours))
+        # The resent range is the capture's.
+        resend = cap.sndseq[role] - cap.rcvseq[other]
+        self.assertEqual((rec_ev["resent_from"], rec_ev["resent_bytes"]), (cap.rcvseq[other], resend))
+        if resend:
+            Compare.add(name, "go-back-N: %s resent [%d, %d) as captured, byte for byte"
+                        % (role, cap.rcvseq[other], cap.sndseq[role]), resend)
+        # What rockspeer reads from the replay's go-back-N continues its stream exactly.
+        self.assertEqual(replay.recovery["peer_rcvseq"], cap.rcvseq[role])
+        self.assertEqual(replay.recovery["resent"], cap.sndseq[other] - cap.rcvseq[role])
+        # Lateness: the recovery starts at rockspeer's next tick after authentication.
+        auth_t = [e["t"] for e in trace if e["event"] == "auth" and e.get("rec") == rec][0]
+        hb_t = [t for l, _, t in ours if l == "hb-addr"][0]
+        self.assertTrue(0 < hb_t - auth_t <= hb_period + 0.15, "hb-addr %.3f s after authentication" % (hb_t - auth_t))
+        # The applications' bytes, whole, in order.
+        if role == "client":
+            recv = read_bytes(os.path.join(WORKDIR, sc.name + ".recv.bin"))
+            self.assertEqual(recv, replay.app, "the client application did not get its echo back whole")
+            self.assertEqual(replay.received_new, replay.app[cap.rcvseq["server"]:])
+        else:
+            self.assertEqual(replay.received_new, replay.app[cap.rcvseq["client"]:])
+        Compare.add(name, "application bytes after the failure, whole and in order (%s side)" % role,
+                    len(replay.app) - cap.rcvseq[role])
+        self.assertEqual(p.stats["recoveries"], 1)
+        if moved_to:
+            self.assertTrue(rec_ev["peer"].startswith(moved_to + ":") or rec_ev["local"].startswith(moved_to + ":"))
+        return p, replay, rec_ev
+
+
+@needs_captures
+class LinkDownReconnectTest(ReconnectionChecks, unittest.TestCase):
+    """rocks-linkdown: a RST suspends (as the capture's server), the server's active connection wins."""
+
+    def test_rockspeer_client(self):
+        self.check_reconnection("linkdown", "client", "rst", "passive")
+
+    def test_rockspeer_server(self):
+        self.check_reconnection("linkdown", "server", "rst", "active")
+
+
+@needs_captures
+class BlackholeReconnectTest(ReconnectionChecks, unittest.TestCase):
+    """rocks-blackhole: silence suspends after missed heartbeats (3 here, 15 in rocks), go-back-N resends
+    exactly the capture's ranges: the client 9288 bytes from 0x3d400, the server 1024 from 0x3d000."""
+
+    def test_rockspeer_client(self):
+        self.check_reconnection("blackhole", "client", "silence", "passive")
+
+    def test_rockspeer_server(self):
+        self.check_reconnection("blackhole", "server", "silence", "active")
+
+
+@needs_captures
+class AddressChangeReconnectTest(ReconnectionChecks, unittest.TestCase):
+    """rocks-ipchange: the client moved (10.201.0.1 -> .3 in the capture, 127.0.0.1 -> 127.0.0.3 here); its
+    active connection from the new address wins and its new sockaddrs carry the new address."""
+
+    def test_rockspeer_client_moves(self):
+        p, replay, rec_ev = self.check_reconnection("ipchange", "client", "silence", "active", moved_to="127.0.0.3")
+        self.assertTrue(rec_ev["local"].startswith("127.0.0.3:"))
+        for label in ("local_hb_addr", "local_rec_addr"):
+            self.assertTrue(rec_ev[label].startswith("127.0.0.3:"), rec_ev)
+
+    def test_rockspeer_server_peer_moves(self):
+        p, replay, rec_ev = self.check_reconnection("ipchange", "server", "silence", "passive", moved_to="127.0.0.3")
+        self.assertTrue(rec_ev["peer"].startswith("127.0.0.3:"))
+        self.assertTrue(rec_ev["peer_hb_addr"].startswith("127.0.0.3:"))
+
+
+@needs_captures
+class WrongKeyReconnectTest(ReconnectionChecks, unittest.TestCase):
+    """A reconnection that fails authentication (the replay's first attempt uses a wrong key) is closed,
+    and rockspeer goes back to 1of2; the next one, with the right key, recovers."""
+    variant = "badkey"
+
+    def test_rockspeer_server(self):
+        p, replay, _ = self.check_reconnection("linkdown", "server", "rst", "active")
+        self.assertEqual(p.stats["auth_failures"], 1)
+        auths = [e for e in p.trace if e["event"] == "auth"]
+        self.assertEqual([a["result"] for a in auths], ["failed", "ok"])
+        self.assertEqual(replay.auth[0]["wrong_key"], True)
+
 
 
 if __name__ == "__main__":
