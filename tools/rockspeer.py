@@ -139,6 +139,7 @@ not-connected. The stats have the same under "reconnections".
 import argparse
 import enum
 import errno
+import faulthandler
 import hashlib
 import json
 import logging
@@ -213,6 +214,18 @@ def fatal(reason):
         except Exception:
             pass
     os._exit(134)
+
+
+TCP_STATE_CLOSE = 7                              # tcp_info.tcpi_state after a RST (a FIN gives CLOSE_WAIT)
+
+
+def reset_seen(sock):
+    """True if the connection was reset. A read returns EOF, not ECONNRESET, once another call has
+    taken the socket's error: the TCP state tells a RST from the peer's FIN."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_STATE_CLOSE
+    except OSError:
+        return False
 
 
 def read_exact_timeout(sock, n, timeout, what):
@@ -743,6 +756,9 @@ class Rock:
                         pass
                     except OSError as e:
                         error = e
+                    if data == b"" and reset_seen(sock):
+                        # The RST's error was taken by another call (the writer's): not the peer's FIN.
+                        data, error = None, ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
                 if data is not None:
                     self.stream_received += len(data)
                     self.rcvseq += len(data)
@@ -836,6 +852,8 @@ class Rock:
             except OSError:
                 return False
             if not chunk:
+                if reset_seen(self.sock):
+                    return False
                 self.close_spill += buf
                 return True
             buf += chunk
@@ -1809,6 +1827,7 @@ def main(argv=None):
         timer.daemon = True
         timer.start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(2))
+    faulthandler.register(signal.SIGUSR1, all_threads=True)     # kill -USR1: every thread's stack
     role = "client" if args.command == "connect" else "server"
     trace = Trace(args.trace, role, args.trace_max_hex)
     report = Report(args.stats, role)
