@@ -940,14 +940,16 @@ class Rock:
         application process finishes the reconnection on its next SIGALRM)."""
         attempt = 0
         while True:
-            result = OneOfTwo(self, listener).run()
+            attempt_1of2 = OneOfTwo(self, listener)
+            result = attempt_1of2.run()
             listener = None                   # closed by 1of2; a retry binds a new one (xbind)
             if result is None:
                 with self.cond:
                     if self.state is State.SUSPENDED:
                         self.state = State.HUNGUP
-                        self.trace.record(self.conn, "hungup")
-                        log.error("conn %d: reconnection deadline passed: HUNGUP", self.conn)
+                        self.trace.record(self.conn, "hungup", **attempt_1of2.counts)
+                        log.error("conn %d: reconnection deadline passed: HUNGUP (%s)", self.conn,
+                                  attempt_1of2.counts)
                         self.cond.notify_all()
                 return
             sock, record = result

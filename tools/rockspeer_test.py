@@ -1232,6 +1232,30 @@ def start_scenarios():
     sc.stopper.start()
     SCENARIOS[sc.name] = sc
 
+    # §6: the peer closes while the application is not reading: the missed heartbeats find its FIN
+    # (actuallyclosed), which is a close, not a failure.
+    sc = Scenario("peer-closed")
+    sc.procs["server"] = PeerProcess(w, sc.name + "-server", ["serve", "--listen", "127.0.0.1:0", "--count", "1",
+                                                              "--send-bytes", "1000", "--receive-bytes", "1000"]
+                                     + fast)
+    sc.procs["client"] = PeerProcess(w, sc.name + "-client", ["connect", sc.procs["server"].address(),
+                                                              "--send-bytes", "1000", "--receive-bytes", "1000",
+                                                              "--hold", "2"] + fast)
+    SCENARIOS[sc.name] = sc
+
+    # §5.2: the peer dies (SIGKILL: its kernel resets the connection); 1of2 meets a closed port until the
+    # reconnection deadline (2 s here, 3 days in rocks) and the rock hangs up.
+    sc = Scenario("hungup")
+    sc.procs["server"] = PeerProcess(w, sc.name + "-server", ["serve", "--listen", "127.0.0.1:0", "--count", "1",
+                                                              "--echo"] + fast)
+    sc.procs["client"] = PeerProcess(w, sc.name + "-client", ["connect", sc.procs["server"].address(),
+                                                              "--send-bytes", "1000", "--receive-bytes", "2000",
+                                                              "--reconnect-deadline", "2"] + fast)
+    sc.stopper = threading.Thread(target=kill_when_established, args=(sc.procs["server"], sc.procs["client"]),
+                                  daemon=True)
+    sc.stopper.start()
+    SCENARIOS[sc.name] = sc
+
     # Failure captures: rockspeer in each role against a replay of the other role (FailureReplay), at
     # the real 1 s heartbeat period; silence suspends after 3 missed beats instead of 15.
     for key, name in FAILURE_CAPTURES.items():
@@ -1283,6 +1307,16 @@ def start_scenarios():
 
 CAPS = {}
 FAILURE_CAPS = {}
+
+
+def kill_when_established(victim, watcher):
+    """SIGKILL `victim` 0.3 s after `watcher`'s rock is established."""
+    import signal
+    end = time.monotonic() + 10
+    while time.monotonic() < end and '"init-done"' not in read_text(watcher.trace_path):
+        time.sleep(0.01)
+    time.sleep(0.3)
+    victim.proc.send_signal(signal.SIGKILL)
 
 
 def stop_for_a_while(victim, watcher, seconds):
@@ -1758,6 +1792,33 @@ class SuspendTest(unittest.TestCase):
             Compare.add(cap.name, "rockspeer to rockspeer: reconnection messages, order and lengths", len(ours))
         self.assertEqual(c.stats["sent_sha256"], s.stats["recv_sha256"])
         self.assertEqual(s.stats["sent_sha256"], c.stats["recv_sha256"])
+
+
+    def test_peer_closed_is_not_a_failure(self):
+        """§6 actuallyclosed(): heartbeats stop when the peer closes; the misses find its FIN unread, so the
+        rock is closed, not suspended (no RST, no reconnection)."""
+        sc = SCENARIOS["peer-closed"]
+        c, s = sc.procs["client"], sc.procs["server"]
+        self.assertEqual((c.rc, s.rc), (0, 0), c.output() + s.output())
+        events = [e["event"] for e in c.trace]
+        self.assertIn("not-connected", events)
+        self.assertNotIn("suspend", events)
+        self.assertEqual(c.stats["state"], "closed")
+        self.assertEqual(c.stats["suspensions"], 0)
+
+    def test_deadline_hangs_up(self):
+        """§5.2: with the peer gone for good, 1of2 storms its closed reconnection port (every refused connect
+        is retried at once) until the deadline; then the rock is HUNGUP and the application's read fails."""
+        sc = SCENARIOS["hungup"]
+        c = sc.procs["client"]
+        self.assertEqual(c.rc, 1, c.output())
+        self.assertEqual(c.stats["suspensions"], 1)
+        self.assertRegex(c.stats["suspension_events"][0]["reason"], r"reset by peer|3 missed heartbeats")
+        hung = [e for e in c.trace if e["event"] == "hungup"]
+        self.assertEqual(len(hung), 1)
+        sus = [e for e in c.trace if e["event"] == "suspend"][0]
+        self.assertAlmostEqual(hung[0]["t"] - sus["t"], 2.0, delta=1.2)
+        self.assertIn("HUNGUP", c.stats["error"])
 
 
 # ---------------------------------------------------------------------------------------------------
