@@ -133,3 +133,9 @@ public struct Blowfish: Sendable {
         return ((s[a] &+ s[256 + b]) ^ s[512 + c]) &+ s[768 + d]
     }
 }
+
+// The subkeys are the key in another form: they stay out of logs, test output and debugger dumps.
+extension Blowfish: CustomStringConvertible, CustomReflectable {
+    public var description: String { "Blowfish(key schedule not shown)" }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
+}
