@@ -10,10 +10,10 @@
 // send back the rock's own challenge (or its blocks reordered, ECB being ECB) as yours, and the rock hands
 // you the response it expects. rackd does not answer until the peer has answered rackd's challenge
 // correctly (`Answering.afterVerifying`), which a rock never notices: it writes its response without
-// waiting for ours, so ours comes one round trip later, well within its 1 s read. As a second guard, a
-// challenge that repeats any block of ours is refused whatever the answering. `Answering.atOnce` is
-// rocks' own order, for the test peer and for tests; two ends that both verify first would wait for
-// each other for ever, which cannot happen with a rock.
+// waiting for ours, so ours comes one round trip later, within its 1 s read unless the round trip itself
+// nears a second (docs/rocks.md §5.3). As a second guard, a challenge that repeats any block of ours is
+// refused whatever the answering. `Answering.atOnce` is rocks' own order, for playing a rock in tests;
+// two ends that both verify first would wait for each other for ever, which cannot happen with a rock.
 //
 // The bytes after the response belong to the recovery messages (RocksRecovery.swift): `take` stops at
 // the response's last byte. The timeouts (rocks gives each read 1 s) are the caller's.
