@@ -48,27 +48,134 @@ public enum FuzzBodies {
         }
     }
 
-    /// A rocks peer's stream after the announcement: its init messages read in pieces whose sizes the
-    /// input's first byte chooses; whatever is read must encode back to the bytes it came from.
+    /// A rocks peer's stream, read in pieces whose sizes the input's first byte chooses (1 to 61 bytes): as
+    /// its init messages (after the announcement), as a reconnection's challenge, response and recovery
+    /// messages, and as what either role of `RocksAuthentication` reads. Whatever a reader takes must encode
+    /// back to the bytes it came from, and no reader may take more than it was given or stop short
+    /// unfinished. With the first byte's top bit set, the rest instead garbles a genuine reconnection between
+    /// two ends (`rocksReconnection`).
     public static func rocksMessages(_ bytes: UnsafeRawBufferPointer) {
         guard let first = bytes.first else { return }
         let piece = Int(first % 61) + 1
         let stream = Array(bytes.dropFirst())
-        var reader = RocksInitReader()
-        var offset = 0
-        var used = 0
-        while offset < stream.count, reader.result == nil {
-            let chunk = stream[offset..<min(stream.count, offset + piece)]
-            guard let taken = try? reader.take(chunk) else { return }
-            used += taken
-            offset += chunk.count
+        if first & 0x80 != 0 {
+            rocksReconnection(garbling: stream, piece: piece, answering: first & 0x40 == 0 ? .serverVerifies : first & 0x20 == 0 ? .clientVerifies : .neither)
+            return
         }
-        if let result = reader.result {
+
+        // §3: init messages.
+        var initReader = RocksInitReader()
+        if let used = read(&initReader, stream, piece: piece, isDone: { $0.result != nil }, take: { try $0.take($1) }),
+           let result = initReader.result {
             precondition(result.bytes == Array(stream.prefix(used)), "rocks init messages did not survive a round trip")
         }
         _ = RocksAnnouncement.judge(stream)
         _ = RocksAnnouncement.endsProbeAnswer(stream)
         _ = try? RocksSocketAddress(parsing: stream)
+
+        // §5.3: a challenge, a response.
+        var challengeReader = RocksLengthPrefixedReader.challenge
+        if let used = read(&challengeReader, stream, piece: piece, isDone: { $0.result != nil }, take: { try $0.take($1) }),
+           let body = challengeReader.result {
+            let challenge = try? RocksChallenge(ciphertext: body)
+            precondition(challenge?.bytes == Array(stream.prefix(used)), "a rocks challenge did not survive a round trip")
+            _ = try? challenge?.plaintext(cipher: rocksCipher)
+        }
+        var responseReader = RocksLengthPrefixedReader.response
+        if let used = read(&responseReader, stream, piece: piece, isDone: { $0.result != nil }, take: { try $0.take($1) }),
+           let body = responseReader.result {
+            let response = try? RocksChallengeResponse(plaintext: body)
+            precondition(response?.bytes == Array(stream.prefix(used)), "a rocks response did not survive a round trip")
+        }
+
+        // §5.4: the recovery messages, and the go-back-N's length from counters the input chooses.
+        var recoveryReader = RocksRecoveryReader(expectedSendBufferSize: 65536, expectedReceiveBufferSize: 65536)
+        if let used = read(&recoveryReader, stream, piece: piece, isDone: { $0.result != nil }, take: { try $0.take($1) }),
+           let result = recoveryReader.result {
+            precondition(result.bytes == Array(stream.prefix(used)), "rocks recovery messages did not survive a round trip")
+        }
+        if stream.count >= 10 {
+            let word = { (at: Int) in stream[at..<at + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) } }
+            let kept = Int(stream[8]) << 8 | Int(stream[9])
+            if let count = try? RocksRecovery.resendCount(peerReceived: word(0), sent: word(4), kept: kept) {
+                precondition(count <= kept, "a rocks go-back-N longer than the ring")
+            }
+        }
+
+        // §5.2–§5.3: the stream as each role's authentication reads it.
+        for role in [ConnectionRole.server, .client] {
+            var authentication = RocksAuthentication(role: role, cipher: rocksCipher, random: rocksRandom,
+                                                     answering: first & 0x40 == 0 ? .afterVerifying : .atOnce)
+            _ = read(&authentication, stream, piece: piece, isDone: { $0.isAuthenticated }, take: { try $0.take($1) })
+            _ = authentication.pollWrites()
+            authentication.peerClosed()
+        }
+    }
+
+    /// Which ends of a garbled reconnection answer only after verifying (never both: they would wait for
+    /// each other).
+    public enum RocksAnswering: Sendable {
+        case serverVerifies, clientVerifies, neither
+    }
+
+    /// A genuine reconnection, server against client under one key, each direction delivered in pieces of
+    /// `piece` bytes and XORed byte for byte with `garbling` (even bytes the server's stream, odd bytes the
+    /// client's). Ungarbled, both must end authenticated; garbled anywhere but the pick's value, never both.
+    public static func rocksReconnection(garbling mask: [UInt8], piece: Int, answering: RocksAnswering) {
+        var server = RocksAuthentication(role: .server, cipher: rocksCipher, random: rocksRandom,
+                                         answering: answering == .serverVerifies ? .afterVerifying : .atOnce)
+        var client = RocksAuthentication(role: .client, cipher: rocksCipher, random: rocksRandom.reversed(),
+                                         answering: answering == .clientVerifies ? .afterVerifying : .atOnce)
+        var toClient: [UInt8] = []
+        var toServer: [UInt8] = []
+        var deliveredToClient = 0
+        var deliveredToServer = 0
+        var garbled = false
+        while true {
+            toClient += server.pollWrites().joined()
+            toServer += client.pollWrites().joined()
+            guard deliveredToClient < toClient.count || deliveredToServer < toServer.count else { break }
+            var chunk = Array(toClient[deliveredToClient..<min(toClient.count, deliveredToClient + piece)])
+            for index in chunk.indices where 2 * (deliveredToClient + index) < mask.count {
+                let flip = mask[2 * (deliveredToClient + index)]
+                chunk[index] ^= flip
+                garbled = garbled || (flip != 0 && deliveredToClient + index >= RocksPick.length)
+            }
+            _ = try? client.take(chunk)
+            deliveredToClient += chunk.count
+            chunk = Array(toServer[deliveredToServer..<min(toServer.count, deliveredToServer + piece)])
+            for index in chunk.indices where 2 * (deliveredToServer + index) + 1 < mask.count {
+                let flip = mask[2 * (deliveredToServer + index) + 1]
+                chunk[index] ^= flip
+                garbled = garbled || flip != 0
+            }
+            _ = try? server.take(chunk)
+            deliveredToServer += chunk.count
+        }
+        let both = server.isAuthenticated && client.isAuthenticated
+        precondition(both != garbled, garbled ? "a garbled rocks reconnection authenticated both ends"
+                                              : "a clean rocks reconnection did not authenticate both ends")
+    }
+
+    /// The key and random bytes of the rocks bodies: fixed, so a crash reproduces.
+    static let rocksCipher = Blowfish(key: Array(0x00...0x0F))
+    static let rocksRandom: [UInt8] = (0..<RocksAuthentication.randomByteCount).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+
+    /// Feeds `stream` to a reader in pieces of `piece` bytes until it is done; returns how many bytes it
+    /// used, or nil when it refused them. A reader must take a whole piece unless that piece finished it.
+    static func read<Reader>(_ reader: inout Reader, _ stream: [UInt8], piece: Int, isDone: (Reader) -> Bool,
+                             take: (inout Reader, ArraySlice<UInt8>) throws -> Int) -> Int? {
+        var offset = 0
+        var used = 0
+        while offset < stream.count, !isDone(reader) {
+            let chunk = stream[offset..<min(stream.count, offset + piece)]
+            guard let taken = try? take(&reader, chunk) else { return nil }
+            precondition(taken == chunk.count || (taken < chunk.count && isDone(reader)),
+                         "a rocks reader took \(taken) of \(chunk.count) bytes without finishing")
+            used += taken
+            offset += chunk.count
+        }
+        return used
     }
 
     /// The whole engine, in racks mode with rocks peers probed and served on every port, fed packets in

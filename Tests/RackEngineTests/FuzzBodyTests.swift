@@ -3,6 +3,7 @@
 // crashed a fuzzer belong in `regressionInputs` (nio-ssh's FuzzResultTests pattern).
 
 import Foundation
+import RackEngine
 import RackFuzzing
 import Testing
 
@@ -52,6 +53,34 @@ import Testing
                 stream[Int(random.next() % UInt64(stream.count))] ^= UInt8(truncatingIfNeeded: random.next())
             }
             ([UInt8(truncatingIfNeeded: random.next())] + stream).withUnsafeBytes { FuzzBodies.rocksMessages($0) }
+        }
+    }
+
+    /// Genuine rocks reconnections through the body's second mode, clean and with one byte garbled, in
+    /// pieces of every size the first byte can choose; then a reconnection's streams (the pick, challenge
+    /// and response, the recovery messages), cut and mutated, through the first.
+    @Test func rocksMessagesSurviveReconnections() {
+        var random = SplitMix64(seed: 0x5EC0)
+        for piece in 1...61 {
+            for answering in [FuzzBodies.RocksAnswering.serverVerifies, .clientVerifies, .neither] {
+                FuzzBodies.rocksReconnection(garbling: [], piece: piece, answering: answering)
+                var mask = [UInt8](repeating: 0, count: 2 * 81)
+                mask[2 + Int(random.next() % UInt64(mask.count - 2))] = UInt8(truncatingIfNeeded: random.next() % 255 + 1)
+                FuzzBodies.rocksReconnection(garbling: mask, piece: piece, answering: answering)
+            }
+        }
+        var server = RocksAuthenticationTests.server(.atOnce)
+        var client = RocksAuthenticationTests.client(.atOnce)
+        let transcript = RocksAuthenticationTests.converse(&server, &client)
+        let recovery = RocksRecoveryTests.sample.bytes
+        let streams = [transcript.fromServer + recovery, transcript.fromClient + recovery, Array(transcript.fromServer.dropFirst()),
+                       Array(transcript.fromClient.dropFirst(44)), recovery]
+        for _ in 0..<2000 {
+            var stream = Array(streams[Int(random.next() % UInt64(streams.count))].prefix(Int(random.next() % 140)))
+            if !stream.isEmpty && random.next() % 2 == 0 {
+                stream[Int(random.next() % UInt64(stream.count))] ^= UInt8(truncatingIfNeeded: random.next())
+            }
+            ([UInt8(truncatingIfNeeded: random.next() & 0x7F)] + stream).withUnsafeBytes { FuzzBodies.rocksMessages($0) }
         }
     }
 

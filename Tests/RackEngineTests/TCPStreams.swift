@@ -1,5 +1,7 @@
 // rackd — the TCP connections of a capture, reassembled: for each connection, in the order its SYN
 // appears, the payload segments each side sent (retransmissions dropped) and the byte stream they make.
+// A trimmed capture (tools/trim-capture.py) cuts bytes out of a connection: the segments and the stream
+// stop at the cut, and `clientRuns`/`serverRuns` keep each stretch of contiguous bytes at its offset.
 
 import RackEngine
 
@@ -15,8 +17,20 @@ struct CapturedConnection {
     var clientRST = false
     var serverRST = false
 
+    /// Each direction's bytes as runs without a gap, at their offset in the stream (0: the byte after
+    /// the SYN); the first run is the stream above.
+    var clientRuns: [StreamRun] = []
+    var serverRuns: [StreamRun] = []
+
     var clientStream: [UInt8] { fromClient.flatMap { $0 } }
     var serverStream: [UInt8] { fromServer.flatMap { $0 } }
+}
+
+/// Contiguous bytes of one direction of a connection, from `offset` on.
+struct StreamRun {
+    var offset: Int
+    var bytes: [UInt8]
+    var end: Int { offset + bytes.count }
 }
 
 enum TCPStreams {
@@ -59,6 +73,11 @@ enum TCPStreams {
             }
             guard !segment.payload.isEmpty else { continue }
             let offset = segment.sequenceNumber.rawValue &- start.rawValue
+            if clientSide {
+                TCPStreams.add(segment.payload, at: Int(offset) - 1, to: &connections[index].clientRuns)
+            } else {
+                TCPStreams.add(segment.payload, at: Int(offset) - 1, to: &connections[index].serverRuns)
+            }
             let expected = next[index]![clientSide]!
             guard offset <= expected, offset &+ UInt32(segment.payload.count) > expected else { continue }
             let fresh = Array(segment.payload.dropFirst(Int(expected - offset)))
@@ -66,5 +85,17 @@ enum TCPStreams {
             if clientSide { connections[index].fromClient.append(fresh) } else { connections[index].fromServer.append(fresh) }
         }
         return connections
+    }
+
+    /// Adds a segment's payload to the runs: the new bytes go on the last run, or start a run of their own
+    /// past a cut; bytes already there (retransmissions) are dropped.
+    static func add(_ payload: some Collection<UInt8>, at offset: Int, to runs: inout [StreamRun]) {
+        let end = runs.last?.end ?? 0
+        guard offset + payload.count > end else { return }
+        if offset <= end, !runs.isEmpty {
+            runs[runs.count - 1].bytes += payload.dropFirst(end - offset)
+        } else {
+            runs.append(StreamRun(offset: offset, bytes: Array(payload)))
+        }
     }
 }

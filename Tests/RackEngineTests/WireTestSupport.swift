@@ -112,3 +112,9 @@ extension Array where Element == UInt8 {
         map { ($0 < 0x10 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }
+
+/// Bytes from a hex string (test data only).
+func hex(_ text: String) -> [UInt8] {
+    let digits = Array(text.utf8)
+    return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(decoding: digits[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+}
