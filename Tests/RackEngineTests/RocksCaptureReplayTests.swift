@@ -8,6 +8,9 @@ import Testing
 @testable import RackEngine
 
 @Suite struct RocksCaptureReplayTests {
+    static let captureClient = IPv4Address(10, 201, 0, 1)
+    static let captureServer = IPv4Address(10, 201, 0, 2)
+
     /// rackd's own segments toward the rock against the replaced rock's: the announcement and the six
     /// init writes, in the same lengths; every byte but the DH value and the sockaddrs' port and address.
     static func compare(ours: [[UInt8]], theirs: [[UInt8]]) {
@@ -40,7 +43,8 @@ import Testing
         let serverApplication = Array(data.fromServer[(serverAnnouncement + 7)...].joined())
         let clientApplication = Array(data.fromClient.dropFirst(7).joined())
 
-        var world = RocksWorld(appIsClient: true)
+        // The captured rocks run between 10.201.0.1 (client) and 10.201.0.2 (server), whose init names them.
+        var world = RocksWorld(appIsClient: true, hosts: (Self.captureClient, Self.captureServer))
         try RocksScenarioTests.connectedClient(&world)
         for segment in data.fromServer[..<serverAnnouncement] { try world.fromRock(world.rock.write(segment)) }
         for segment in serverRocks { try world.fromRock(world.rock.write(segment)) }
@@ -60,7 +64,7 @@ import Testing
         let clientApplication = Array(data.fromClient.dropFirst(7).joined())
         let serverApplication = Array(data.fromServer.dropFirst(7).joined())
 
-        var world = RocksWorld(appIsClient: false)
+        var world = RocksWorld(appIsClient: false, hosts: (Self.captureServer, Self.captureClient))
         let syn = world.rock.syn()
         try world.fromRock([syn])
         try world.fromApp([world.app.synAck(to: syn)])

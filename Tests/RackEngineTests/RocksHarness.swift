@@ -159,7 +159,9 @@ struct RocksWorld {
     var dropToRock = false
     var datagrams: [Datagram] = []
 
-    init(appIsClient: Bool, configure: (inout RocksSettings) -> Void = { _ in }) {
+    /// `hosts` names A's and B's addresses (a capture's, to replay it); the defaults otherwise.
+    init(appIsClient: Bool, hosts: (a: IPv4Address, b: IPv4Address) = (addressA, addressB),
+         configure: (inout RocksSettings) -> Void = { _ in }) {
         var configuration = Configuration()
         configuration.rocks.legacyAuthentication = true
         configuration.rocks.probing = .listed
@@ -169,8 +171,8 @@ struct RocksWorld {
         configuration.rocks.reconnectionPort = 44000
         configure(&configuration.rocks)
         engine = HostEngine(configuration: configuration, random: SeededRandom(seed: 11))
-        let a = TCPEndpoint(address: .v4(Self.addressA), port: appIsClient ? 50000 : 7000)
-        let b = TCPEndpoint(address: .v4(Self.addressB), port: appIsClient ? 7000 : 50000)
+        let a = TCPEndpoint(address: .v4(hosts.a), port: appIsClient ? 50000 : 7000)
+        let b = TCPEndpoint(address: .v4(hosts.b), port: appIsClient ? 7000 : 50000)
         app = MiniTCP(local: a, remote: b, isn: 1_000_000)
         rock = MiniTCP(local: b, remote: a, isn: 3_000_000_000)
     }

@@ -30,7 +30,7 @@ import Testing
     static func connectedClient(_ world: inout RocksWorld) throws {
         try world.fromApp([world.app.syn()])
         #expect(world.heldFlows[world.appFlow]?.count == 1)
-        #expect(world.probes == [RocksProbeRequest(source: .v4(RocksWorld.addressA), destination: world.rock.local,
+        #expect(world.probes == [RocksProbeRequest(source: world.app.local.address, destination: world.rock.local,
                                                    readTimeout: .milliseconds(500))])
         #expect(world.wireToRock.isEmpty, "the SYN waits for the probe")
         try world.carryOut(world.engine.handleProbeResult(world.probes[0], outcome: .rock, now: world.now))

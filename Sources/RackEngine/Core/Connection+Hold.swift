@@ -23,6 +23,7 @@ extension Connection {
         case .rocks(var rocks):
             // No heartbeats while suspended (docs/rocks.md §4); reconnection is the next issue's.
             rocks.heartbeats.nextSendAt = nil
+            rocks.retransmission = RocksPeer.Retransmission()  // nothing goes to the rock while held
             peer = .rocks(rocks)
         }
         actions.wantsSnapshot = true

@@ -11,7 +11,9 @@ extension Connection {
                 suspend(reason: "local address \(wireAddress) lost", now: now, into: &actions)
             }
         case (.addressesLost(let addresses), .establishing):
-            if addresses.contains(socketFlow.local.address) {
+            // A rocks connection's stream may already carry rackd's bytes: it cannot fall back to plain
+            // TCP, and its setup limit (60 s) decides if the address does not come back.
+            if addresses.contains(socketFlow.local.address), !peer.isRocks {
                 actions.end = .fellBack(reason: "local address lost during key exchange")
             }
         case (.addressesAvailable, .suspended(var hold)), (.addressesAvailable, .resuming(var hold)):

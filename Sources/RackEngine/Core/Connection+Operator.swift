@@ -11,6 +11,10 @@ extension Connection {
 
     /// Holds the connection for the operator. Returns nil, with the reason, when there is nothing to do.
     mutating func holdForOperator(now: EngineInstant, into actions: inout ConnectionActions) -> String? {
+        if peer.isRocks {
+            // A held rock could not be resumed: reconnecting to a rock is not built yet (docs/rocks.md §15).
+            return "a rocks peer's connection; rackd cannot resume one yet, so it is not suspended"
+        }
         switch state {
         case .establishing:
             return "still exchanging keys; nothing to hold yet"

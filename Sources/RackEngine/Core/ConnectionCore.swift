@@ -51,6 +51,12 @@ public struct ConnectionCore: Sendable {
                     ? connection.handleHeldSegment(packet, direction: direction)
                     : connection.handleRocksSegment(bytes, direction: direction, checksum: checksum, now: context.now)
             }
+            if let source = table[id]?.heartbeatSource, table.id(heartbeatsFrom: source) != id {
+                // Another rocks connection already takes heartbeats from there: one source, one connection.
+                run(id, now: now, into: &output) { connection, _ in
+                    connection.abandonRocks(reason: "another rocks connection already has heartbeat address \(source)")
+                }
+            }
             reconcile(into: &output)
             return output
         }

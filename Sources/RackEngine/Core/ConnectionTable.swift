@@ -118,7 +118,8 @@ struct ConnectionTable {
             suspendedCount += 1
         }
         if let name = facts.name { byName[name] = connection.id }
-        if let source = facts.heartbeatSource { byHeartbeat[source] = connection.id }
+        // The first connection to name a heartbeat address keeps it (the core abandons a later one).
+        if let source = facts.heartbeatSource, byHeartbeat[source] == nil { byHeartbeat[source] = connection.id }
         indexed[connection.id] = facts
         timers.set(connection.id, to: connection.nextDeadline(configuration))
         dirty.insert(connection.id)

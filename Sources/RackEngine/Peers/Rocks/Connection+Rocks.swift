@@ -94,6 +94,18 @@ extension Connection {
         return actions
     }
 
+    /// Gives up a rocks connection whose stream rackd already changed: resets to both ends.
+    mutating func abandonRocks(reason: String) -> ConnectionActions {
+        guard case .rocks(var rocks) = peer else { return ConnectionActions() }
+        var step = RocksStep()
+        rocks.abandon(reason: reason, flow: socketFlow, into: &step)
+        peer = .rocks(rocks)
+        var actions = ConnectionActions()
+        for segment in step.segments { actions.transmit(segment) }
+        actions.end = step.ended
+        return actions
+    }
+
     // MARK: Timers
 
     /// Retransmits rackd's own bytes, gives up a setup that takes too long, and sends and misses heartbeats.

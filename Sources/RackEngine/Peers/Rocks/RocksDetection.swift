@@ -143,11 +143,13 @@ extension ConnectionCore {
     /// SYN is taken care of (held); false leaves it to rackd's own detection.
     mutating func holdForRocksProbe(_ packet: IPPacketView, flow: FlowKey, options: HandshakeOptions, now: EngineInstant,
                                     into output: inout EngineOutput) -> Bool {
-        if let request = rocksDetection.heldBy[flow] {
+        if rocksDetection.heldBy[flow] != nil {
             // A retransmission of a held SYN: held too.
-            _ = request
             output.verdict = .hold(flow)
             return true
+        }
+        if rocksDetection.expected[flow] != nil || table.id(forSocket: flow).flatMap({ table[$0] })?.peer.isRocks == true {
+            return true  // a retransmission of a SYN released toward a rock: it goes out as it is
         }
         guard rocks.legacyAuthentication, !options.authenticated, flow.remote.address.isIPv4,
             configuration.policy.allows(local: flow.local, remote: flow.remote, serverPort: flow.remote.port),

@@ -28,7 +28,7 @@ extension RocksPeer {
             return RocksStep(verdict: .drop)
         }
         switch direction {
-        case .outbound: return handleFromSocket(packet, bytes: bytes, checksum: checksum, flow: flow)
+        case .outbound: return handleFromSocket(packet, bytes: bytes, checksum: checksum, flow: flow, now: now)
         case .inbound: return handleFromRock(packet, bytes: bytes, checksum: checksum, flow: flow, now: now)
         }
     }
@@ -36,7 +36,7 @@ extension RocksPeer {
     // MARK: From the socket
 
     private mutating func handleFromSocket(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer,
-                                           checksum: TCPChecksumState, flow: FlowKey) -> RocksStep {
+                                           checksum: TCPChecksumState, flow: FlowKey, now: EngineInstant) -> RocksStep {
         let tcp = packet.tcp
         let payloadCount = tcp.payload.count
         let hasFIN = tcp.flags.contains(.fin)
@@ -44,6 +44,7 @@ extension RocksPeer {
         if tcp.flags.contains(.ack), tcp.acknowledgmentNumber - socket.acknowledgment >= 0 {
             socket.acknowledgment = tcp.acknowledgmentNumber
             socket.window = tcp.window
+            splice.noteSocketAcknowledged(tcp.acknowledgmentNumber, complete: stage == .established)
         }
         if let value = Self.timestampValue(of: tcp) { socket.timestampValue = value }
         let end = tcp.sequenceNumber + UInt32(length)
@@ -51,7 +52,7 @@ extension RocksPeer {
 
         if stage == .answeringProbe, splice.insertionPoint == nil, hasFIN {
             return answerProbe(finAt: tcp.sequenceNumber + UInt32(payloadCount), payloadCount: payloadCount,
-                               bytes: bytes, checksum: checksum, flow: flow)
+                               bytes: bytes, checksum: checksum, flow: flow, now: now)
         }
         var rewrite = RocksSegmentRewrite()
         switch splice.placeOutbound(sequence: tcp.sequenceNumber, length: length) {
@@ -64,6 +65,7 @@ extension RocksPeer {
             // A retransmission reaching past the insertion point: its part before goes, the socket
             // retransmits the rest (moved) once it sees it unacknowledged. A FIN after the cut goes with it.
             rewrite.kept = 0..<min(kept, payloadCount)
+            rewrite.droppingFIN = true
         }
         if tcp.flags.contains(.ack) {
             let wire = splice.outboundAcknowledgment(tcp.acknowledgmentNumber)
@@ -80,7 +82,7 @@ extension RocksPeer {
     /// acknowledges it).
     private mutating func answerProbe(finAt fin: TCPSequenceNumber, payloadCount: Int,
                                       bytes: UnsafeMutableRawBufferPointer, checksum: TCPChecksumState,
-                                      flow: FlowKey) -> RocksStep {
+                                      flow: FlowKey, now: EngineInstant) -> RocksStep {
         splice.insertionPoint = fin
         splice.insertedLength = UInt32(ours.count)
         oursReleased = ours.count
@@ -96,7 +98,7 @@ extension RocksPeer {
         } else {
             step.verdict = .drop  // a bare FIN: rackd's segment carries it
         }
-        sendOurs(from: 0, flow: flow, now: setupStartedAt, into: &step)
+        sendOurs(from: 0, flow: flow, now: now, into: &step)
         return step
     }
 
@@ -109,6 +111,7 @@ extension RocksPeer {
         var step = RocksStep()
         if tcp.flags.contains(.ack) {
             oursAcknowledged = max(oursAcknowledged, Int(splice.insertedAcknowledged(by: tcp.acknowledgmentNumber)))
+            if stage == .established { splice.noteRockAcknowledged(tcp.acknowledgmentNumber) }
             let finAcknowledged = socket.finSequence.map { tcp.acknowledgmentNumber - $0 > 0 } ?? false
             if oursAcknowledged >= oursReleased && (!oursEndWithFIN || finAcknowledged) { retransmission = Retransmission() }
             if stage == .answeringProbe, finAcknowledged {
@@ -116,13 +119,22 @@ extension RocksPeer {
             }
         }
         if tcp.flags.contains(.rst) {
-            // A rock resets on suspension (docs/rocks.md §5.1); surviving that is the next issue's.
+            // A rock resets on suspension (docs/rocks.md §5.1); surviving that is the next issue's. Only a
+            // reset the socket will take (exactly at its rcv_nxt) ends management: any other leaves the
+            // socket alive (a challenge ACK at most), so its stream must stay mapped.
             step.verdict = deliver(packet, bytes: bytes, checksum: checksum, kept: nil, moved: true)
-            step.ended = stage == .awaitingClient ? .fellBack(reason: "client reset before it spoke") : .ended(reason: "rock reset the connection")
+            if splice.inboundSequence(tcp.sequenceNumber) == socket.acknowledgment || stage == .awaitingClient {
+                step.ended = stage == .awaitingClient ? .fellBack(reason: "client reset before it spoke") : .ended(reason: "rock reset the connection")
+            }
             return step
         }
         let payloadCount = tcp.payload.count
         let hasFIN = tcp.flags.contains(.fin)
+        if stage == .established && splice.inboundSettled {
+            step.verdict = deliver(packet, bytes: bytes, checksum: checksum, kept: nil, moved: true)
+            step.rockClosed = hasFIN
+            return step
+        }
         if payloadCount == 0 && !hasFIN {
             step.verdict = deliver(packet, bytes: bytes, checksum: checksum, kept: nil, moved: true)
             return step
@@ -284,6 +296,12 @@ extension RocksPeer {
             return false
         }
         guard let peerInit = initReader.result else { return true }
+        guard IPAddress.v4(peerInit.heartbeat.address) == flow.remote.address else {
+            // rackd would send a datagram a second wherever the peer says: only to the peer itself.
+            abandon(reason: "the rock's heartbeat address \(peerInit.heartbeat) is not its own address", flow: flow,
+                    into: &step)
+            return false
+        }
         guard let secret = RocksKeyExchange.sharedSecret(privateKey, peerPublicKey: peerInit.publicKey) else {
             abandon(reason: "the rock's DH public value is degenerate", flow: flow, into: &step)
             return false
@@ -306,7 +324,7 @@ extension RocksPeer {
         let tcp = packet.tcp
         var rewrite = RocksSegmentRewrite(kept: kept)
         let first = tcp.sequenceNumber + UInt32(kept?.lowerBound ?? 0)
-        if moved, let end = splice.removalEnd, first - end >= 0 {
+        if moved, splice.inboundSettled || splice.removalEnd.map({ first - $0 >= 0 }) == true {
             rewrite.sequenceOffset = TCPSequenceOffset(rawValue: 0 &- splice.removedLength)
         }
         if tcp.flags.contains(.ack) {
@@ -378,8 +396,11 @@ extension RocksPeer {
     /// make sense of the other's bytes any more.
     mutating func abandon(reason: String, flow: FlowKey, into step: inout RocksStep) {
         step.verdict = .drop
-        step.segments.append(.reset(from: flow.local, to: flow.remote,
-                                    sequenceNumber: splice.outboundSequence(socket.sendNext)))
+        // At the rock's rcv_nxt: the end of rackd's bytes while not all of them went out (the socket's
+        // wait behind them), else past the socket's.
+        var sequence = splice.outboundSequence(socket.sendNext)
+        if let point = splice.insertionPoint, oursReleased < ours.count { sequence = point + UInt32(oursReleased) }
+        step.segments.append(.reset(from: flow.local, to: flow.remote, sequenceNumber: sequence))
         step.segments.append(.reset(from: flow.remote, to: flow.local, sequenceNumber: socket.acknowledgment))
         step.ended = .ended(reason: reason)
     }

@@ -15,6 +15,11 @@
 // rackd's bytes is, for the socket, an acknowledgement of nothing past P. `removed` grows while the
 // rock's bytes are being read: the socket never acknowledges the rock's bytes itself, so its
 // acknowledgement of Q becomes, on the wire, one of Q plus what rackd has taken.
+//
+// The splice points are fixed for the connection's life, but sequence numbers can be compared only
+// within 2 GiB of each other. So once a direction is far past its point (`settlingDistance`: nothing
+// below it can come again), it settles: from then on every number of it moves by the length, with no
+// comparison, as a constant offset.
 
 struct RocksSplice: Equatable {
     /// Outbound: the socket's position where rackd's bytes go in, once decided.
@@ -24,6 +29,29 @@ struct RocksSplice: Equatable {
     var removalPoint: TCPSequenceNumber?
     /// How many of the rock's bytes rackd has taken, contiguous from `removalPoint`.
     var removedLength: UInt32 = 0
+    /// Far past the insertion point (outbound) or the removal point (inbound): a constant offset now.
+    var outboundSettled = false
+    var inboundSettled = false
+
+    /// How far past a point the acknowledged stream must be before the direction settles: far more than
+    /// any window, far less than 2 GiB.
+    static let settlingDistance: UInt32 = 16 << 20
+
+    /// Settles the outbound direction once the rock acknowledged everything up to `settlingDistance` past
+    /// rackd's bytes (the socket then never sends below the insertion point again).
+    mutating func noteRockAcknowledged(_ acknowledgment: TCPSequenceNumber) {
+        guard !outboundSettled, let point = insertionPoint else { return }
+        let past = acknowledgment - (point + insertedLength)
+        if past >= 0 && UInt32(past) >= Self.settlingDistance { outboundSettled = true }
+    }
+
+    /// Settles the inbound direction once the socket acknowledged everything up to `settlingDistance` past
+    /// the rock's bytes, all of them taken (`complete`).
+    mutating func noteSocketAcknowledged(_ acknowledgment: TCPSequenceNumber, complete: Bool) {
+        guard !inboundSettled, complete, let end = removalEnd else { return }
+        let past = acknowledgment - end
+        if past >= 0 && UInt32(past) >= Self.settlingDistance { inboundSettled = true }
+    }
 
     // MARK: Outbound (socket → wire)
 
@@ -37,6 +65,7 @@ struct RocksSplice: Equatable {
     }
 
     func placeOutbound(sequence: TCPSequenceNumber, length: Int) -> Placement {
+        if outboundSettled { return .moved }
         guard let point = insertionPoint, insertedLength > 0 else { return .unmoved }
         let before = point - sequence  // how many of the segment's numbers lie before P
         if before <= 0 { return .moved }
@@ -46,12 +75,14 @@ struct RocksSplice: Equatable {
 
     /// The wire sequence number of socket position `sequence`, at or after the insertion point.
     func outboundSequence(_ sequence: TCPSequenceNumber) -> TCPSequenceNumber {
+        if outboundSettled { return sequence + insertedLength }
         guard let point = insertionPoint, sequence - point >= 0 else { return sequence }
         return sequence + insertedLength
     }
 
     /// The wire acknowledgement for the socket's acknowledgement `acknowledgment`.
     func outboundAcknowledgment(_ acknowledgment: TCPSequenceNumber) -> TCPSequenceNumber {
+        if inboundSettled { return acknowledgment + removedLength }
         guard let point = removalPoint, acknowledgment - point >= 0 else { return acknowledgment }
         return acknowledgment + removedLength
     }
@@ -60,6 +91,7 @@ struct RocksSplice: Equatable {
 
     /// The socket's acknowledgement for the wire's `acknowledgment`.
     func inboundAcknowledgment(_ acknowledgment: TCPSequenceNumber) -> TCPSequenceNumber {
+        if outboundSettled { return acknowledgment - insertedLength }
         guard let point = insertionPoint else { return acknowledgment }
         let past = acknowledgment - point
         if past <= 0 { return acknowledgment }
@@ -69,6 +101,7 @@ struct RocksSplice: Equatable {
 
     /// How many of rackd's inserted bytes the wire's `acknowledgment` covers.
     func insertedAcknowledged(by acknowledgment: TCPSequenceNumber) -> UInt32 {
+        if outboundSettled { return insertedLength }
         guard let point = insertionPoint else { return 0 }
         let past = acknowledgment - point
         return past <= 0 ? 0 : min(UInt32(past), insertedLength)
@@ -79,6 +112,7 @@ struct RocksSplice: Equatable {
 
     /// The socket sequence number for wire position `sequence`, at or after the removed bytes.
     func inboundSequence(_ sequence: TCPSequenceNumber) -> TCPSequenceNumber {
+        if inboundSettled { return sequence - removedLength }
         guard let end = removalEnd, sequence - end >= 0 else { return sequence }
         return sequence - removedLength
     }
