@@ -37,41 +37,11 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 command -v nft >/dev/null || { echo "rockspeer-outage: needs nft" >&2; exit 77; }
 
-run_id="${TB_NS_PREFIX:-rso}$$"
-ns_a="$run_id-a"
-ns_b="$run_id-b"
-addr_a=10.204.0.1
+# shellcheck source=tools/two-namespaces.sh
+source "$here/two-namespaces.sh"
 addr_a2=10.204.0.3
-addr_b=10.204.0.2
 port=5000
-dir=$(mktemp -d /tmp/rockspeer-outage.XXXXXX)
-created=()
-pids=()
-
-cleanup() {
-    local status=$? ns p
-    trap - EXIT INT TERM HUP
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for ns in "${created[@]}"; do
-        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-        ip netns del "$ns" 2>/dev/null || echo "rockspeer-outage: could not delete namespace $ns" >&2
-    done
-    if ((status != 0)); then
-        for f in "$dir"/*.log; do [[ -f $f ]] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }; done
-    fi
-    if [[ ${KEEP:-0} == 1 ]]; then echo "rockspeer-outage: kept $dir" >&2; else rm -rf "$dir"; fi
-    exit "$status"
-}
-trap cleanup EXIT INT TERM HUP
-
-ip netns add "$ns_a"; created+=("$ns_a")
-ip netns add "$ns_b"; created+=("$ns_b")
-ip -n "$ns_a" link add va type veth peer name vb netns "$ns_b"
-ip -n "$ns_a" addr add "$addr_a/24" dev va
-ip -n "$ns_b" addr add "$addr_b/24" dev vb
-for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; done
-ip -n "$ns_a" link set va up
-ip -n "$ns_b" link set vb up
+two_namespaces rockspeer-outage rso 10.204.0.1 10.204.0.2
 
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$2"; }

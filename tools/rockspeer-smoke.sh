@@ -26,40 +26,10 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 77
 fi
 
-run_id="${TB_NS_PREFIX:-rsp}$$"
-ns_a="$run_id-a"
-ns_b="$run_id-b"
-addr_a=10.203.0.1
-addr_b=10.203.0.2
+# shellcheck source=tools/two-namespaces.sh
+source "$here/two-namespaces.sh"
 port=5000
-dir=$(mktemp -d /tmp/rockspeer-smoke.XXXXXX)
-created=()
-pids=()
-
-cleanup() {
-    local status=$? ns p
-    trap - EXIT INT TERM HUP
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for ns in "${created[@]}"; do
-        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-        ip netns del "$ns" 2>/dev/null || echo "rockspeer-smoke: could not delete namespace $ns" >&2
-    done
-    if ((status != 0)); then
-        for f in "$dir"/*.log; do [[ -f $f ]] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done
-    fi
-    if [[ ${KEEP:-0} == 1 ]]; then echo "rockspeer-smoke: kept $dir" >&2; else rm -rf "$dir"; fi
-    exit "$status"
-}
-trap cleanup EXIT INT TERM HUP
-
-ip netns add "$ns_a"; created+=("$ns_a")
-ip netns add "$ns_b"; created+=("$ns_b")
-ip -n "$ns_a" link add va type veth peer name vb netns "$ns_b"
-ip -n "$ns_a" addr add "$addr_a/24" dev va
-ip -n "$ns_b" addr add "$addr_b/24" dev vb
-for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; done
-ip -n "$ns_a" link set va up
-ip -n "$ns_b" link set vb up
+two_namespaces rockspeer-smoke rsp 10.203.0.1 10.203.0.2
 
 echo "== rockspeer smoke: $size each way between $ns_a ($addr_a) and $ns_b ($addr_b)"
 ip netns exec "$ns_b" python3 "$peer" serve --listen "$addr_b:$port" --count 1 --timeout 120 \

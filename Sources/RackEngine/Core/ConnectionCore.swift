@@ -49,12 +49,14 @@ public struct ConnectionCore: Sendable {
             run(id, now: now, into: &output) { connection, context in
                 connection.hold != nil
                     ? connection.handleHeldSegment(packet, direction: direction)
-                    : connection.handleRocksSegment(bytes, direction: direction, checksum: checksum, now: context.now)
+                    : connection.handleRocksSegment(packet, bytes: bytes, direction: direction, checksum: checksum,
+                                                    now: context.now)
             }
             if let source = table[id]?.heartbeatSource, table.id(heartbeatsFrom: source) != id {
                 // Another rocks connection already takes heartbeats from there: one source, one connection.
-                run(id, now: now, into: &output) { connection, _ in
-                    connection.abandonRocks(reason: "another rocks connection already has heartbeat address \(source)")
+                run(id, now: now, into: &output) { connection, context in
+                    connection.abandonRocks(reason: "another rocks connection already has heartbeat address \(source)",
+                                            now: context.now)
                 }
             }
             reconcile(into: &output)

@@ -102,6 +102,15 @@ public struct TCPHeaderView {
         TCPOptionIterator(options)
     }
 
+    /// The timestamp value (TSval) of the timestamps option, if the segment carries a well-formed one.
+    public var timestampValue: UInt32? {
+        var iterator = makeOptionIterator()
+        while let option = try? iterator.next() {
+            if case .timestamps(let value, _) = option { return value }
+        }
+        return nil
+    }
+
     /// The payload: everything after the header.
     public var payload: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: bytes[headerLength...])

@@ -56,25 +56,27 @@ extension Connection {
     // MARK: Segments
 
     /// A queued segment of a rocks connection that is not held.
-    mutating func handleRocksSegment(_ bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
-                                     checksum: TCPChecksumState, now: EngineInstant) -> ConnectionActions {
+    mutating func handleRocksSegment(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer,
+                                     direction: PacketDirection, checksum: TCPChecksumState,
+                                     now: EngineInstant) -> ConnectionActions {
         guard case .rocks(var rocks) = peer else { return ConnectionActions(verdict: .drop) }
-        let step = rocks.handle(bytes, direction: direction, checksum: checksum, flow: socketFlow, now: now)
+        let step = rocks.handle(packet, bytes: bytes, direction: direction, checksum: checksum, flow: socketFlow, now: now)
         peer = .rocks(rocks)
-        return apply(step, now: now)
+        var actions = ConnectionActions(verdict: step.verdict)
+        apply(step, now: now, into: &actions)
+        return actions
     }
 
-    /// Carries a rocks step into the core's actions and states.
-    private mutating func apply(_ step: RocksStep, now: EngineInstant) -> ConnectionActions {
-        var actions = ConnectionActions(verdict: step.verdict)
+    /// Carries a rocks step into the core's actions and states (all but its verdict).
+    private mutating func apply(_ step: RocksStep, now: EngineInstant, into actions: inout ConnectionActions) {
         for segment in step.segments { actions.transmit(segment) }
         if let reason = step.fellBack {
             actions.end = .fellBack(reason: reason)
-            return actions
+            return
         }
         if let end = step.ended {
             actions.end = end
-            return actions
+            return
         }
         if step.established, case .establishing(let establishing) = state {
             lastHeard = now
@@ -91,18 +93,16 @@ extension Connection {
                 break
             }
         }
-        return actions
     }
 
     /// Gives up a rocks connection whose stream rackd already changed: resets to both ends.
-    mutating func abandonRocks(reason: String) -> ConnectionActions {
+    mutating func abandonRocks(reason: String, now: EngineInstant) -> ConnectionActions {
         guard case .rocks(var rocks) = peer else { return ConnectionActions() }
         var step = RocksStep()
         rocks.abandon(reason: reason, flow: socketFlow, into: &step)
         peer = .rocks(rocks)
         var actions = ConnectionActions()
-        for segment in step.segments { actions.transmit(segment) }
-        actions.end = step.ended
+        apply(step, now: now, into: &actions)
         return actions
     }
 
@@ -131,10 +131,7 @@ extension Connection {
             break
         }
         peer = .rocks(rocks)
-        let more = apply(step, now: now)
-        actions.transmits += more.transmits
-        actions.events += more.events
-        if let end = more.end { actions.end = end }
+        apply(step, now: now, into: &actions)
         if rocks.stage == .established, case .healthy = state,
             let heard = rocks.heartbeats.lastHeard,
             now.duration(since: heard) >= RocksPeer.heartbeatInterval * RocksPeer.heartbeatMisses

@@ -20,6 +20,8 @@ struct RocksDetection {
         var options: HandshakeOptions
         /// The SYN as the socket sent it, to release with rackd's own treatment if the peer is no rock.
         var bytes: [UInt8]
+        /// Its timestamp value, for the segments rackd writes before the socket's next one.
+        var timestampValue: UInt32?
     }
 
     /// A connection whose SYN went out toward a rock: it becomes a rocks connection at its SYN-ACK.
@@ -164,7 +166,7 @@ extension ConnectionCore {
         let request = RocksProbeRequest(source: flow.local.address, destination: flow.remote,
                                         readTimeout: rocks.probeReadTimeout)
         let syn = RocksDetection.HeldSYN(flow: flow, isn: packet.tcp.sequenceNumber, options: options,
-                                         bytes: Array(packet.bytes))
+                                         bytes: Array(packet.bytes), timestampValue: packet.tcp.timestampValue)
         if rocksDetection.hold(syn, for: request, now: now) { output.probes.append(request) }
         // Queued from now on, so that nothing of the connection passes before rackd can map it.
         table.queueBeforeConnection(flow, true)
@@ -190,10 +192,8 @@ extension ConnectionCore {
         switch outcome {
         case .rock:
             for syn in held {
-                let timestamp = syn.bytes.withUnsafeBytes { raw in
-                    (try? IPPacketView(validating: raw)).flatMap { RocksPeer.timestampValue(of: $0.tcp) }
-                }
-                rocksDetection.expect(syn.flow, .init(isn: syn.isn, options: syn.options, timestampValue: timestamp), now: now)
+                rocksDetection.expect(syn.flow, .init(isn: syn.isn, options: syn.options, timestampValue: syn.timestampValue),
+                                      now: now)
                 output.releases.append(HeldPacketRelease(flow: syn.flow, verdict: .accept))
             }
         case .notRock:
@@ -225,7 +225,7 @@ extension ConnectionCore {
         }
         startRocksConnection(flow: flow, role: .client, localISN: expected.isn, peerISN: packet.tcp.sequenceNumber,
                              localOptions: expected.options, peerOptions: options,
-                             timestamps: (expected.timestampValue, RocksPeer.timestampValue(of: packet.tcp)), now: now,
+                             timestamps: (expected.timestampValue, packet.tcp.timestampValue), now: now,
                              into: &output)
         return true
     }
@@ -247,7 +247,7 @@ extension ConnectionCore {
         else { return }
         rocksDetection.addCandidate(
             flow, .init(peerISN: packet.tcp.sequenceNumber, options: options,
-                        timestampValue: RocksPeer.timestampValue(of: packet.tcp)), now: now)
+                        timestampValue: packet.tcp.timestampValue), now: now)
         table.queueBeforeConnection(flow, true)
     }
 
@@ -261,7 +261,7 @@ extension ConnectionCore {
         table.queueBeforeConnection(flow, false)
         startRocksConnection(flow: flow, role: .server, localISN: packet.tcp.sequenceNumber, peerISN: candidate.peerISN,
                              localOptions: options, peerOptions: candidate.options,
-                             timestamps: (RocksPeer.timestampValue(of: packet.tcp), candidate.timestampValue), now: now,
+                             timestamps: (packet.tcp.timestampValue, candidate.timestampValue), now: now,
                              into: &output)
         return true
     }

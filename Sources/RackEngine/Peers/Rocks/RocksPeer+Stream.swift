@@ -22,11 +22,9 @@ struct RocksStep {
 }
 
 extension RocksPeer {
-    mutating func handle(_ bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
+    /// `packet` is the view the core parsed of `bytes`; the rewrite edits `bytes` in place, last.
+    mutating func handle(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
                          checksum: TCPChecksumState, flow: FlowKey, now: EngineInstant) -> RocksStep {
-        guard let packet = try? IPPacketView(validating: UnsafeRawBufferPointer(bytes)) else {
-            return RocksStep(verdict: .drop)
-        }
         switch direction {
         case .outbound: return handleFromSocket(packet, bytes: bytes, checksum: checksum, flow: flow, now: now)
         case .inbound: return handleFromRock(packet, bytes: bytes, checksum: checksum, flow: flow, now: now)
@@ -46,13 +44,13 @@ extension RocksPeer {
             socket.window = tcp.window
             splice.noteSocketAcknowledged(tcp.acknowledgmentNumber, complete: stage == .established)
         }
-        if let value = Self.timestampValue(of: tcp) { socket.timestampValue = value }
+        if let value = tcp.timestampValue { socket.timestampValue = value }
         let end = tcp.sequenceNumber + UInt32(length)
         if end - socket.sendNext > 0 { socket.sendNext = end }
 
         if stage == .answeringProbe, splice.insertionPoint == nil, hasFIN {
-            return answerProbe(finAt: tcp.sequenceNumber + UInt32(payloadCount), payloadCount: payloadCount,
-                               bytes: bytes, checksum: checksum, flow: flow, now: now)
+            return answerProbe(packet, finAt: tcp.sequenceNumber + UInt32(payloadCount), bytes: bytes,
+                               checksum: checksum, flow: flow, now: now)
         }
         var rewrite = RocksSegmentRewrite()
         switch splice.placeOutbound(sequence: tcp.sequenceNumber, length: length) {
@@ -80,9 +78,11 @@ extension RocksPeer {
     /// The application closes its end of a probe: the announcement and a FIN go out in its FIN's place,
     /// and the socket's own FIN is cut off (the rock's acknowledgement of rackd's FIN, moved back,
     /// acknowledges it).
-    private mutating func answerProbe(finAt fin: TCPSequenceNumber, payloadCount: Int,
+    private mutating func answerProbe(_ packet: IPPacketView, finAt fin: TCPSequenceNumber,
                                       bytes: UnsafeMutableRawBufferPointer, checksum: TCPChecksumState,
                                       flow: FlowKey, now: EngineInstant) -> RocksStep {
+        let tcp = packet.tcp
+        let payloadCount = tcp.payload.count
         splice.insertionPoint = fin
         splice.insertedLength = UInt32(ours.count)
         oursReleased = ours.count
@@ -90,9 +90,9 @@ extension RocksPeer {
         var step = RocksStep()
         if payloadCount > 0 {
             var rewrite = RocksSegmentRewrite(kept: 0..<payloadCount, droppingFIN: true)
-            if let packet = try? IPPacketView(validating: UnsafeRawBufferPointer(bytes)), packet.tcp.flags.contains(.ack) {
-                let wire = splice.outboundAcknowledgment(packet.tcp.acknowledgmentNumber)
-                rewrite.acknowledgmentOffset = TCPSequenceOffset(from: packet.tcp.acknowledgmentNumber, to: wire)
+            if tcp.flags.contains(.ack) {
+                let wire = splice.outboundAcknowledgment(tcp.acknowledgmentNumber)
+                rewrite.acknowledgmentOffset = TCPSequenceOffset(from: tcp.acknowledgmentNumber, to: wire)
             }
             step.verdict = rewrite.apply(to: bytes, checksum: checksum)
         } else {
@@ -107,7 +107,7 @@ extension RocksPeer {
     private mutating func handleFromRock(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer,
                                          checksum: TCPChecksumState, flow: FlowKey, now: EngineInstant) -> RocksStep {
         let tcp = packet.tcp
-        if let value = Self.timestampValue(of: tcp) { socket.peerTimestampValue = value }
+        if let value = tcp.timestampValue { socket.peerTimestampValue = value }
         var step = RocksStep()
         if tcp.flags.contains(.ack) {
             oursAcknowledged = max(oursAcknowledged, Int(splice.insertedAcknowledged(by: tcp.acknowledgmentNumber)))
@@ -219,7 +219,7 @@ extension RocksPeer {
             return
         }
         let fresh = Array(payload[Int(already)...])
-        if let found = Self.firstIndex(of: RocksAnnouncement.bytes, in: fresh) {
+        if let found = fresh.firstRange(of: RocksAnnouncement.bytes)?.lowerBound {
             let announcementAt = scanned + UInt32(found)
             splice.removalPoint = announcementAt
             scanned = announcementAt
@@ -406,22 +406,6 @@ extension RocksPeer {
     }
 
     // MARK: Helpers
-
-    static func timestampValue(of tcp: TCPHeaderView) -> UInt32? {
-        var iterator = tcp.makeOptionIterator()
-        while let option = try? iterator.next() {
-            if case .timestamps(let value, _) = option { return value }
-        }
-        return nil
-    }
-
-    static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        for index in 0...(haystack.count - needle.count) where haystack[index] == needle[0] {
-            if haystack[index..<index + needle.count].elementsEqual(needle) { return index }
-        }
-        return nil
-    }
 
     /// The length of the longest proper prefix of `needle` that `haystack` ends with.
     static func longestPrefixSuffix(of haystack: [UInt8], matching needle: [UInt8]) -> Int {
