@@ -225,7 +225,11 @@ struct RocksWorld {
         }
         for transmit in output.transmits {
             let segment = try Self.parse(transmit)
-            if segment.destination == rock.local {
+            if rockLink != nil, segment.destination == rockLink?.local {
+                wireToRock.append(segment)
+                linkSegments.append(segment)
+                if !dropToRock, let reply = rockLink?.receive(segment) { pendingFromRock.append(reply) }
+            } else if segment.destination == rock.local {
                 try toRock(segment)
             } else {
                 try toApp(segment)
@@ -242,6 +246,12 @@ struct RocksWorld {
     }
 
     private mutating func toRock(_ segment: TCPSegmentRepr) throws {
+        if rockLink != nil, segment.destination == rockLink?.local {
+            wireToRock.append(segment)
+            linkSegments.append(segment)
+            if !dropToRock, let reply = rockLink?.receive(segment) { pendingFromRock.append(reply) }
+            return
+        }
         wireToRock.append(segment)
         guard !dropToRock else { return }
         if let reply = rock.receive(segment) { pendingFromRock.append(reply) }
@@ -251,6 +261,9 @@ struct RocksWorld {
         if let reply = app.receive(segment) { pendingFromApp.append(reply) }
     }
 
+    /// The rock's socket of a reconnection, once it has one, and every segment rackd sent to it.
+    var rockLink: MiniTCP?
+    var linkSegments: [TCPSegmentRepr] = []
     var pendingFromRock: [TCPSegmentRepr] = []
     var pendingFromApp: [TCPSegmentRepr] = []
 

@@ -46,6 +46,8 @@ extension Logger {
             notice("connection no longer managed", metadata: [
                 "conn.id": "\(id)", "conn.state": "ended", "flow": "\(flow)", "reason": "\(reason)",
             ])
+        case .rocksReconnection(let id, let flow, let detail):
+            info("rocks reconnection", metadata: ["conn.id": "\(id)", "flow": "\(flow)", "detail": "\(detail)"])
         case .rocksProbed(let destination, .rock):
             info("rocks probe: a rock", metadata: ["rocks.destination": "\(destination)"])
         case .rocksProbed(let destination, .notRock(let reason)):

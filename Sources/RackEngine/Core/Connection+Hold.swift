@@ -12,7 +12,10 @@
 extension Connection {
     /// A healthy (or suspect) connection fails: hold it. The positions come from a snapshot taken after
     /// queueing began, so one is asked for at once.
-    mutating func suspend(reason: String, now: EngineInstant, into actions: inout ConnectionActions) {
+    /// `peerKnows`: the peer itself broke the connection (a rock's reset, its reconnection), so it
+    /// need not be told.
+    mutating func suspend(reason: String, now: EngineInstant, peerKnows: Bool = false,
+                          into actions: inout ConnectionActions) {
         let healthy: Healthy
         switch state {
         case .healthy(let current), .suspect(let current): healthy = current
@@ -21,14 +24,16 @@ extension Connection {
         switch peer {
         case .rackd: rackd.resumption = RackdPeer.Resumption()
         case .rocks(var rocks):
-            // No heartbeats while suspended (docs/rocks.md §4); reconnection is the next issue's.
+            // No heartbeats while suspended (docs/rocks.md §4); nothing of the old connection goes to the
+            // rock while held.
             rocks.heartbeats.nextSendAt = nil
-            rocks.retransmission = RocksPeer.Retransmission()  // nothing goes to the rock while held
+            rocks.retransmission = RocksPeer.Retransmission()
             peer = .rocks(rocks)
         }
         actions.wantsSnapshot = true
         actions.suspended = true
         transition(to: .suspended(Hold(failing: healthy, reason: reason, now: now)), reason: reason, into: &actions)
+        if peer.isRocks { startRocksReconnection(resetOldConnection: !peerKnows, now: now, into: &actions) }
     }
 
     /// A queued segment of a held connection that is not a message of the peer's protocol. Outbound ones

@@ -29,12 +29,17 @@ struct ConnectionActions {
 
     /// Queues a segment rackd builds; a segment that cannot be emitted is a bug, never a crash.
     mutating func transmit(_ segment: TCPSegmentRepr) {
+        transmits += Self.emit(segment)
+    }
+
+    /// A segment's bytes, or none if it cannot be emitted.
+    static func emit(_ segment: TCPSegmentRepr) -> [[UInt8]] {
         var bytes = [UInt8](repeating: 0, count: segment.bufferLength)
         let emitted = bytes.withUnsafeMutableBytes { buffer -> Bool in
             do { try segment.emit(into: buffer) } catch { return false }
             return true
         }
-        if emitted { transmits.append(bytes) }
+        return emitted ? [bytes] : []
     }
 }
 

@@ -18,6 +18,8 @@ public struct ConnectionCore: Sendable {
     var rackdDetection = RackdDetection()
     /// Probes, held SYNs and candidates of possible rocks peers.
     var rocksDetection = RocksDetection()
+    /// Links the rocks peers opened to the reconnection port, before their challenge names a connection.
+    var rocksPort = RocksReconnectionPort()
     var nextConnectionID: UInt64 = 1
     var nextSnapshotAt: EngineInstant? = nil
     var addresses = HostAddresses()
@@ -39,6 +41,9 @@ public struct ConnectionCore: Sendable {
         var output = EngineOutput()
         let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
         let tcp = packet.tcp
+        if let reconnection = handleRocksReconnectionSegment(packet, flow: flow, direction: direction, now: now) {
+            return reconnection
+        }
         if tcp.flags.contains(.syn) {
             handleHandshakeSegment(packet, flow: flow, direction: direction, now: now, into: &output)
             reconcile(into: &output)
@@ -137,6 +142,7 @@ public struct ConnectionCore: Sendable {
         }
         rackdDetection.expire(now: now)
         expireRocksDetection(now: now, into: &output)
+        expirePendingRocksLinks(now: now, into: &output)
         reportUnknownRoams(now: now, into: &output)
         reconcile(into: &output)
         return output
@@ -144,7 +150,8 @@ public struct ConnectionCore: Sendable {
 
     /// The earliest instant a timer or a snapshot is due.
     var nextDeadline: EngineInstant? {
-        [nextSnapshotAt, table.nextDeadline, rackdDetection.nextDeadline, rocksDetection.nextDeadline].compactMap { $0 }.min()
+        [nextSnapshotAt, table.nextDeadline, rackdDetection.nextDeadline, rocksDetection.nextDeadline,
+         rocksPort.nextDeadline].compactMap { $0 }.min()
     }
 
     // MARK: Sockets

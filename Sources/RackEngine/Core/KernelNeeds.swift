@@ -28,9 +28,13 @@ extension Connection {
                 needs.wires.append(offer.wire)
             }
             if hold != nil, let attempt = rackd.resumption.roam { needs.wires.append(attempt.wire) }
-        case .rocks:
+        case .rocks(let rocks):
             // Its offsets last its life: every packet is queued until the kernel can map them (issue 14).
-            break
+            // Reconnection links have no socket: the kernel must never see them.
+            for attempt in rocks.reconnection.attempts {
+                needs.queued.append(attempt.link.flow)
+                needs.wires.append(attempt.link.flow)
+            }
         }
         return needs
     }

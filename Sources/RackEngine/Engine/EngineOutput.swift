@@ -108,6 +108,8 @@ public enum EngineEvent: Equatable, Sendable {
     case unknownRoamsDropped(count: Int)
     /// rackd stopped managing the connection (socket closed, held too long).
     case connectionEnded(id: UInt64, FlowKey, reason: String)
+    /// A step of a rocks connection's reconnection (a link dropped, the rock connected, reconnected).
+    case rocksReconnection(id: UInt64, FlowKey, detail: String)
     /// A rocks probe of `destination` finished (docs/rocks.md §2.2).
     case rocksProbed(TCPEndpoint, RocksProbeOutcome)
 }

@@ -60,16 +60,55 @@ extension Connection {
                                      direction: PacketDirection, checksum: TCPChecksumState,
                                      now: EngineInstant) -> ConnectionActions {
         guard case .rocks(var rocks) = peer else { return ConnectionActions(verdict: .drop) }
+        var packet = packet
+        if let mapping, direction == .inbound {
+            // A reconnected connection: the rock's segment in the socket's terms first, then the splice.
+            let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
+            guard flow == mapping.wire,
+                (try? mapping.inbound(to: socketFlow).apply(to: bytes, checksum: checksum)) != nil,
+                let mapped = try? IPPacketView(validating: UnsafeRawBufferPointer(bytes))
+            else { return ConnectionActions(verdict: .drop) }  // the old tuple, or unmappable: never for the socket
+            packet = mapped
+        }
         let step = rocks.handle(packet, bytes: bytes, direction: direction, checksum: checksum, flow: socketFlow, now: now)
         peer = .rocks(rocks)
         var actions = ConnectionActions(verdict: step.verdict)
+        if let mapping, direction == .outbound {
+            actions.verdict = Self.mapOutbound(bytes, verdict: step.verdict, with: mapping, checksum: checksum)
+        } else if mapping != nil, step.verdict == .accept {
+            actions.verdict = .acceptModified(length: bytes.count)  // the mapping changed it
+        }
         apply(step, now: now, into: &actions)
         return actions
     }
 
-    /// Carries a rocks step into the core's actions and states (all but its verdict).
+    /// The socket's segment, spliced, onto the reconnection's tuple.
+    private static func mapOutbound(_ bytes: UnsafeMutableRawBufferPointer, verdict: PacketVerdict, with mapping: WireMapping,
+                                    checksum: TCPChecksumState) -> PacketVerdict {
+        let length: Int
+        var checksum = checksum
+        switch verdict {
+        case .accept: length = bytes.count
+        case .acceptModified(let modified):
+            length = modified
+            checksum = .complete  // the splice's rewrite filled it in
+        default: return verdict
+        }
+        let packet = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<length])
+        do {
+            try mapping.outbound.apply(to: packet, checksum: checksum)
+            return .acceptModified(length: length)
+        } catch {
+            return .drop
+        }
+    }
+
+    /// Carries a rocks step into the core's actions and states (all but its verdict). Segments toward the
+    /// rock go through the mapping of a reconnected connection.
     private mutating func apply(_ step: RocksStep, now: EngineInstant, into actions: inout ConnectionActions) {
-        for segment in step.segments { actions.transmit(segment) }
+        for segment in step.segments {
+            actions.transmit(segment.destination == socketFlow.remote ? (mapping?.outbound(segment) ?? segment) : segment)
+        }
         if let reason = step.fellBack {
             actions.end = .fellBack(reason: reason)
             return
@@ -83,6 +122,21 @@ extension Connection {
             transition(to: .healthy(Healthy(establishing, now: now)), reason: "rocks init exchanged", into: &actions)
             actions.events.append(.connectionManaged(id: id, socketFlow, role: role, peerKind: peer.kind))
             actions.wantsSnapshot = true  // from now on the socket is watched, to see it close
+        }
+        if step.rockReset {
+            switch state {
+            case .healthy, .suspect:
+                suspend(reason: "the rock reset the connection", now: now, peerKnows: true, into: &actions)
+            case .closing:
+                // It had closed: this is its socket going away. The local socket gets the reset too.
+                if case .rocks(let rocks) = peer {
+                    actions.transmit(.reset(from: socketFlow.remote, to: socketFlow.local,
+                                            sequenceNumber: rocks.socket.acknowledgment))
+                }
+                actions.end = .ended(reason: "the rock reset the connection after closing it")
+            case .establishing, .suspended, .resuming:
+                break
+            }
         }
         if step.rockClosed {
             switch state {
@@ -132,6 +186,7 @@ extension Connection {
         }
         peer = .rocks(rocks)
         apply(step, now: now, into: &actions)
+        if actions.end == nil { runRocksReconnection(&context, into: &actions) }
         if rocks.stage == .established, case .healthy = state,
             let heard = rocks.heartbeats.lastHeard,
             now.duration(since: heard) >= RocksPeer.heartbeatInterval * RocksPeer.heartbeatMisses

@@ -19,6 +19,8 @@ struct RocksStep {
     var ended: ConnectionEnd?
     /// The rock closed its end: no heartbeats any more, either way (docs/rocks.md §6).
     var rockClosed = false
+    /// The rock reset the connection: it suspended (docs/rocks.md §5.1), and so does rackd.
+    var rockReset = false
 }
 
 extension RocksPeer {
@@ -47,6 +49,11 @@ extension RocksPeer {
         if let value = tcp.timestampValue { socket.timestampValue = value }
         let end = tcp.sequenceNumber + UInt32(length)
         if end - socket.sendNext > 0 { socket.sendNext = end }
+        if payloadCount > 0, let origin = sendOrigin {
+            // Everything the socket sends from the first counted byte on, for a later go-back-N.
+            if ring == nil { ring = RocksSendRing(start: origin) }
+            ring?.record(tcp.payload, at: tcp.sequenceNumber)
+        }
 
         if stage == .answeringProbe, splice.insertionPoint == nil, hasFIN {
             return answerProbe(packet, finAt: tcp.sequenceNumber + UInt32(payloadCount), bytes: bytes,
@@ -110,7 +117,12 @@ extension RocksPeer {
         if let value = tcp.timestampValue { socket.peerTimestampValue = value }
         var step = RocksStep()
         if tcp.flags.contains(.ack) {
+            rockAcknowledgment = tcp.acknowledgmentNumber
             oursAcknowledged = max(oursAcknowledged, Int(splice.insertedAcknowledged(by: tcp.acknowledgmentNumber)))
+            if oursWindowLimit != nil {
+                oursWindowLimit = oursAcknowledged + Int(UInt32(tcp.window) << UInt32(rockWindowScale))
+                if oursSent < oursReleased { sendOurs(from: oursSent, flow: flow, now: now, into: &step) }
+            }
             if stage == .established { splice.noteRockAcknowledged(tcp.acknowledgmentNumber) }
             let finAcknowledged = socket.finSequence.map { tcp.acknowledgmentNumber - $0 > 0 } ?? false
             if oursAcknowledged >= oursReleased && (!oursEndWithFIN || finAcknowledged) { retransmission = Retransmission() }
@@ -119,9 +131,19 @@ extension RocksPeer {
             }
         }
         if tcp.flags.contains(.rst) {
-            // A rock resets on suspension (docs/rocks.md §5.1); surviving that is the next issue's. Only a
-            // reset the socket will take (exactly at its rcv_nxt) ends management: any other leaves the
-            // socket alive (a challenge ACK at most), so its stream must stay mapped.
+            if stage == .established {
+                // A rock resets on suspension (docs/rocks.md §5.1): rackd suspends too, and the socket never
+                // sees it. One far outside the window is nobody's: passed on, the socket ignores it.
+                let offset = splice.inboundSequence(tcp.sequenceNumber) - socket.acknowledgment
+                if offset >= 0 && UInt32(offset) <= UInt32(0xFFFF) << UInt32(rockWindowScale) {
+                    step.verdict = .drop
+                    step.rockReset = true
+                    return step
+                }
+            }
+            // Before the rock's init is through, only a reset the socket will take (exactly at its rcv_nxt)
+            // ends management: any other leaves the socket alive (a challenge ACK at most), so its stream
+            // must stay mapped.
             step.verdict = deliver(packet, bytes: bytes, checksum: checksum, kept: nil, moved: true)
             if splice.inboundSequence(tcp.sequenceNumber) == socket.acknowledgment || stage == .awaitingClient {
                 step.ended = stage == .awaitingClient ? .fellBack(reason: "client reset before it spoke") : .ended(reason: "rock reset the connection")
@@ -307,7 +329,16 @@ extension RocksPeer {
             return false
         }
         self.peerInit = peerInit
-        blowfishKey = RocksKeyExchange.blowfishKey(secret: secret)
+        let key = RocksKeyExchange.blowfishKey(secret: secret)
+        blowfishKey = key
+        let cipher = Blowfish(key: key)
+        self.cipher = cipher
+        challengeFingerprint = cipher.encrypt(RocksChallenge.padding)
+        // The socket's bytes from the insertion point on, and the rock's after its init (which land on the
+        // socket at the removal point), are what rocks counts.
+        sendOrigin = splice.insertionPoint
+        receiveOrigin = splice.removalPoint
+        rockReconnectionAddress = peerInit.reconnection.endpoint
         stage = .established
         heartbeats = Heartbeats(destination: peerInit.heartbeat.endpoint, nextSendAt: now + Self.heartbeatInterval,
                                 lastHeard: now)
@@ -347,6 +378,9 @@ extension RocksPeer {
         for writeEnd in oursWriteEnds {
             defer { writeStart = writeEnd }
             guard writeEnd > from, writeStart < oursReleased else { continue }
+            // Within the rock's window, and always the first unacknowledged write.
+            if let limit = oursWindowLimit, writeEnd > limit, writeStart > oursAcknowledged { break }
+            oursSent = max(oursSent, writeEnd)
             let flags: TCPFlags = oursEndWithFIN && writeEnd == ours.count ? [.ack, .psh, .fin] : [.ack, .psh]
             step.segments.append(TCPSegmentRepr(
                 source: flow.local, destination: flow.remote, sequenceNumber: point + UInt32(writeStart),

@@ -39,6 +39,10 @@ struct RocksPeer {
     var oursAcknowledged = 0
     /// rackd's bytes end with a FIN (a probe's answer).
     var oursEndWithFIN = false
+    /// How many of `ours` went out at least once, and how far the rock's window lets them go (nil: no
+    /// limit; the init is small, a go-back-N after a reconnection is not).
+    var oursSent = 0
+    var oursWindowLimit: Int?
     var retransmission = Retransmission()
 
     /// Our DH private value; the peer's init once read, and the Blowfish key it gives (issue 12 uses it).
@@ -46,6 +50,25 @@ struct RocksPeer {
     var initReader = RocksInitReader()
     var peerInit: RocksInit?
     var blowfishKey: [UInt8]?
+    /// The cipher under that key, and the last block of every challenge under it (the padding's): how a
+    /// rock's reconnection to the one reconnection port names its connection (docs/rocks.md §15).
+    var cipher: Blowfish?
+    var challengeFingerprint: [UInt8]?
+
+    /// Where rocks' byte counts start, in the socket's sequence numbers: the socket's first byte after
+    /// rackd's init (sent) and the rock's first byte after its init (received). Counts wrap at 2³².
+    var sendOrigin: TCPSequenceNumber?
+    var receiveOrigin: TCPSequenceNumber?
+    /// The last bytes the socket sent toward the rock, for a go-back-N.
+    var ring: RocksSendRing?
+    /// The rock's latest acknowledgement on the wire (where a reset must land to be taken).
+    var rockAcknowledgment: TCPSequenceNumber?
+    /// The rock's reconnection address (its init, then its latest recovery messages).
+    var rockReconnectionAddress: TCPEndpoint?
+    /// The window scale of the rock's current tuple.
+    var rockWindowScale: UInt8 = 0
+    /// Links and 1of2 while reconnecting.
+    var reconnection = RocksReconnection()
 
     /// Client: the wire position up to which the rock's bytes were passed to the socket as banner.
     var scanned: TCPSequenceNumber
@@ -151,6 +174,8 @@ struct RocksPeer {
         }
         switch stage {
         case .established:
+            let held: Bool = if case .suspended = state { true } else { false }
+            consider(reconnection.nextDeadline(held: held))
             if case .healthy = state {
                 consider(heartbeats.nextSendAt)
                 consider(heartbeats.lastHeard.map { $0 + Self.heartbeatInterval * Self.heartbeatMisses })

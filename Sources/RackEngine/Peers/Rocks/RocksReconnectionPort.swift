@@ -1,0 +1,165 @@
+// rackd — the one reconnection port every rocks connection of this host names in its init (docs/rocks.md
+// §15). It answers at every moment: a rock that suspends first storms a closed port with SYNs, so every
+// SYN there gets rackd's SYN-ACK, from the engine (no kernel socket listens).
+//
+// One port serves every connection, so a link the rock opens does not say whose it is until the rock's
+// challenge comes: a challenge's last block is the padding under the connection's key, the same for every
+// challenge under that key (RocksChallenge.swift), so it names the connection without revealing the key.
+// Until then the link is pending here. Which end writes first depends on the connection's role (the 1of2
+// byte is the server's): when every candidate connection (those with the rock's address first, else all
+// rocks connections) is a server, rackd writes the byte at once; otherwise it waits for the rock's byte and
+// challenge, as a client does. A rock whose connection's role disagrees is reset, and tries again.
+//
+// Bounded: at most `capacity` pending links, each for at most `RocksLink.lifetime`; a SYN beyond that is
+// answered with a reset, as a full backlog would be.
+
+struct RocksReconnectionPort {
+    struct PendingLink {
+        var link: RocksLink
+        /// rackd wrote the 1of2 byte (it assumed the server's role).
+        var pickWritten: Bool
+    }
+
+    var pending: [FlowKey: PendingLink] = [:]
+    static let capacity = 64
+
+    /// The earliest instant a pending link expires.
+    var nextDeadline: EngineInstant? {
+        (pending.values.map { $0.link.startedAt + RocksLink.lifetime } + pending.values.compactMap(\.link.retransmitAt)).min()
+    }
+}
+
+extension ConnectionCore {
+    /// A segment on a reconnection link, or to the reconnection port; nil for any other segment.
+    mutating func handleRocksReconnectionSegment(_ packet: IPPacketView, flow: FlowKey, direction: PacketDirection,
+                                                 now: EngineInstant) -> EngineOutput? {
+        let settings = configuration.rocks
+        guard settings.legacyAuthentication, settings.reconnectionPort != 0, direction == .inbound,
+            flow.local.port == settings.reconnectionPort || table.id(for: flow) != nil
+        else { return nil }
+        var output = EngineOutput()
+        if let id = table.id(for: flow), table[id]?.hasRocksLink(flow) == true {
+            output.verdict = .drop
+            run(id, now: now, into: &output) { connection, context in
+                connection.handleRocksLinkSegment(packet, flow: flow, &context)
+            }
+            reconcile(into: &output)
+            return output
+        }
+        guard flow.local.port == settings.reconnectionPort, table.id(for: flow) == nil else { return nil }
+        output.verdict = .drop
+        if pendingRocksLinkSegment(packet, flow: flow, now: now, into: &output) {
+            reconcile(into: &output)
+            return output
+        }
+        let tcp = packet.tcp
+        guard tcp.flags.contains(.syn), !tcp.flags.contains(.ack), !tcp.flags.contains(.rst) else {
+            if !tcp.flags.contains(.rst) {
+                // A link rackd forgot: as a closed port would.
+                output.transmits.append(contentsOf: ConnectionActions.emit(.reset(
+                    from: flow.local, to: flow.remote, sequenceNumber: tcp.acknowledgmentNumber)))
+            }
+            return output
+        }
+        let candidates = rocksReconnectionCandidates(from: flow.remote.address)
+        guard !candidates.isEmpty, rocksPort.pending.count < RocksReconnectionPort.capacity,
+            let socketOptions = candidates.first.map({ table[$0]!.localOptions })
+        else {
+            output.transmits.append(contentsOf: ConnectionActions.emit(.reset(
+                from: flow.local, to: flow.remote, sequenceNumber: TCPSequenceNumber(0), acknowledgmentNumber: tcp.sequenceNumber + 1)))
+            return output
+        }
+        let isn = TCPSequenceNumber(UInt32.random(in: 0...UInt32.max, using: &random))
+        let (link, synAck) = RocksLink.accept(packet, flow: flow, isn: isn, socketOptions: socketOptions,
+                                              receiveLimit: RocksReconnection.rockExchangeLength(ourRole: .client),
+                                              now: now)
+        rocksPort.pending[flow] = RocksReconnectionPort.PendingLink(link: link, pickWritten: false)
+        table.queueBeforeConnection(flow, true)
+        output.transmits.append(contentsOf: ConnectionActions.emit(synAck))
+        reconcile(into: &output)
+        return output
+    }
+
+    /// The rocks connections a link from `address` may belong to: those whose rock is there, else every
+    /// one that could reconnect (past its init).
+    private func rocksReconnectionCandidates(from address: IPAddress) -> [UInt64] {
+        let reconnectable = table.idsInOrder.filter { table[$0]?.rocksPeer?.challengeFingerprint != nil }
+        let there = reconnectable.filter { table[$0]?.socketFlow.remote.address == address
+            || table[$0]?.wireFlow.remote.address == address }
+        return there.isEmpty ? reconnectable : there
+    }
+
+    /// A segment on a pending link; false if `flow` is no pending link.
+    private mutating func pendingRocksLinkSegment(_ packet: IPPacketView, flow: FlowKey, now: EngineInstant,
+                                                  into output: inout EngineOutput) -> Bool {
+        guard var pending = rocksPort.pending[flow] else { return false }
+        var segments: [TCPSegmentRepr] = []
+        let wasEstablished = pending.link.phase == .established
+        let outcome = pending.link.handle(packet, now: now, into: &segments)
+        if !wasEstablished, pending.link.phase == .established {
+            let candidates = rocksReconnectionCandidates(from: flow.remote.address)
+            if !candidates.isEmpty, candidates.allSatisfy({ table[$0]?.role == .server }) {
+                // Every connection it may be is a server's: write the 1of2 byte now (any value).
+                var random = self.random
+                let byte = UInt8.random(in: 0...255, using: &random)
+                self.random = random
+                pending.link.write([RocksPick.segment(byte)], now: now, into: &segments)
+                pending.pickWritten = true
+                pending.link.receiveLimit = RocksReconnection.rockExchangeLength(ourRole: .server)
+            }
+        }
+        for segment in segments { output.transmits.append(contentsOf: ConnectionActions.emit(segment)) }
+        if case .closed = outcome {
+            forgetPendingRocksLink(flow)
+            return true
+        }
+        rocksPort.pending[flow] = pending
+        attributePendingRocksLink(flow, now: now, into: &output)
+        return true
+    }
+
+    /// Names the connection a pending link belongs to from the rock's challenge, and hands the link over.
+    private mutating func attributePendingRocksLink(_ flow: FlowKey, now: EngineInstant, into output: inout EngineOutput) {
+        guard let pending = rocksPort.pending[flow] else { return }
+        let prefix = pending.pickWritten ? 0 : RocksPick.length
+        let challengeEnd = prefix + 4 + RocksChallenge.length
+        guard pending.link.unread.count >= challengeEnd else { return }
+        let bytes = pending.link.unread
+        let length = bytes[prefix..<prefix + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let fingerprint = Array(bytes[(challengeEnd - Blowfish.blockLength)..<challengeEnd])
+        forgetPendingRocksLink(flow)
+        let owner = length == UInt32(RocksChallenge.length)
+            ? table.idsInOrder.first { table[$0]?.rocksPeer?.challengeFingerprint == fingerprint } : nil
+        guard let id = owner, let connection = table[id], (connection.role == .server) == pending.pickWritten else {
+            output.transmits.append(contentsOf: ConnectionActions.emit(pending.link.reset))
+            output.events.append(.resumptionRejected(flow, reason: owner == nil
+                ? "rocks reconnection whose challenge names no connection of this host (wrong key, or none)"
+                : "rocks reconnection for a connection whose 1of2 role rackd guessed wrong: reset, the rock tries again"))
+            return
+        }
+        run(id, now: now, into: &output) { connection, context in
+            connection.adoptRocksLink(pending.link, pickWritten: pending.pickWritten, &context)
+        }
+    }
+
+    private mutating func forgetPendingRocksLink(_ flow: FlowKey) {
+        guard rocksPort.pending.removeValue(forKey: flow) != nil else { return }
+        table.queueBeforeConnection(flow, false)
+    }
+
+    /// Resets pending links past their lifetime, and resends what they have not had acknowledged.
+    mutating func expirePendingRocksLinks(now: EngineInstant, into output: inout EngineOutput) {
+        for flow in rocksPort.pending.keys.sorted(by: ConnectionTable.flowOrder) {
+            guard var pending = rocksPort.pending[flow] else { continue }
+            if now.duration(since: pending.link.startedAt) >= RocksLink.lifetime {
+                output.transmits.append(contentsOf: ConnectionActions.emit(pending.link.reset))
+                forgetPendingRocksLink(flow)
+                continue
+            }
+            var segments: [TCPSegmentRepr] = []
+            pending.link.retransmit(now: now, into: &segments)
+            rocksPort.pending[flow] = pending
+            for segment in segments { output.transmits.append(contentsOf: ConnectionActions.emit(segment)) }
+        }
+    }
+}

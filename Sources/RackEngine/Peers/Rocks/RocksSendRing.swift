@@ -1,0 +1,69 @@
+// rackd — the last bytes the local socket sent toward a rock, for the go-back-N of a reconnection
+// (docs/rocks.md §5.4, §15).
+//
+// A rock's kernel acknowledges bytes its application has not read yet. When the connection breaks, those
+// bytes die with the rock's socket, and the local socket, which saw them acknowledged, no longer has
+// them. So rackd copies every byte the socket sends as it passes the queue, and after a reconnection
+// resends, as its own bytes, those between the rock's reported position and the socket's snd_una.
+//
+// Its size is rocks' own `maxsnd` (docs/rocks.md §3.3, §9 item 7): the send window plus the rock's
+// SO_RCVBUF, 65536 + 65536. A rock that reports a position older than the ring keeps cannot be
+// recovered: its connection is ended on both sides (Connection+RocksReconnection.swift).
+
+struct RocksSendRing: Equatable {
+    static let capacity = 131_072
+
+    /// The socket position one past the newest byte kept.
+    private(set) var end: TCPSequenceNumber
+    /// The bytes kept, oldest first, ending at `end`. At most `capacity`.
+    private var bytes: [UInt8] = []
+    /// Where the oldest kept byte sits in `bytes` once it wrapped (a ring, to keep copies O(n)).
+    private var head = 0
+
+    /// An empty ring whose first byte will be the socket's byte at `start`.
+    init(start: TCPSequenceNumber) {
+        end = start
+    }
+
+    /// How many bytes are kept, ending at `end`.
+    var count: Int { bytes.count }
+
+    /// Takes a segment's payload at socket position `sequence`. Bytes already kept are skipped; a segment
+    /// past a gap (a byte the ring never saw) starts the ring again from it, since what lies before the
+    /// gap can no longer be resent whole.
+    mutating func record(_ payload: UnsafeRawBufferPointer, at sequence: TCPSequenceNumber) {
+        guard !payload.isEmpty else { return }
+        let already = end - sequence
+        if already < 0 {
+            bytes.removeAll(keepingCapacity: true)
+            head = 0
+            end = sequence
+            append(payload[...])
+            return
+        }
+        guard Int(already) < payload.count else { return }
+        append(payload[Int(already)...])
+    }
+
+    private mutating func append(_ fresh: Slice<UnsafeRawBufferPointer>) {
+        for byte in fresh.suffix(Self.capacity) {
+            if bytes.count < Self.capacity {
+                bytes.append(byte)
+            } else {
+                bytes[head] = byte
+                head = (head + 1) % Self.capacity
+            }
+        }
+        end = end + UInt32(fresh.count)
+    }
+
+    /// The bytes from socket position `from` up to (not including) `to`, or nil if the ring does not hold
+    /// them all.
+    func bytes(from: TCPSequenceNumber, to: TCPSequenceNumber) -> [UInt8]? {
+        let length = to - from
+        let back = end - from
+        guard length >= 0, back >= 0, Int(back) <= bytes.count, (end - to) >= 0 else { return nil }
+        let startIndex = bytes.count - Int(back)
+        return (0..<Int(length)).map { bytes[(head + startIndex + $0) % bytes.count] }
+    }
+}

@@ -1,0 +1,143 @@
+// rackd — a rocks connection through a failure, against a scripted rock (RocksHarness.swift): suspension,
+// rackd's SYN to the rock's reconnection address or the rock's to rackd's port, 1of2, the
+// challenge-response, the recovery messages, both go-back-Ns, and both application streams whole
+// afterwards (docs/rocks.md §5, §15).
+
+import Testing
+@testable import RackEngine
+
+@Suite struct RocksReconnectionTests {
+    static let rockPrivateKey = RocksKeyExchange.privateKey(from: [UInt8](repeating: 7, count: 16))
+    static let rockListener = TCPEndpoint(address: .v4(RocksWorld.addressB), port: 41000)
+    static let rackdPort = TCPEndpoint(address: .v4(RocksWorld.addressA), port: 44000)
+
+    /// The rock's side of a reconnection, as rocks 2.4 plays it (RocksAuthentication `.atOnce`).
+    struct ScriptedRock {
+        var authentication: RocksAuthentication
+        var recoveryReader = RocksRecoveryReader(expectedSendBufferSize: 65536, expectedReceiveBufferSize: 65536)
+        var recoveryWritten = false
+        /// rackd's bytes on the link, after its exchange: its go-back-N, then the application's.
+        var stream: [UInt8] = []
+        var consumed = 0
+
+        init(role: ConnectionRole, cipher: Blowfish) {
+            authentication = RocksAuthentication(role: role, cipher: cipher,
+                                                 random: [0x02] + [UInt8](repeating: 9, count: 32), answering: .atOnce)
+        }
+
+        /// Reads what rackd sent on the link so far; returns the rock's writes.
+        mutating func read(_ received: [UInt8], recovery: RocksRecovery, resend: [UInt8]) throws -> [[UInt8]] {
+            var writes = authentication.pollWrites()
+            var fresh = received[consumed...]
+            consumed = received.count
+            if !authentication.isAuthenticated {
+                fresh = fresh.dropFirst(try authentication.take(fresh))
+                writes += authentication.pollWrites()
+            }
+            guard authentication.isAuthenticated else { return writes }
+            if !recoveryWritten {
+                recoveryWritten = true
+                writes += recovery.segments + [resend]
+            }
+            if recoveryReader.result == nil { fresh = fresh.dropFirst(try recoveryReader.take(fresh)) }
+            if recoveryReader.result != nil { stream += fresh }
+            return writes.filter { !$0.isEmpty }
+        }
+    }
+
+    static func cipher(_ world: RocksWorld) throws -> Blowfish {
+        let (ours, _) = try RocksScenarioTests.readInit(Array(world.rock.received.dropFirst(16)))
+        let secret = try #require(RocksKeyExchange.sharedSecret(rockPrivateKey, peerPublicKey: ours.publicKey))
+        return Blowfish(key: RocksKeyExchange.blowfishKey(secret: secret))
+    }
+
+    static func snapshot(_ app: MiniTCP, client: Bool) -> SocketSnapshot {
+        SocketSnapshot(
+            flow: FlowKey(local: app.local, remote: app.remote), state: .established,
+            bytesAcked: UInt64(UInt32(bitPattern: app.sendUnacknowledged - app.isn)) - (client ? 0 : 1),
+            bytesReceived: UInt64(UInt32(bitPattern: app.receiveNext - (app.peerISN! + 1))),
+            unackedSegments: 0, lastAckReceived: .zero, lastDataReceived: .zero)
+    }
+
+    static func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
+        (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
+    }
+
+    @Test func afterABlackHoleRackdReconnectsAndNoByteIsLostEitherWay() throws {
+        var world = RocksWorld(appIsClient: true)
+        try RocksScenarioTests.connectedClient(&world)
+        try RocksScenarioTests.rockOpens(&world)
+        let cipher = try Self.cipher(world)
+        let rockInitLength = world.rock.written.count  // announcement and init
+
+        // Data both ways; the rock's application reads all but the last 1000 of the application's bytes
+        // (its kernel acknowledged them all), and the rock's last 500 bytes never reach host A.
+        let fromApp1 = Self.pattern(3000, seed: 1)
+        let fromRock1 = Self.pattern(2000, seed: 2)
+        let fromRockLost = Self.pattern(500, seed: 3)
+        try world.fromApp(world.app.write(fromApp1))
+        try world.fromRock(world.rock.write(fromRock1))
+        try world.settle()
+        _ = world.rock.write(fromRockLost)
+        let rockRead = fromApp1.count - 1000
+
+        // A black hole: no heartbeats from the rock; 15 s later rackd suspends and resets the old connection.
+        world.dropToRock = true
+        world.rockLink = MiniTCP(local: Self.rockListener, remote: Self.rackdPort, isn: 5_000_000)
+        try world.advance(by: .seconds(16))
+        #expect(world.engine.connections.first?.phase == .suspended)
+        let resets = world.wireToRock.filter { $0.flags.contains(.rst) && $0.destination == world.rock.local }
+        #expect(!resets.isEmpty, "rackd resets the old connection, as a rock would")
+        try world.carryOut(world.engine.handleSnapshots([world.appFlow: Self.snapshot(world.app, client: true)], now: world.now))
+
+        // The rock, suspended too, listens; the path returns and rackd's next SYN gets through.
+        world.dropToRock = false
+        world.linkSegments = []
+        try world.advance(by: .seconds(1))
+        let syn = try #require(world.linkSegments.first { $0.flags == .syn })
+        #expect(syn.source == Self.rackdPort && syn.destination == Self.rockListener)
+        try world.fromRock([world.rockLink!.synAck(to: syn)])
+        try world.settle()
+
+        // The rock is the server: its 1of2 byte, then its challenge, at once.
+        var rock = ScriptedRock(role: .server, cipher: cipher)
+        let rockRecovery = RocksRecovery(
+            heartbeat: RocksSocketAddress(address: RocksWorld.addressB, port: 42001),
+            reconnection: RocksSocketAddress(address: RocksWorld.addressB, port: 41001),
+            received: UInt32(rockRead), sendBufferSize: 65536, receiveBufferSize: 65536)
+        let rockResend = Array((fromRock1 + fromRockLost)[fromRock1.count...])  // after rackd's rcvseq: 2000
+        for _ in 0..<10 {
+            let writes = try rock.read(world.rockLink!.received, recovery: rockRecovery, resend: rockResend)
+            for write in writes { try world.fromRock(world.rockLink!.write(write)) }
+            try world.settle()
+        }
+        #expect(rock.authentication.isAuthenticated)
+        let rackdRecovery = try #require(rock.recoveryReader.result)
+        #expect(rackdRecovery.received == UInt32(fromRock1.count), "rackd reports what the socket has")
+        #expect(rackdRecovery.heartbeat == RocksSocketAddress(address: RocksWorld.addressA, port: 43000))
+        #expect(rackdRecovery.reconnection == RocksSocketAddress(address: RocksWorld.addressA, port: 44000))
+
+        // The rock's go-back-N was cut at the end of its exchange; it resends it, now for the socket.
+        try world.fromRock(world.rockLink!.retransmit())
+        try world.settle()
+        #expect(world.engine.connections.first?.phase == .healthy)
+        #expect(world.app.received == fromRock1 + fromRockLost, "the rock's lost bytes reach the application once")
+
+        // New bytes both ways, through the new tuple.
+        let fromApp2 = Self.pattern(4000, seed: 4)
+        let fromRock2 = Self.pattern(1500, seed: 5)
+        try world.fromApp(world.app.write(fromApp2))
+        try world.fromRock(world.rockLink!.write(fromRock2))
+        try world.settle()
+        _ = try rock.read(world.rockLink!.received, recovery: rockRecovery, resend: rockResend)
+        let rockApplication = Array(world.rock.received.dropFirst(16 + 60 + 0))  // rackd's announcement and init
+        #expect(Array(rockApplication.prefix(rockRead)) + rock.stream == fromApp1 + fromApp2,
+                "the rock's application reads every byte once: its own, then rackd's go-back-N, then the new ones")
+        #expect(world.app.received == fromRock1 + fromRockLost + fromRock2)
+        #expect(rockInitLength > 0)
+        let heartbeatsAfter = world.datagrams.filter { $0.destination == rockRecovery.heartbeat.endpoint }
+        try world.advance(by: .seconds(3))
+        #expect(world.datagrams.filter { $0.destination == rockRecovery.heartbeat.endpoint }.count > heartbeatsAfter.count,
+                "heartbeats go to the rock's new heartbeat address")
+    }
+}
