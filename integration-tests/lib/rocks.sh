@@ -18,6 +18,9 @@
 #   scenarios  rocks_scenario_client LABEL MODE SIZE PORT [SERVE_ARG...] [-- CONNECT_ARG...]
 #              rocks_scenario_server LABEL MODE SIZE PORT [SERVE_ARG...] [-- CONNECT_ARG...]
 #              rocks_scenario_finish LABEL [BANNER_LEN]
+#   outages    rocks_outage SIDE MODE LABEL FAULT SECONDS PORT | rocks_conn_field NAME ENDPOINT EXPR
+#              rocks_trace_bytes NAME LABEL | rocks_trace_has NAME EVENT [TEXT] | rocks_reconnection_progress NAME
+#              rocks_outage_diagnose LABEL ROCK MODE ENDPOINT
 #   ordinary   rocks_ordinary_server NAME NS ADDR PORT MODE [ARG...] | rocks_xfer_client NAME NS ADDR PORT BYTES [ARG...]
 #              rocks_check_ordinary CLIENT SERVER [C2S S2C] | rocks_count_empty SERVER | rocks_expected_bytes SIZE SEED FILE
 
@@ -417,4 +420,213 @@ with open(sys.argv[4], "wb") as f:
     for block in rockspeer.App(args, "server").payload_chunks():
         f.write(block)
 PY
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Outages (issue 12, "Survive failures with rocks peers"; docs/rocks.md §5, §15): test_rocks_outage_client.sh and
+# test_rocks_outage_server.sh.
+#
+# rocks_outage SIDE MODE LABEL FAULT SECONDS PORT: one connection through one fault. ROCKS_OUTAGE_SIZE (default 20M)
+# goes each way at once, paced on both ends (64 KiB every 50 ms: about 16 s of sending each way, so that the
+# transfer spans the fault), between A and the rock in B (rockspeer seed 1 from the client, 2 from the server).
+# Once the rock has written 2.5 MiB, FAULT lasts SECONDS:
+#   blackhole  tb_blackhole_on: R drops everything between A and B, both directions; found by missed heartbeats
+#              (rackd: 15 s without one; a rock: 15 missed beats);
+#   linkdown   tb_link_down_a: A's interface down (rackd sees its address go at once, by rtnetlink).
+#   SIDE client  A connects, the rock serves in B;   SIDE server  A serves (port PORT), the rock connects from B.
+#   MODE app     an ordinary application in A (rockspeer --plain; --read-first when it serves) and rackd NAME
+#                ROCKS_OUTAGE_RACKD (default a), which the test started with the matching [rocks] configuration,
+#                playing the rock; rackd's status is checked too;
+#   MODE rock    a rock in A too and no rackd: the rock-to-rock reference; what is asserted of the rock in B
+#                is asserted of both.
+# Asserted (app: all; rock: those about the rocks): the connection is healthy, then suspended during the fault
+# (rackd within ROCKS_OUTAGE_DETECT_S: 20 for a black hole, 3 for a link down, for the reason it must have), still
+# held when the path returns; the rock suspends after 15 missed heartbeats in a black hole; after the path's
+# return the rock has reconnected and recovered (1of2, authentication, recovery) within ROCKS_OUTAGE_RECOVER_S
+# (20) and rackd shows the connection healthy again, with resumptions >= 1; both ends finish, SIZE each way
+# intact (SHA-256 on both ends); the rock counted exactly one suspension and one recovery, no authentication
+# failure; rackd counts a resumption in all, and lets the connection go once both ends closed it.
+# Processes LABEL-client and LABEL-server (traces $TB_DIR/LABEL-{client,server}.trace).
+rocks_outage() {
+    local side=$1 mode=$2 label=$3 fault=$4 seconds=$5 port=$6
+    local size=${ROCKS_OUTAGE_SIZE:-20M} rackd=${ROCKS_OUTAGE_RACKD:-a} recover=${ROCKS_OUTAGE_RECOVER_S:-20}
+    local pace=(--chunk 64K --interval 0.05 --trace-max-hex 32) a_args=() rock endpoint detect why
+    local rocks=() r t0 t1 left
+    case $fault in
+        blackhole) detect=20 why="reason=no rocks heartbeat" ;;
+        linkdown) detect=3 why="reason=local address $TB_A_ADDR4 lost" ;;
+        *)
+            echo "rocks_outage: FAULT must be blackhole or linkdown, not '$fault'" >&2
+            return 1
+            ;;
+    esac
+    detect=${ROCKS_OUTAGE_DETECT_S:-$detect}
+    if [[ $mode == app ]]; then
+        echo "== $label: rackd in A as the rocks $side, $size each way, $fault for ${seconds}s"
+    else
+        echo "== $label: rock to rock (a rock in A as the $side, no rackd), $size each way, $fault for ${seconds}s"
+    fi
+    if [[ $side == client ]]; then
+        rock=$label-server endpoint=$TB_B_ADDR4:$port
+        [[ $mode == app ]] && a_args=(--plain)
+        rocks_serve "$label-server" "$TB_B" "$TB_B_ADDR4:$port" --count 1 --send-bytes "$size" --seed 2 \
+            --trace "$TB_DIR/$label-server.trace" "${pace[@]}" || return 1
+        rocks_connect "$label-client" "$TB_A" "$TB_B_ADDR4:$port" --send-bytes "$size" --seed 1 --receive-bytes "$size" \
+            --trace "$TB_DIR/$label-client.trace" "${pace[@]}" "${a_args[@]}" || return 1
+        rocks=("$rock")
+        [[ $mode == rock ]] && rocks+=("$label-client")
+    else
+        rock=$label-client endpoint=$TB_A_ADDR4:$port
+        [[ $mode == app ]] && a_args=(--plain --read-first)
+        rocks_serve "$label-server" "$TB_A" "$TB_A_ADDR4:$port" --count 1 --send-bytes "$size" --seed 2 \
+            --trace "$TB_DIR/$label-server.trace" "${pace[@]}" "${a_args[@]}" || return 1
+        rocks_connect "$label-client" "$TB_B" "$TB_A_ADDR4:$port" --send-bytes "$size" --seed 1 --receive-bytes "$size" \
+            --trace "$TB_DIR/$label-client.trace" "${pace[@]}" || return 1
+        rocks=("$rock")
+        [[ $mode == rock ]] && rocks+=("$label-server")
+    fi
+
+    if [[ $mode == app ]]; then
+        tb_assert "$label: rackd-$rackd shows the rocks connection ($endpoint) healthy" \
+            tb_wait_for "[[ \$(rocks_conn_field $rackd $endpoint 'c and c[\"state\"]' 2>/dev/null) == healthy ]]" 15
+        tb_assert "$label: it is rackd's $side connection" \
+            test "$(rocks_conn_field "$rackd" "$endpoint" 'c["role"]')" = "$side"
+    fi
+    tb_assert "$label: the transfer is under way (the rock wrote 2.5 MiB)" \
+        tb_wait_for "(( \$(rocks_trace_bytes $rock app) >= 2621440 ))" 20
+
+    t0=$(date +%s%N)
+    case $fault in
+        blackhole) tb_blackhole_on ;;
+        linkdown) tb_link_down_a ;;
+    esac
+    echo "-- $label: $fault on"
+    if [[ $mode == app ]]; then
+        tb_assert "$label: rackd shows the connection suspended within ${detect}s" \
+            tb_wait_for "[[ \$(rocks_conn_field $rackd $endpoint 'c and c[\"state\"]') == suspended ]]" "$detect"
+        echo "   suspended by rackd after $((($(date +%s%N) - t0) / 1000000)) ms"
+        tb_assert "$label: rackd's log gives the reason ($why)" \
+            grep -q "conn\.state=suspended .*$why" "$TB_DIR/rackd-$rackd.log"
+    fi
+    case $fault in
+        blackhole)
+            for r in "${rocks[@]}"; do
+                tb_assert "$label: the rock $r suspends after 15 missed heartbeats during the black hole" \
+                    tb_wait_for "rocks_trace_has $r suspend '15 missed heartbeats'" $((seconds - 3))
+            done
+            ;;
+        linkdown)
+            # A rock in A suspends at once: its heartbeat sendto fails (no route). The rock in B cannot tell
+            # until the link is back.
+            [[ $mode == app ]] || tb_assert "$label: the rock in A suspends at once (its heartbeat sendto fails)" \
+                tb_wait_for "rocks_trace_has ${rocks[1]} suspend sendto" 3
+            ;;
+    esac
+    left=$(((t0 + seconds * 1000000000 - $(date +%s%N)) / 1000000))
+    ((left <= 0)) || sleep "$((left / 1000)).$(printf '%03d' $((left % 1000)))" # the rest of the outage
+    if [[ $mode == app ]]; then
+        tb_assert "$label: rackd still holds the connection suspended when the path returns" \
+            test "$(rocks_conn_field "$rackd" "$endpoint" 'c and c["state"]')" = suspended
+    fi
+    case $fault in
+        blackhole) tb_blackhole_off ;;
+        linkdown) tb_link_up_a ;;
+    esac
+    t1=$(date +%s%N)
+    echo "-- $label: $fault off after $(((t1 - t0) / 1000000)) ms"
+
+    for r in "${rocks[@]}"; do
+        if ! tb_assert "$label: the rock $r reconnects and recovers (1of2, authentication, recovery) within ${recover}s of the path's return" \
+            tb_wait_for "rocks_trace_has $r recovered" "$recover"; then
+            rocks_outage_diagnose "$label" "$r" "$mode" "$endpoint"
+            return 1
+        fi
+    done
+    echo "   recovered $((($(date +%s%N) - t1) / 1000000)) ms after the path returned"
+    if [[ $mode == app ]]; then
+        if ! tb_assert "$label: rackd shows the connection healthy again, resumptions >= 1" \
+            tb_wait_for "[[ \$(rocks_conn_field $rackd $endpoint 'bool(c and c[\"state\"] == \"healthy\" and c[\"resumptions\"] >= 1)') == True ]]" 10; then
+            rocks_outage_diagnose "$label" "$rock" "$mode" "$endpoint"
+            return 1
+        fi
+        echo "   rackd: $(rocks_conn_field "$rackd" "$endpoint" 'c')"
+    fi
+
+    tb_assert "$label: the client ends cleanly" rocks_wait "$label-client" 90
+    tb_assert "$label: the server ends cleanly" rocks_wait "$label-server" 30
+    tb_assert "$label: $size each way intact (SHA-256 on both ends)" \
+        rocks_check_pair "$label-client" "$label-server" "$size" "$size"
+    for r in "${rocks[@]}"; do
+        echo "   $r: $(rocks_stats_field "$r" '"suspensions %s, recoveries %s, auth failures %s" % (s["suspension_events"], s["recoveries"], s["auth_failures"])')"
+        tb_assert "$label: the rock $r counted one suspension, one recovery, no authentication failure" \
+            test "$(rocks_stats_field "$r" '(s["suspensions"], s["recoveries"], s["auth_failures"])')" = "(1, 1, 0)"
+    done
+    if [[ $mode == app ]]; then
+        tb_assert "$label: rackd counts the resumption (daemon.resumptions >= 1)" \
+            test "$(rocks_conn_field "$rackd" - 's["daemon"]["resumptions"]')" -ge 1
+        tb_assert "$label: once both ends closed, rackd lets the connection go (closing or gone within 10 s)" \
+            tb_wait_for "[[ \$(rocks_conn_field $rackd $endpoint 'c[\"state\"] if c else \"none\"') =~ ^(closing|none)\$ ]]" 10
+    fi
+}
+
+# rocks_conn_field NAME ENDPOINT EXPR: evaluate EXPR over rackd NAME's `rackctl status --json` (bound to `s`) and its
+# rocks connection whose local or peer endpoint is ENDPOINT (bound to `c`; None without one), and print it.
+rocks_conn_field() {
+    local json
+    json=$(tb_rackctl "$1" status --json) || return 1
+    python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])
+c = next((c for c in s["connections"] if c.get("peer_kind") == "rocks" and sys.argv[2] in (c.get("local"), c.get("peer"))), None)
+print(eval(sys.argv[3]))' "$json" "$2" "$3"
+}
+
+# rocks_trace_bytes NAME LABEL: how many bytes rockspeer NAME's writes labelled LABEL (app: the application's) carried
+# so far, by its trace ($TB_DIR/NAME.trace).
+rocks_trace_bytes() {
+    { grep -- "\"event\": \"write\".*\"label\": \"$2\"" "$TB_DIR/$1.trace" 2>/dev/null || true; } |
+        sed -n 's/.*"len": \([0-9]*\).*/\1/p' | awk '{n += $1} END {print n + 0}'
+}
+
+# rocks_trace_has NAME EVENT [TEXT]: true if rockspeer NAME's trace holds an EVENT record (containing TEXT).
+rocks_trace_has() {
+    grep -- "\"event\": \"$2\"" "$TB_DIR/$1.trace" 2>/dev/null | grep -qF -- "${3:-}"
+}
+
+# rocks_reconnection_progress NAME: how far rockspeer NAME's last reconnection went, by its trace: the suspension
+# and, after it, the 1of2 pick, authentication, recovery (or their failures).
+rocks_reconnection_progress() {
+    python3 - "$TB_DIR/$1.trace" <<'PY'
+import json, sys
+try:
+    events = [json.loads(l) for l in open(sys.argv[1]) if '"event": "write"' not in l and '"event": "sendto"' not in l]
+except (OSError, ValueError) as e:
+    sys.exit("no trace: %s" % e)
+sus = [i for i, e in enumerate(events) if e["event"] == "suspend"]
+if not sus:
+    sys.exit(print("never suspended") or 0)
+s = events[sus[-1]]
+after = events[sus[-1] + 1:]
+steps = [("1of2", "a connection picked (1of2)"), ("auth", "authenticated"), ("recovered", "recovered")]
+done = [what for event, what in steps
+        if any(e["event"] == event and e.get("result", "ok") == "ok" for e in after)]
+missing = [what for event, what in steps if what not in done]
+fails = ["%s (%s)" % (e["event"], e.get("reason") or e.get("why") or "") for e in after
+         if e["event"] in ("recovery-failed", "hungup") or (e["event"] == "auth" and e.get("result") != "ok")]
+print("suspended at t=%.1f s (%s)%s%s%s" % (s["t"], s["reason"], "; then " + ", ".join(done) if done else "",
+      "; not yet: " + ", ".join(missing) if missing else "", "; " + ", ".join(fails) if fails else ""))
+PY
+}
+
+# rocks_outage_diagnose LABEL ROCK MODE ENDPOINT: print, briefly (the runner shows a failed test's last 40 lines),
+# how far the rock's reconnection went and the end of its log and, in MODE app, rackd's view of the connection and
+# its last state changes.
+rocks_outage_diagnose() {
+    local label=$1 rock=$2 mode=$3 endpoint=$4 rackd=${ROCKS_OUTAGE_RACKD:-a}
+    echo "   --- $label: the rock $rock: $(rocks_reconnection_progress "$rock")"
+    tail -n 3 "$TB_DIR/$rock.rlog" 2>/dev/null | cut -c1-200 | sed 's/^/   | /'
+    [[ $mode == app ]] || return 0
+    echo "   --- $label: rackd-$rackd: $(rocks_conn_field "$rackd" "$endpoint" \
+        '"state %s, resumptions %s, suspended for %s s, last heard %s s ago" % (c["state"], c["resumptions"], c.get("suspended_seconds"), c["last_heard_seconds_ago"]) if c else "no such connection"' 2>&1)"
+    grep -E "conn\.state=|rocks" "$TB_DIR/rackd-$rackd.log" | tail -n 3 | cut -c1-200 | sed 's/^/   | /'
 }
