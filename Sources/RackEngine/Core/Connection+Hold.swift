@@ -41,7 +41,18 @@ extension Connection {
     /// the socket.
     mutating func handleHeldSegment(_ packet: IPPacketView, direction: PacketDirection) -> ConnectionActions {
         var actions = ConnectionActions(verdict: .drop)
-        guard var hold, direction == .outbound else { return actions }  // the peer is not heard until it authenticates
+        guard var hold else { return actions }
+        guard direction == .outbound else {
+            // The peer is not heard until it authenticates. A rock that still sends on the old connection has
+            // not noticed the failure: its socket would have been reset, as a rock's is (docs/rocks.md §5.1),
+            // so it gets the reset a closed socket's kernel sends, and suspends at once.
+            let tcp = packet.tcp
+            if peer.isRocks, hold.holder == .outage, !tcp.flags.contains(.rst), tcp.flags.contains(.ack) {
+                let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: .inbound)
+                actions.transmit(.reset(from: flow.local, to: flow.remote, sequenceNumber: tcp.acknowledgmentNumber))
+            }
+            return actions
+        }
         let tcp = packet.tcp
         if tcp.flags.contains(.rst) {
             // The application aborted the connection: nothing left to hold.

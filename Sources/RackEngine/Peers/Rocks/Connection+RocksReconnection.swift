@@ -280,20 +280,31 @@ extension Connection {
             rocks = rocksPeer ?? rocks
             return
         }
-        // What the rock's kernel acknowledged and its application never read: from the ring.
-        guard let positions = hold?.positions, let origin = rocks.sendOrigin else { return }
+        // What the rock's kernel acknowledged and its application never read: from the ring. The rock may
+        // also have read bytes whose acknowledgements the hold kept from the socket: those the socket need
+        // not send again.
+        guard var hold, var positions = hold.positions, let origin = rocks.sendOrigin else { return }
         let from = origin + theirs.received
+        let sentEnd = rocks.ring?.end ?? positions.sendUnacknowledged
         let resend: [UInt8]
-        if from == positions.sendUnacknowledged {
+        var skipped = 0
+        if from - positions.sendUnacknowledged >= 0 && sentEnd - from >= 0 {
             resend = []
+            skipped = Int(from - positions.sendUnacknowledged)
+            positions.sendUnacknowledged = from
+            if let stash = hold.stash, stash.sequenceNumber - from < 0 { hold.stash = nil }
+            hold.positions = positions
+            updateHold(hold)
         } else if let kept = rocks.ring?.bytes(from: from, to: positions.sendUnacknowledged) {
             resend = kept
         } else {
-            // Bytes the rock never read and rackd no longer has: the stream cannot go on whole.
+            // Bytes the rock never read and rackd no longer has (or never sent): the stream cannot go on whole.
             store(attempt, in: &rocks)
             peer = .rocks(rocks)
-            actions.end = .ended(reason: "the rock asks for bytes from its position \(theirs.received), which the local "
-                + "socket no longer has and rackd's ring (\(RocksSendRing.capacity) bytes) does not hold")
+            let ring = rocks.ring.map { "\($0.count) bytes up to \($0.end)" } ?? "empty"
+            actions.end = .ended(reason: "the rock asks for bytes from its position \(theirs.received) (sequence \(from)), "
+                + "which the local socket no longer has (its snd_una is \(positions.sendUnacknowledged)) and rackd's ring "
+                + "(\(ring), at most \(RocksSendRing.capacity)) does not hold")
             actions.transmit(attempt.link.reset)
             actions.transmit(.reset(from: socketFlow.remote, to: socketFlow.local, sequenceNumber: positions.receiveNext))
             return
@@ -303,7 +314,7 @@ extension Connection {
         peer = .rocks(rocks)
         for segment in segments { actions.transmit(segment) }
         segments = []
-        completeRocksReconnection(attempt, resent: resend.count, now: now, into: &actions)
+        completeRocksReconnection(attempt, resent: resend.count, skipped: skipped, now: now, into: &actions)
         rocks = rocksPeer ?? rocks
     }
 
@@ -316,7 +327,8 @@ extension Connection {
     /// The exchange is through: the link's tuple carries the connection from now on, mapped onto the
     /// socket. rackd's exchange bytes (and the go-back-N) are inserted at the socket's snd_una, the rock's
     /// taken out before its resent bytes, which land at the socket's rcv_nxt.
-    private mutating func completeRocksReconnection(_ attempt: RocksReconnection.Attempt, resent: Int, now: EngineInstant,
+    private mutating func completeRocksReconnection(_ attempt: RocksReconnection.Attempt, resent: Int, skipped: Int,
+                                                    now: EngineInstant,
                                                     into actions: inout ConnectionActions) {
         guard case .rocks(var rocks) = peer, let hold, let positions = hold.positions,
             let theirs = attempt.peerRecovery, let rockISN = attempt.link.rockISN else { return }
@@ -351,7 +363,8 @@ extension Connection {
         rocks.reconnection = RocksReconnection()
         peer = .rocks(rocks)
         actions.events.append(.rocksReconnection(id: id, socketFlow, detail: "reconnected on \(link.flow) (\(link.opening)): "
-            + "rackd resent \(resent) bytes from its ring"))
+            + "rackd resent \(resent) bytes from its ring"
+            + (skipped > 0 ? "; the rock had read \(skipped) bytes whose acknowledgement the hold kept from the socket" : "")))
         resume(now: now, into: &actions)
     }
 }
