@@ -140,4 +140,131 @@ import Testing
         #expect(world.datagrams.filter { $0.destination == rockRecovery.heartbeat.endpoint }.count > heartbeatsAfter.count,
                 "heartbeats go to the rock's new heartbeat address")
     }
+
+    /// Runs the rock's side of the exchange on `world.rockLink` until it is through (or stuck).
+    static func exchange(_ world: inout RocksWorld, _ rock: inout ScriptedRock, recovery: RocksRecovery,
+                         resend: [UInt8]) throws {
+        for _ in 0..<10 {
+            let writes = try rock.read(world.rockLink!.received, recovery: recovery, resend: resend)
+            for write in writes { try world.fromRock(world.rockLink!.write(write)) }
+            try world.settle()
+        }
+    }
+
+    static func recovery(received: Int) -> RocksRecovery {
+        RocksRecovery(heartbeat: RocksSocketAddress(address: RocksWorld.addressB, port: 42001),
+                      reconnection: RocksSocketAddress(address: RocksWorld.addressB, port: 41001),
+                      received: UInt32(received), sendBufferSize: 65536, receiveBufferSize: 65536)
+    }
+
+    /// The server role up to a healthy rocks connection.
+    static func connectedServer(_ world: inout RocksWorld) throws {
+        let syn = world.rock.syn()
+        try world.fromRock([syn])
+        try world.fromApp([world.app.synAck(to: syn)])
+        try world.settle()
+        try world.fromRock(world.rock.write(RocksAnnouncement.bytes))
+        try world.settle()
+        for write in RocksScenarioTests.rockInit.segments { try world.fromRock(world.rock.write(write)) }
+        try world.settle()
+        #expect(world.engine.connections.first?.phase == .healthy)
+    }
+
+    @Test func asAServerRackdTakesTheRocksLinkOnTheOnePortAndNamesItsConnectionFromTheChallenge() throws {
+        var world = RocksWorld(appIsClient: false)
+        try Self.connectedServer(&world)
+        let cipher = try Self.cipher(world)
+        let fromApp1 = Self.pattern(2500, seed: 6)
+        let fromRock1 = Self.pattern(1800, seed: 7)
+        try world.fromApp(world.app.write(fromApp1))
+        try world.fromRock(world.rock.write(fromRock1))
+        try world.settle()
+
+        // The rock suspends first (a reset on the old connection): rackd suspends, without a reset back.
+        world.wireToRock = []
+        try world.fromRock([world.rock.segment(at: world.rock.sendNext, payload: []).with(flags: [.rst])])
+        #expect(world.engine.connections.first?.phase == .suspended)
+        #expect(!world.wireToRock.contains { $0.flags.contains(.rst) && $0.destination == world.rock.local },
+                "the rock reset first: nothing to tell it")
+        try world.carryOut(world.engine.handleSnapshots([world.appFlow: Self.snapshot(world.app, client: false)], now: world.now))
+
+        // A link under another key is reset, and the connection stays suspended.
+        world.rockLink = MiniTCP(local: TCPEndpoint(address: .v4(RocksWorld.addressB), port: 45000), remote: Self.rackdPort,
+                                 isn: 6_000_000)
+        try world.fromRock([world.rockLink!.syn()])
+        try world.settle()
+        var stranger = ScriptedRock(role: .client, cipher: Blowfish(key: [UInt8](repeating: 1, count: 16)))
+        try Self.exchange(&world, &stranger, recovery: Self.recovery(received: 0), resend: [])
+        #expect(world.rockLink!.receivedRST, "a challenge that names no connection is reset")
+        #expect(world.engine.connections.first?.phase == .suspended)
+
+        // The rock itself, from a new port: rackd writes the 1of2 byte (its connection is a server's).
+        world.rockLink = MiniTCP(local: TCPEndpoint(address: .v4(RocksWorld.addressB), port: 45001), remote: Self.rackdPort,
+                                 isn: 7_000_000)
+        try world.fromRock([world.rockLink!.syn()])
+        try world.settle()
+        #expect(world.rockLink!.received.count == 1, "the server's 1of2 byte, alone")
+        var rock = ScriptedRock(role: .client, cipher: cipher)
+        try Self.exchange(&world, &rock, recovery: Self.recovery(received: fromApp1.count), resend: [])
+        #expect(rock.authentication.isAuthenticated)
+        #expect(world.engine.connections.first?.phase == .healthy)
+
+        let fromApp2 = Self.pattern(3000, seed: 8)
+        let fromRock2 = Self.pattern(900, seed: 9)
+        try world.fromApp(world.app.write(fromApp2))
+        try world.fromRock(world.rockLink!.write(fromRock2))
+        try world.settle()
+        _ = try rock.read(world.rockLink!.received, recovery: Self.recovery(received: fromApp1.count), resend: [])
+        #expect(rock.stream == fromApp2)
+        #expect(world.app.received == fromRock1 + fromRock2)
+    }
+
+    @Test func bytesTheRockReadWhoseAcknowledgementTheHoldKeptAreNotSentAgain() throws {
+        var world = RocksWorld(appIsClient: true)
+        try RocksScenarioTests.connectedClient(&world)
+        try RocksScenarioTests.rockOpens(&world)
+        let cipher = try Self.cipher(world)
+        let fromApp1 = Self.pattern(3000, seed: 1)
+        try world.fromApp(world.app.write(fromApp1))
+        try world.settle()
+        // The application's last 1000 bytes reach the rock, whose application reads them; its
+        // acknowledgement is lost, and then the path fails.
+        let late = Self.pattern(1000, seed: 11)
+        try world.fromApp(world.app.write(late))
+        world.pendingFromRock = []
+        world.dropToRock = true
+        world.rockLink = MiniTCP(local: Self.rockListener, remote: Self.rackdPort, isn: 5_000_000)
+        try world.advance(by: .seconds(16))
+        #expect(world.engine.connections.first?.phase == .suspended)
+        world.dropToRock = false
+        try world.carryOut(world.engine.handleSnapshots([world.appFlow: Self.snapshot(world.app, client: true)], now: world.now))
+        world.linkSegments = []
+        try world.advance(by: .seconds(1))
+        let syn = try #require(world.linkSegments.first { $0.flags == .syn })
+        try world.fromRock([world.rockLink!.synAck(to: syn)])
+        try world.settle()
+        var rock = ScriptedRock(role: .server, cipher: cipher)
+        try Self.exchange(&world, &rock, recovery: Self.recovery(received: fromApp1.count + late.count), resend: [])
+        #expect(world.engine.connections.first?.phase == .healthy)
+        #expect(world.app.sendUnacknowledged == world.app.sendNext, "the socket learns the rock has its last bytes")
+        let fromApp2 = Self.pattern(700, seed: 12)
+        try world.fromApp(world.app.write(fromApp2))
+        try world.settle()
+        _ = try rock.read(world.rockLink!.received, recovery: Self.recovery(received: 0), resend: [])
+        #expect(rock.stream == fromApp2, "nothing twice, nothing missing")
+    }
+}
+
+extension TCPSegmentRepr {
+    func with(flags: TCPFlags) -> TCPSegmentRepr {
+        var segment = self
+        segment.flags = flags
+        return segment
+    }
+
+    func with(sequenceShift: UInt32) -> TCPSegmentRepr {
+        var segment = self
+        segment.sequenceNumber = segment.sequenceNumber + sequenceShift
+        return segment
+    }
 }
