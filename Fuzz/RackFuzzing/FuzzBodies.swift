@@ -187,6 +187,9 @@ public enum FuzzBodies {
         configuration.rocks.probing = .listed
         configuration.rocks.probePorts = [PortRange(1, 65535)]
         configuration.rocks.servePorts = [PortRange(1, 65535)]
+        // Ports with something behind them: the reconnection port's pending links and rocks links.
+        configuration.rocks.reconnectionPort = 44000
+        configuration.rocks.heartbeatPort = 43000
         var engine = HostEngine(configuration: configuration, random: FixedRandom())
         var offset = 0
         var now = EngineInstant.seconds(1)
