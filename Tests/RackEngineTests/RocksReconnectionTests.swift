@@ -219,6 +219,26 @@ import Testing
         #expect(world.app.received == fromRock1 + fromRock2)
     }
 
+    @Test func aHeartbeatTheKernelRefusesSuspendsAtOnceAndTheRockIsReset() throws {
+        var world = RocksWorld(appIsClient: true)
+        try RocksScenarioTests.connectedClient(&world)
+        try RocksScenarioTests.rockOpens(&world)
+        try world.fromRock(world.rock.write(Self.pattern(100, seed: 1)))
+        try world.settle()
+        world.wireToRock = []
+        try world.carryOut(world.engine.handleHeartbeatFailures(
+            [HeartbeatFailure(destination: RocksScenarioTests.rockInit.heartbeat.endpoint, reason: "ENETUNREACH")],
+            now: world.now))
+        #expect(world.engine.connections.first?.phase == .suspended)
+        let reset = try #require(world.wireToRock.first { $0.flags.contains(.rst) })
+        #expect(reset.sequenceNumber == world.rock.receiveNext, "exactly at the rock's rcv_nxt, so the rock takes it")
+        #expect(world.rock.receivedRST)
+        // A failure for a destination no connection sends to changes nothing.
+        try world.carryOut(world.engine.handleHeartbeatFailures(
+            [HeartbeatFailure(destination: TCPEndpoint(address: .v4(RocksWorld.addressB), port: 9), reason: "x")], now: world.now))
+        #expect(world.engine.connections.count == 1)
+    }
+
     @Test func bytesTheRockReadWhoseAcknowledgementTheHoldKeptAreNotSentAgain() throws {
         var world = RocksWorld(appIsClient: true)
         try RocksScenarioTests.connectedClient(&world)

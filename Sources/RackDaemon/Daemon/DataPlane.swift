@@ -57,6 +57,8 @@ public final class DataPlane: Sendable {
         var pendingTransmits: [[UInt8]] = []
         var pendingReleases: [HeldPacketRelease] = []
         var pendingDatagrams: [Datagram] = []
+        /// Heartbeats the kernel refused (no route, address gone), for the engine: a rock suspends on them.
+        var failedHeartbeats: [HeartbeatFailure] = []
         var pendingProbes: [RocksProbeRequest] = []
         /// Shutting down: no probe starts any more.
         var stopping = false
@@ -330,6 +332,12 @@ public final class DataPlane: Sendable {
         flushTransmits()
         flushDatagrams()
         startProbes()
+        guard !state.failedHeartbeats.isEmpty else { return }
+        // A refused heartbeat is an input of its own (it may suspend a connection, which sends none again).
+        let failed = state.failedHeartbeats
+        state.failedHeartbeats = []
+        carryOut(state.engine.handleHeartbeatFailures(failed, now: MonotonicClock.now()))
+        finishInput()
     }
 
     /// Verdicts on packets held earlier, right after the verdicts of the input that released them.
@@ -343,8 +351,9 @@ public final class DataPlane: Sendable {
         state.pendingReleases.removeAll(keepingCapacity: true)
     }
 
-    /// Sends the heartbeats the engine asked for. A failure is expected while a link is down, and the
-    /// engine has its own liveness, so it is only worth a debug line.
+    /// Sends the heartbeats the engine asked for. A failure is expected while a link is down: worth a debug
+    /// line, and the engine hears of it (a rock suspends on a heartbeat error, docs/rocks.md §5.1), except
+    /// a full socket buffer, which says nothing about the path.
     private func flushDatagrams() {
         guard !state.pendingDatagrams.isEmpty else { return }
         for datagram in state.pendingDatagrams {
@@ -356,6 +365,9 @@ public final class DataPlane: Sendable {
                 try socket.send(datagram)
             } catch {
                 state.logger.debug("heartbeat not sent", metadata: ["rocks.destination": "\(datagram.destination)", "error": "\(error)"])
+                if let error = error as? SystemError, error.errno != .wouldBlock {
+                    state.failedHeartbeats.append(HeartbeatFailure(destination: datagram.destination, reason: "\(error.errno)"))
+                }
             }
         }
         state.pendingDatagrams.removeAll(keepingCapacity: true)

@@ -56,6 +56,17 @@ public enum RocksProbeOutcome: Equatable, Sendable {
 }
 
 /// A UDP datagram rackd sends (a rocks heartbeat, docs/rocks.md §4), from its heartbeat socket.
+/// A heartbeat the kernel would not send.
+public struct HeartbeatFailure: Equatable, Sendable {
+    public var destination: TCPEndpoint
+    public var reason: String
+
+    public init(destination: TCPEndpoint, reason: String) {
+        self.destination = destination
+        self.reason = reason
+    }
+}
+
 public struct Datagram: Equatable, Sendable {
     public var destination: TCPEndpoint
     public var payload: [UInt8]

@@ -85,6 +85,12 @@ public struct HostEngine: Sendable {
         core.handleDatagram(payload, from: source, now: now)
     }
 
+    /// Heartbeats the kernel refused to send: their connections suspend, as a rock does on a heartbeat
+    /// error (docs/rocks.md §5.1).
+    public mutating func handleHeartbeatFailures(_ failures: [HeartbeatFailure], now: EngineInstant) -> EngineOutput {
+        core.handleHeartbeatFailures(failures, now: now)
+    }
+
     /// Runs every timer that is due. Spurious calls do nothing.
     public mutating func handleTimeout(now: EngineInstant) -> EngineOutput {
         var output = passthrough.handleTimeout(now: now)

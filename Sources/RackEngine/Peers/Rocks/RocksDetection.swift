@@ -309,4 +309,21 @@ extension ConnectionCore {
         reconcile(into: &output)
         return output
     }
+
+    /// Heartbeats that could not be sent: the connection they belong to suspends (the heartbeat address
+    /// is where the rock sends its own from, so the same index finds it).
+    mutating func handleHeartbeatFailures(_ failures: [HeartbeatFailure], now: EngineInstant) -> EngineOutput {
+        var output = EngineOutput()
+        for failure in failures {
+            guard let id = table.id(heartbeatsFrom: failure.destination) else { continue }
+            run(id, now: now, into: &output) { connection, context in
+                var actions = ConnectionActions()
+                connection.suspend(reason: "rocks heartbeat to \(failure.destination) not sent: \(failure.reason)",
+                                   now: context.now, into: &actions)
+                return actions
+            }
+        }
+        reconcile(into: &output)
+        return output
+    }
 }
