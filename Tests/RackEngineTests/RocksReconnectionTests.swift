@@ -239,6 +239,33 @@ import Testing
         #expect(world.engine.connections.count == 1)
     }
 
+    @Test func theOperatorsHoldResetsTheRockAndResumeReconnects() throws {
+        var world = RocksWorld(appIsClient: true)
+        try RocksScenarioTests.connectedClient(&world)
+        try RocksScenarioTests.rockOpens(&world)
+        world.rockLink = MiniTCP(local: Self.rockListener, remote: Self.rackdPort, isn: 5_000_000)
+        world.wireToRock = []
+        let held = try world.engine.suspendByOperator(.all, now: world.now)
+        try world.carryOut(held.output)
+        #expect(held.changed.count == 1 && world.engine.connections.first?.phase == .suspended)
+        #expect(world.rock.receivedRST, "the rock hears at once, as from a rock that suspends")
+        try world.carryOut(world.engine.handleSnapshots([world.appFlow: Self.snapshot(world.app, client: true)], now: world.now))
+        world.linkSegments = []
+        try world.advance(by: .seconds(30))
+        #expect(!world.linkSegments.contains { $0.flags == .syn }, "no reconnection while the operator holds it")
+        #expect(world.engine.connections.first?.phase == .suspended)
+
+        let resumed = try world.engine.resumeByOperator(.all, now: world.now)
+        try world.carryOut(resumed.output)
+        try world.settle()
+        let syn = try #require(world.linkSegments.first { $0.flags == .syn })
+        try world.fromRock([world.rockLink!.synAck(to: syn)])
+        try world.settle()
+        var rock = ScriptedRock(role: .server, cipher: try Self.cipher(world))
+        try Self.exchange(&world, &rock, recovery: Self.recovery(received: 0), resend: [])
+        #expect(world.engine.connections.first?.phase == .healthy)
+    }
+
     @Test func bytesTheRockReadWhoseAcknowledgementTheHoldKeptAreNotSentAgain() throws {
         var world = RocksWorld(appIsClient: true)
         try RocksScenarioTests.connectedClient(&world)

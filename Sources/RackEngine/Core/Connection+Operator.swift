@@ -11,10 +11,6 @@ extension Connection {
 
     /// Holds the connection for the operator. Returns nil, with the reason, when there is nothing to do.
     mutating func holdForOperator(now: EngineInstant, into actions: inout ConnectionActions) -> String? {
-        if peer.isRocks {
-            // A held rock could not be resumed: reconnecting to a rock is not built yet (docs/rocks.md §15).
-            return "a rocks peer's connection; rackd cannot resume one yet, so it is not suspended"
-        }
         switch state {
         case .establishing:
             return "still exchanging keys; nothing to hold yet"
@@ -34,8 +30,12 @@ extension Connection {
         case .rackd:
             rackd.resumption = RackdPeer.Resumption()
             rackd.roamOffers = []
-        case .rocks:
-            break
+        case .rocks(var rocks):
+            // Links under way go; the rock's next ones are held unanswered until `rackctl resume`
+            // (Connection+RocksReconnection.swift), so that it retries about once a second, not in a storm.
+            for attempt in rocks.reconnection.attempts { actions.transmit(attempt.link.reset) }
+            rocks.reconnection = RocksReconnection()
+            peer = .rocks(rocks)
         }
         transition(to: .suspended(hold), reason: Self.operatorSuspendReason, into: &actions)
         return nil
@@ -43,11 +43,19 @@ extension Connection {
 
     /// Lifts the operator's hold; the next timer run tries to resume at once, held or not: the operator
     /// wants it now. Returns the reason when the connection is not held.
-    mutating func releaseForOperator(now: EngineInstant) -> String? {
+    mutating func releaseForOperator(now: EngineInstant, into actions: inout ConnectionActions) -> String? {
         guard var hold else { return "not suspended (\(phase.rawValue))" }
         hold.holder = .outage
         hold.nextAttemptAt = now
         updateHold(hold)
+        if case .rocks(var rocks) = peer {
+            // Links the rock opened while held were left unanswered: they go, and the old connection is reset
+            // again in case the rock never heard the first reset (it then suspends and listens).
+            for attempt in rocks.reconnection.attempts { actions.transmit(attempt.link.reset) }
+            rocks.reconnection = RocksReconnection()
+            peer = .rocks(rocks)
+            startRocksReconnection(resetOldConnection: true, now: now, into: &actions)
+        }
         return nil
     }
 }

@@ -47,11 +47,12 @@ extension ConnectionCore {
         var outcome = OperatorOutcome()
         for id in try ids(for: target) {
             guard var connection = table[id] else { continue }
-            if let refusal = connection.releaseForOperator(now: now) {
+            var actions = ConnectionActions()
+            if let refusal = connection.releaseForOperator(now: now, into: &actions) {
                 outcome.unchanged.append((id, refusal))
                 continue
             }
-            table.replace(connection)
+            carryOut(actions, of: connection, now: now, into: &outcome.output)
             outcome.changed.append(id)
         }
         outcome.output.append(handleTimeout(now: now))

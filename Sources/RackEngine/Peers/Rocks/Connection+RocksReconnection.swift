@@ -147,6 +147,14 @@ extension Connection {
         guard case .rocks(var rocks) = peer, let cipher = rocks.cipher else { return actions }
         var link = link
         link.receiveLimit = RocksReconnection.rockExchangeLength(ourRole: role)
+        if hold?.holder == .operator {
+            // Held by the operator: the link stays unanswered until its lifetime ends (the rock's reads time
+            // out after 1 s and it tries again), neither refused (a storm) nor resumed.
+            rocks.reconnection.attempts.append(RocksReconnection.Attempt(
+                link: link, authentication: nil, recoveryReader: recoveryReader(rocks)))
+            peer = .rocks(rocks)
+            return actions
+        }
         let random = context.randomBytes(RocksAuthentication.randomByteCount)
         var authentication = RocksAuthentication(role: role, cipher: cipher, random: random)
         var writes = authentication.pollWrites()
