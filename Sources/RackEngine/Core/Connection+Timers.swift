@@ -22,7 +22,7 @@ extension Connection {
                         updateHold(hold)
                     }
                 case .rocks:
-                    break  // reconnecting to a rock is the next issue's (docs/rocks.md §5)
+                    break  // a rock reconnects on its own timers (Connection+RocksReconnection.swift)
                 }
             }
         }

@@ -45,7 +45,7 @@ struct RocksPeer {
     var oursWindowLimit: Int?
     var retransmission = Retransmission()
 
-    /// Our DH private value; the peer's init once read, and the Blowfish key it gives (issue 12 uses it).
+    /// Our DH private value; the peer's init once read, and the Blowfish key it gives (reconnections use it).
     let privateKey: UInt128
     var initReader = RocksInitReader()
     var peerInit: RocksInit?
