@@ -315,3 +315,30 @@ extension TCPSegmentRepr {
         return segment
     }
 }
+
+@Suite struct RocksSendRingTests {
+    @Test func keepsTheLastBytesAcrossWrapsAndRestartsAfterAGap() {
+        var ring = RocksSendRing(start: TCPSequenceNumber(1000))
+        var all: [UInt8] = []
+        var sequence = TCPSequenceNumber(1000)
+        var generator = SeededRandom(seed: 5)
+        while all.count < 3 * RocksSendRing.capacity + 123 {
+            let chunk = (0..<Int.random(in: 1...70_000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            chunk.withUnsafeBytes { ring.record($0, at: sequence) }
+            // A retransmission of part of it changes nothing.
+            chunk.prefix(10).withUnsafeBytes { ring.record($0, at: sequence) }
+            all += chunk
+            sequence = sequence + UInt32(chunk.count)
+        }
+        #expect(ring.end == sequence && ring.count == RocksSendRing.capacity)
+        let from = sequence - 5000
+        #expect(ring.bytes(from: from, to: sequence - 100) == Array(all.suffix(5000).prefix(4900)))
+        #expect(ring.bytes(from: sequence - UInt32(RocksSendRing.capacity), to: sequence) == Array(all.suffix(RocksSendRing.capacity)))
+        #expect(ring.bytes(from: sequence - UInt32(RocksSendRing.capacity) - 1, to: sequence) == nil, "older than kept")
+        #expect(ring.bytes(from: sequence, to: sequence + 1) == nil, "never sent")
+        // A segment past a byte the ring never saw: only what follows the gap can be resent.
+        [UInt8](repeating: 7, count: 10).withUnsafeBytes { ring.record($0, at: sequence + 5) }
+        #expect(ring.count == 10 && ring.bytes(from: sequence, to: sequence + 15) == nil)
+        #expect(ring.bytes(from: sequence + 5, to: sequence + 15) == [UInt8](repeating: 7, count: 10))
+    }
+}

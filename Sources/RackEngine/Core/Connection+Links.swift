@@ -19,6 +19,7 @@ extension Connection {
         case (.addressesAvailable, .suspended(var hold)), (.addressesAvailable, .resuming(var hold)):
             hold.nextAttemptAt = now
             updateHold(hold)
+            if peer.isRocks { rocksAddressesAvailable(now: now, into: &actions) }
         default:
             break
         }

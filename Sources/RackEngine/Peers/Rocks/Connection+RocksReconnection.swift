@@ -74,6 +74,18 @@ extension Connection {
         for flow in rocks.reconnection.attempts.map(\.link.flow) { advanceRocksExchange(on: flow, &context, into: &actions) }
     }
 
+    /// An address came: connect at once, from it if the connection's own left (a SYN of rackd's still
+    /// unanswered from elsewhere goes).
+    mutating func rocksAddressesAvailable(now: EngineInstant, into actions: inout ConnectionActions) {
+        guard case .rocks(var rocks) = peer, rocks.stage == .established else { return }
+        for attempt in rocks.reconnection.attempts where attempt.link.opening == .active && attempt.link.phase == .synSent {
+            actions.transmit(attempt.link.reset)
+        }
+        rocks.reconnection.attempts.removeAll { $0.link.opening == .active && $0.link.phase == .synSent }
+        rocks.reconnection.nextConnectAt = now
+        peer = .rocks(rocks)
+    }
+
     private func recoveryReader(_ rocks: RocksPeer) -> RocksRecoveryReader {
         rocks.peerInit.map(RocksRecoveryReader.init(peerInit:))
             ?? RocksRecoveryReader(expectedSendBufferSize: RocksPeer.reportedBufferSize,

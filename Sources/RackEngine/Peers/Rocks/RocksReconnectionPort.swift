@@ -34,8 +34,9 @@ extension ConnectionCore {
     mutating func handleRocksReconnectionSegment(_ packet: IPPacketView, flow: FlowKey, direction: PacketDirection,
                                                  now: EngineInstant) -> EngineOutput? {
         let settings = configuration.rocks
+        // Every link's local end is the reconnection port: rackd's SYNs leave from it too.
         guard settings.legacyAuthentication, settings.reconnectionPort != 0, direction == .inbound,
-            flow.local.port == settings.reconnectionPort || table.id(for: flow) != nil
+            flow.local.port == settings.reconnectionPort
         else { return nil }
         var output = EngineOutput()
         if let id = table.id(for: flow), table[id]?.hasRocksLink(flow) == true {
@@ -46,7 +47,7 @@ extension ConnectionCore {
             reconcile(into: &output)
             return output
         }
-        guard flow.local.port == settings.reconnectionPort, table.id(for: flow) == nil else { return nil }
+        guard table.id(for: flow) == nil else { return nil }  // a reconnected connection's wire: mapped traffic
         output.verdict = .drop
         if pendingRocksLinkSegment(packet, flow: flow, now: now, into: &output) {
             reconcile(into: &output)

@@ -46,13 +46,19 @@ struct RocksSendRing: Equatable {
     }
 
     private mutating func append(_ fresh: Slice<UnsafeRawBufferPointer>) {
-        for byte in fresh.suffix(Self.capacity) {
-            if bytes.count < Self.capacity {
-                bytes.append(byte)
-            } else {
-                bytes[head] = byte
-                head = (head + 1) % Self.capacity
-            }
+        var source = fresh.suffix(Self.capacity)
+        if bytes.count < Self.capacity {
+            // Not wrapped yet (`head` is 0): grow.
+            let room = source.prefix(Self.capacity - bytes.count)
+            bytes.append(contentsOf: room)
+            source = source.dropFirst(room.count)
+        }
+        while !source.isEmpty {
+            // Full: overwrite the oldest bytes, in at most two runs.
+            let run = source.prefix(Self.capacity - head)
+            bytes.replaceSubrange(head..<head + run.count, with: run)
+            head = (head + run.count) % Self.capacity
+            source = source.dropFirst(run.count)
         }
         end = end + UInt32(fresh.count)
     }
