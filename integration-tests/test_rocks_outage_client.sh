@@ -33,18 +33,4 @@ if [[ $mode == app ]]; then
     rocks_start_rackd "$TB_A" a "probe = listed" "probe-addresses = $TB_B_ADDR4"
 fi
 
-port=5010 n=0
-for fault in ${ROCKS_OUTAGE_FAULTS:-blackhole linkdown}; do
-    case $fault in
-        blackhole) rocks_outage client "$mode" bh blackhole 25 "$port" ;;
-        linkdown) rocks_outage client "$mode" ld linkdown 10 "$port" ;;
-        *) echo "unknown fault in ROCKS_OUTAGE_FAULTS: $fault" >&2 && exit 2 ;;
-    esac
-    port=$((port + 1)) n=$((n + 1))
-done
-
-if [[ $mode == app ]]; then
-    tb_assert "rackd counted a resumption per scenario (daemon.resumptions >= $n)" \
-        test "$(rocks_conn_field a - 's["daemon"]["resumptions"]')" -ge "$n"
-    tb_assert "rackd stops cleanly" tb_stop_rackd "$TB_A" a TERM
-fi
+rocks_outage_faults client "$mode"

@@ -630,3 +630,23 @@ rocks_outage_diagnose() {
         '"state %s, resumptions %s, suspended for %s s, last heard %s s ago" % (c["state"], c["resumptions"], c.get("suspended_seconds"), c["last_heard_seconds_ago"]) if c else "no such connection"' 2>&1)"
     grep -E "conn\.state=|rocks" "$TB_DIR/rackd-$rackd.log" | tail -n 3 | cut -c1-200 | sed 's/^/   | /'
 }
+
+# rocks_outage_faults SIDE MODE: rocks_outage for each fault in $ROCKS_OUTAGE_FAULTS (default: a 25 s black
+# hole, then A's link down for 10 s), each on a connection of its own (ports 5010, 5011, ...); with MODE app,
+# then checks that rackd counted a resumption per scenario and stops cleanly.
+rocks_outage_faults() {
+    local side=$1 mode=$2 port=5010 n=0 fault
+    for fault in ${ROCKS_OUTAGE_FAULTS:-blackhole linkdown}; do
+        case $fault in
+            blackhole) rocks_outage "$side" "$mode" bh blackhole 25 "$port" ;;
+            linkdown) rocks_outage "$side" "$mode" ld linkdown 10 "$port" ;;
+            *) echo "unknown fault in ROCKS_OUTAGE_FAULTS: $fault" >&2 && exit 2 ;;
+        esac
+        port=$((port + 1)) n=$((n + 1))
+    done
+    if [[ $mode == app ]]; then
+        tb_assert "rackd counted a resumption per scenario (daemon.resumptions >= $n)" \
+            test "$(rocks_conn_field a - 's["daemon"]["resumptions"]')" -ge "$n"
+        tb_assert "rackd stops cleanly" tb_stop_rackd "$TB_A" a TERM
+    fi
+}
