@@ -231,8 +231,10 @@ struct RocksWorld {
                 if !dropToRock, let reply = rockLink?.receive(segment) { pendingFromRock.append(reply) }
             } else if segment.destination == rock.local {
                 try toRock(segment)
-            } else {
+            } else if segment.destination == app.local {
                 try toApp(segment)
+            } else {
+                strays.append(segment)  // to an endpoint nobody plays (a forged source's)
             }
         }
     }
@@ -264,6 +266,7 @@ struct RocksWorld {
     /// The rock's socket of a reconnection, once it has one, and every segment rackd sent to it.
     var rockLink: MiniTCP?
     var linkSegments: [TCPSegmentRepr] = []
+    var strays: [TCPSegmentRepr] = []
     var pendingFromRock: [TCPSegmentRepr] = []
     var pendingFromApp: [TCPSegmentRepr] = []
 

@@ -266,6 +266,28 @@ import Testing
         #expect(world.engine.connections.first?.phase == .healthy)
     }
 
+    @Test func aFloodOfForgedSYNsCannotKeepTheRockOut() throws {
+        var world = RocksWorld(appIsClient: false)
+        try Self.connectedServer(&world)
+        let cipher = try Self.cipher(world)
+        try world.fromRock([world.rock.segment(at: world.rock.sendNext, payload: []).with(flags: [.rst])])
+        try world.carryOut(world.engine.handleSnapshots([world.appFlow: Self.snapshot(world.app, client: false)], now: world.now))
+        for index in 0..<1000 {
+            let forged = TCPEndpoint(address: .v4(IPv4Address(10, 9, UInt8(index / 250), UInt8(index % 250 + 1))), port: 30000)
+            try world.fromRock([.syn(from: forged, to: Self.rackdPort, sequenceNumber: TCPSequenceNumber(UInt32(index)),
+                                     window: 64240, options: [.maximumSegmentSize(1460)])])
+        }
+        #expect(world.strays.filter { $0.flags == [.syn, .ack] }.count == 1000, "every SYN is answered")
+        // The rock's own link, after the flood, completes and reconnects.
+        world.rockLink = MiniTCP(local: TCPEndpoint(address: .v4(RocksWorld.addressB), port: 45001), remote: Self.rackdPort,
+                                 isn: 7_000_000)
+        try world.fromRock([world.rockLink!.syn()])
+        try world.settle()
+        var rock = ScriptedRock(role: .client, cipher: cipher)
+        try Self.exchange(&world, &rock, recovery: Self.recovery(received: 0), resend: [])
+        #expect(world.engine.connections.first?.phase == .healthy)
+    }
+
     @Test func bytesTheRockReadWhoseAcknowledgementTheHoldKeptAreNotSentAgain() throws {
         var world = RocksWorld(appIsClient: true)
         try RocksScenarioTests.connectedClient(&world)

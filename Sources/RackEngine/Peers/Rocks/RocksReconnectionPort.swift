@@ -10,8 +10,11 @@
 // rocks connections) is a server, rackd writes the byte at once; otherwise it waits for the rock's byte and
 // challenge, as a client does. A rock whose connection's role disagrees is reset, and tries again.
 //
-// Bounded: at most `capacity` pending links, each for at most `RocksLink.lifetime`; a SYN beyond that is
-// answered with a reset, as a full backlog would be.
+// Bounded: at most `capacity` pending links, each for at most `RocksLink.lifetime`. A SYN that finds the
+// table full takes the place of the oldest link still in its handshake (forged SYNs never complete one,
+// and a genuine rock's ACK comes within a round trip, so a SYN flood cannot keep a rock out); when every
+// link completed its handshake (the sender owns its address), the SYN is answered with a reset, as a full
+// backlog would be.
 
 struct RocksReconnectionPort {
     struct PendingLink {
@@ -63,6 +66,12 @@ extension ConnectionCore {
             return output
         }
         let candidates = rocksReconnectionCandidates(from: flow.remote.address)
+        if !candidates.isEmpty, rocksPort.pending.count >= RocksReconnectionPort.capacity,
+            let oldest = rocksPort.pending.values.filter({ $0.link.phase == .synReceived })
+                .min(by: { ($0.link.startedAt, $0.link.flow.description) < ($1.link.startedAt, $1.link.flow.description) })
+        {
+            forgetPendingRocksLink(oldest.link.flow)
+        }
         guard !candidates.isEmpty, rocksPort.pending.count < RocksReconnectionPort.capacity,
             let socketOptions = candidates.first.map({ table[$0]!.localOptions })
         else {
