@@ -206,4 +206,5 @@ def main():
     return 0 if errors == 0 else 1
 
 
-sys.exit(main())
+if __name__ == "__main__":  # importable: tools/rocks_attack.py uses its packet builder
+    sys.exit(main())
