@@ -76,6 +76,10 @@ Application options (both roles)
     --receive-bytes M        stop reading after M bytes (spill included); default: read until EOF
     --sink                   read until EOF and discard (the default when nothing else is asked)
     --hold S                 keep the connection open (idle, heartbeating) S seconds before closing
+    --read-interval S        pause S seconds after each read (a slow reader)
+    --read-pause N:S         once N bytes are read, stop reading for S seconds (once; trace events read-pause
+                             and read-resume): the kernel then holds bytes it acknowledged and the application
+                             has not read, which die with the socket if the rock suspends meanwhile (§5.4)
     --banner TEXT            (serve) written right after accept, before the first read (pre-EDP)
     --read-first             (serve --plain) an ordinary server that sends only once its client's first
                              bytes are read: a client that closes without a byte (a rocks probe, as an
@@ -105,6 +109,10 @@ Common options
     --reconnect-deadline S   give up reconnecting after S s: the rock hangs up (rocks: 3 days)
     --reconnect-from ADDR    bind active reconnection sockets to ADDR (tests: a host that moved there)
     --recovery-timeout S     give up a recovery whose peer is silent S s (0, the default: wait, as rocks)
+    --fail-recovery STAGE    tests, not rocks behaviour: the rock's first recovery fails on purpose at STAGE
+                             (start: before any recovery message; hb-addr, rec-addr, rcvseq: once that exchange
+                             is through), takes rocks' failure path (the new connection closed, 1of2 again) and
+                             is counted in the stats as recoveries_broken
     --init-pace S            (serve) after EDP, wait up to S s (0.5) for the client's DH before writing
                              ours: the order of the captures, where the real server spends ~1 ms on its
                              key; without it a fast server's init can join the announcement in the
@@ -133,7 +141,9 @@ connection 1of2 picked (1, 2, ...; application writes carry the number of the co
 response, hb-addr, rec-addr, rcvseq, sndbuf, rcvbuf and resend (go-back-N); events suspend, close (how:
 rst), 1of2 (pick: active or passive, the counts of connect attempts, refusals, timeouts), auth,
 recovered (peer_rcvseq, resent_from, resent_bytes, the new addresses), recovery-failed, hungup,
-not-connected. The stats have the same under "reconnections".
+not-connected. The 1of2 record counts connect attempts, refusals, timeouts, "accepted" (the peer's connections
+taken on our listener) and "connected" (our own connections that got through): both are 1 when both ends
+reconnected at once. The stats have the same under "reconnections".
 """
 
 import argparse
@@ -366,7 +376,8 @@ class RockOptions:
 
     def __init__(self, auth=True, interop=True, hb=True, flight=True, reset_on_close=True,
                  dh_private=None, hb_period=HB_PERIOD, hb_misses=HB_MAX_MISSES, init_pace=0.5,
-                 reconnect_deadline=REC_DEADLINE, reconnect_from=None, recovery_timeout=0.0):
+                 reconnect_deadline=REC_DEADLINE, reconnect_from=None, recovery_timeout=0.0,
+                 fail_recovery=None):
         self.auth = auth
         self.interop = interop
         self.hb = hb
@@ -380,6 +391,7 @@ class RockOptions:
         self.reconnect_deadline = reconnect_deadline
         self.reconnect_from = reconnect_from        # tests: the address a moved host connects from
         self.recovery_timeout = recovery_timeout    # 0: recovery reads wait for ever, as rocks'
+        self.fail_recovery = fail_recovery          # tests: break off the first recovery at this stage
 
 
 class State(enum.Enum):
@@ -453,6 +465,7 @@ class Rock:
         self.rec_ready = None                 # authenticated socket waiting for the next tick
         self.reconnections = []
         self.auth_failures = 0
+        self.recoveries_broken = 0            # --fail-recovery: recoveries broken off on purpose
         self.close_spill = bytearray()        # NOTCONNECTED: bytes before the peer's FIN
         self.ciphers = {}                     # Blowfish key schedules by key (§5.3)
 
@@ -1044,11 +1057,13 @@ class Rock:
         try:
             sock.settimeout(timeout)
             local_ip = sock.getsockname()[0]
+            self._maybe_break_recovery("start")
             if self.opts.hb:
                 new_hb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 new_hb.bind((local_ip, 0))
                 self._write(sockaddr_in_bytes(*new_hb.getsockname()), "hb-addr", sock, index)
                 peer_hb = parse_sockaddr_in(self._recv_exact(sock, 16, "the heartbeat address"))[:2]
+                self._maybe_break_recovery("hb-addr")
             new_rec = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             new_rec.setblocking(False)
             new_rec.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -1056,6 +1071,7 @@ class Rock:
             self._write(sockaddr_in_bytes(*new_rec.getsockname()), "rec-addr", sock, index)
             rec_sent = True
             peer_rec = parse_sockaddr_in(self._recv_exact(sock, 16, "the reconnection address"))[:2]
+            self._maybe_break_recovery("rec-addr")
             if self.opts.reset_on_close:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             resend = b""
@@ -1067,6 +1083,7 @@ class Rock:
                     fatal("conn %d: the peer's rcvseq %d is outside the ring [%d, %d] (rocks asserts)"
                           % (self.conn, peer_rcvseq, self.ring.seq, self.ring.seq + len(self.ring.buf)))
                 self.ring.discard_to(peer_rcvseq)
+                self._maybe_break_recovery("rcvseq")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RS_SOCKBUF)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RS_SOCKBUF)
                 sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
@@ -1121,6 +1138,14 @@ class Rock:
         self.cond.notify_all()
         return True
 
+    def _maybe_break_recovery(self, stage):
+        """--fail-recovery STAGE (a test knob, not rocks behaviour): the first recovery of this rock fails at
+        STAGE as if the peer had gone away there (a read error), and takes the failure path rocks takes: the
+        new connection is closed and 1of2 starts again with the same deadline."""
+        if self.opts.fail_recovery == stage and self.recoveries_broken == 0:
+            self.recoveries_broken += 1
+            raise RockError("--fail-recovery %s: recovery broken off on purpose" % stage)
+
     def _recv_exact(self, sock, n, what):
         buf = bytearray()
         while len(buf) < n:
@@ -1158,6 +1183,7 @@ class Rock:
             "reconnections": self.reconnections,
             "recoveries": sum(1 for r in self.reconnections if r.get("recovery") == "ok"),
             "auth_failures": self.auth_failures,
+            "recoveries_broken": self.recoveries_broken,
             "sndbuf": self.sndbuf, "rcvbuf": self.rcvbuf,
             "peer_sndbuf": self.peer_sndbuf, "peer_rcvbuf": self.peer_rcvbuf,
             "maxsnd": self.maxsnd if rock else None, "maxrcv": self.maxrcv,
@@ -1199,8 +1225,8 @@ class OneOfTwo:
         self.server = rock.role == "server"
         self.ls = listener
         self.ss = self.cs = self.ns = None
-        self.counts = {"attempts": 0, "refused": 0, "timeouts": 0, "accepted": 0, "self_connected": 0,
-                       "dropped": 0}
+        self.counts = {"attempts": 0, "refused": 0, "timeouts": 0, "accepted": 0, "connected": 0,
+                       "self_connected": 0, "dropped": 0}
         self.ack = None
         self.which = None
 
@@ -1244,9 +1270,6 @@ class OneOfTwo:
                     self.counts["accepted"] += 1
                 except OSError:
                     self.ss = None
-                if self.ss is not None and self.server:
-                    pick = self._server_pick()
-                continue
             if self.cs is None and self.ns is not None and (self.ns in readable or self.ns in writable):
                 ns, self.ns = self.ns, None
                 try:
@@ -1260,11 +1283,12 @@ class OneOfTwo:
                         self.counts["self_connected"] += 1
                     else:
                         self.cs = ns
-                        if self.server:
-                            pick = self._server_pick()
-            if not self.server and (self.ss is not None or self.cs is not None):
-                pick = self._client_pick()
+                        self.counts["connected"] += 1
+            # Both may have come in the same round: the server then picks its active one (§5.5).
+            if self.ss is not None or self.cs is not None:
+                pick = self._server_pick() if self.server else self._client_pick()
         Rock._close_quietly(self.ls)
+        Rock._close_quietly(self.ns)          # a connect still pending: rocks' reconnection process exits
         pick.setblocking(True)
         record = {"pick": self.which, "local": "%s:%d" % pick.getsockname(), "peer": "%s:%d" % pick.getpeername(),
                   "role": rock.role, "seconds": round(time.monotonic() - start, 6),
@@ -1557,6 +1581,7 @@ class App:
                 send_thread = threading.Thread(target=writer, name="writer", daemon=True)
                 send_thread.start()
             limit = a.receive_bytes
+            paused = False
             while limit is None or totals["received"] < limit:
                 want = a.read_size if limit is None else min(a.read_size, limit - totals["received"])
                 data = rock.app_read(want)
@@ -1568,6 +1593,15 @@ class App:
                     out.write(data)
                 if a.echo:
                     self._write_all(rock, data, sent_hash, totals)
+                if a.read_interval:
+                    time.sleep(a.read_interval)
+                if a.read_pause and not paused and totals["received"] >= a.read_pause[0]:
+                    paused = True
+                    rock.trace.record(rock.conn, "read-pause", received=totals["received"], seconds=a.read_pause[1])
+                    log.info("conn %d: the application stops reading for %.1f s after %d bytes", rock.conn,
+                             a.read_pause[1], totals["received"])
+                    time.sleep(a.read_pause[1])
+                    rock.trace.record(rock.conn, "read-resume", received=totals["received"])
             if send_thread is not None:
                 send_thread.join()
             result["seconds"] = round(time.monotonic() - started, 6)
@@ -1612,7 +1646,7 @@ def make_opts(args):
                        dh_private=int(args.dh_private, 16) if args.dh_private else None,
                        hb_period=args.hb_period, hb_misses=args.hb_misses, init_pace=args.init_pace,
                        reconnect_deadline=args.reconnect_deadline, reconnect_from=args.reconnect_from,
-                       recovery_timeout=args.recovery_timeout)
+                       recovery_timeout=args.recovery_timeout, fail_recovery=args.fail_recovery)
     opts.announce_after = getattr(args, "announce_after", 0.0)
     return opts
 
@@ -1755,6 +1789,12 @@ def build_parser():
         g.add_argument("--hold", type=float, default=0.0, metavar="S",
                        help="keep the connection open S seconds after the transfer, then close")
         g.add_argument("--read-size", type=parse_size, default=65536, help="bytes per application read")
+        g.add_argument("--read-interval", type=float, default=0.0, metavar="S",
+                       help="pause S seconds after each application read (a slow reader: its kernel holds "
+                            "bytes it acknowledged and the application has not read)")
+        g.add_argument("--read-pause", type=parse_pause, default=None, metavar="N:S",
+                       help="once the application has read N bytes (K, M suffixes), it stops reading for S seconds "
+                            "(once; traced as a read-pause event): its kernel fills with bytes it acknowledged")
         r = sp.add_argument_group("rocks options (both ends must match)")
         r.add_argument("--no-edp", action="store_true", help="RS_NOINTEROP: no EDP, init right away")
         r.add_argument("--no-auth", action="store_true", help="RS_NOAUTH: no DH key at init")
@@ -1774,6 +1814,11 @@ def build_parser():
                        help="bind the active reconnection sockets to ADDR (tests: a host that moved)")
         r.add_argument("--recovery-timeout", type=float, default=0.0, metavar="S",
                        help="give up a recovery whose peer is silent S seconds (0: wait, as rocks)")
+        r.add_argument("--fail-recovery", choices=("start", "hb-addr", "rec-addr", "rcvseq"), default=None,
+                       metavar="STAGE",
+                       help="tests, not rocks behaviour: break off the rock's first recovery at STAGE (start: before "
+                            "any recovery message; hb-addr, rec-addr, rcvseq: once that exchange is through) as a "
+                            "failed read would, then reconnect again")
         o = sp.add_argument_group("output")
         o.add_argument("--trace", metavar="FILE", help="JSON Lines trace of every write and datagram sent")
         o.add_argument("--trace-max-hex", type=int, default=None, metavar="N",
@@ -1802,6 +1847,14 @@ def build_parser():
     common(c)
     c.set_defaults(banner=None, read_first=False)
     return p
+
+
+def parse_pause(text):
+    """--read-pause N:S: N bytes (K, M, G suffixes), S seconds."""
+    size, sep, seconds = str(text).partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError("expected N:S (bytes:seconds), got %r" % text)
+    return parse_size(size), float(seconds)
 
 
 def parse_size(text):
