@@ -52,10 +52,12 @@ extension Connection {
             index += 1
         }
         if let hold, hold.holder == .outage, let due = rocks.reconnection.nextConnectAt, due <= now {
-            if !rocks.reconnection.hasActiveLink, rocks.reconnection.picked == nil,
+            let source = context.addresses.roamingAddress(for: wireFlow) ?? wireFlow.local.address
+            // Not from an address that left with no other to take its place: an address that comes
+            // connects at once (`rocksAddressesAvailable`).
+            if !rocks.reconnection.hasActiveLink, rocks.reconnection.picked == nil, !context.addresses.lost.contains(source),
                 let destination = rocks.rockReconnectionAddress
             {
-                let source = context.addresses.roamingAddress(for: wireFlow) ?? wireFlow.local.address
                 let flow = FlowKey(local: TCPEndpoint(address: source, port: context.configuration.rocks.reconnectionPort),
                                    remote: destination)
                 let isn = TCPSequenceNumber(UInt32.random(in: 0...UInt32.max, using: &context.random))
@@ -196,10 +198,12 @@ extension Connection {
         return actions
     }
 
-    /// Resets (or just forgets) a link; the suspension stays as it was.
+    /// Resets (or just forgets) a link; the suspension stays as it was. A rock that had sent its new
+    /// reconnection address listens there from now on, as a rock does after a broken recovery.
     private mutating func dropRocksLink(_ flow: FlowKey, reason: String, into actions: inout ConnectionActions, reset: Bool) {
         guard case .rocks(var rocks) = peer, let index = rocks.reconnection.index(of: flow) else { return }
         let attempt = rocks.reconnection.attempts.remove(at: index)
+        if let address = attempt.recoveryReader.reconnection { rocks.rockReconnectionAddress = address.endpoint }
         if rocks.reconnection.picked == flow { rocks.reconnection.picked = nil }
         peer = .rocks(rocks)
         if reset { actions.transmit(attempt.link.reset) }

@@ -25,10 +25,15 @@ struct RocksReconnectionPort {
 
     var pending: [FlowKey: PendingLink] = [:]
     static let capacity = 64
+    /// When the connections a link may belong to have both roles, rackd waits this long for the rock's
+    /// 1of2 byte (a rocks server writes it at once) and then writes its own (it is the server).
+    static let pickWait: Duration = .milliseconds(500)
 
     /// The earliest instant a pending link expires.
     var nextDeadline: EngineInstant? {
-        (pending.values.map { $0.link.startedAt + RocksLink.lifetime } + pending.values.compactMap(\.link.retransmitAt)).min()
+        (pending.values.map { $0.link.startedAt + RocksLink.lifetime } + pending.values.compactMap(\.link.retransmitAt)
+            + pending.values.filter { $0.link.phase == .established && !$0.pickWritten && $0.link.received == 0 }
+                .map { $0.link.startedAt + Self.pickWait }).min()
     }
 }
 
@@ -57,6 +62,12 @@ extension ConnectionCore {
             return output
         }
         let tcp = packet.tcp
+        if addresses.lost.contains(flow.local.address) {
+            // The address left (it is only kept on lo for the sockets that use it): a link there would carry
+            // the connection on it, and rackd would announce it again. No answer, so the rock retries at its
+            // pace (a refusal would make it storm) while rackd's own SYNs go from the new address.
+            return output
+        }
         guard tcp.flags.contains(.syn), !tcp.flags.contains(.ack), !tcp.flags.contains(.rst) else {
             if !tcp.flags.contains(.rst) {
                 // A link rackd forgot: as a closed port would.
@@ -109,13 +120,8 @@ extension ConnectionCore {
         if !wasEstablished, pending.link.phase == .established {
             let candidates = rocksReconnectionCandidates(from: flow.remote.address)
             if !candidates.isEmpty, candidates.allSatisfy({ table[$0]?.role == .server }) {
-                // Every connection it may be is a server's: write the 1of2 byte now (any value).
-                var random = self.random
-                let byte = UInt8.random(in: 0...255, using: &random)
-                self.random = random
-                pending.link.write([RocksPick.segment(byte)], now: now, into: &segments)
-                pending.pickWritten = true
-                pending.link.receiveLimit = RocksReconnection.rockExchangeLength(ourRole: .server)
+                // Every connection it may be is a server's: write the 1of2 byte now.
+                writePick(on: &pending, now: now, into: &segments)
             }
         }
         for segment in segments { output.transmits.append(contentsOf: ConnectionActions.emit(segment)) }
@@ -152,6 +158,17 @@ extension ConnectionCore {
         }
     }
 
+    /// rackd takes the server's part on a pending link: the 1of2 byte (any value).
+    private mutating func writePick(on pending: inout RocksReconnectionPort.PendingLink, now: EngineInstant,
+                                    into segments: inout [TCPSegmentRepr]) {
+        var random = self.random
+        let byte = UInt8.random(in: 0...255, using: &random)
+        self.random = random
+        pending.link.write([RocksPick.segment(byte)], now: now, into: &segments)
+        pending.pickWritten = true
+        pending.link.receiveLimit = RocksReconnection.rockExchangeLength(ourRole: .server)
+    }
+
     private mutating func forgetPendingRocksLink(_ flow: FlowKey) {
         guard rocksPort.pending.removeValue(forKey: flow) != nil else { return }
         table.queueBeforeConnection(flow, false)
@@ -167,6 +184,12 @@ extension ConnectionCore {
                 continue
             }
             var segments: [TCPSegmentRepr] = []
+            if pending.link.phase == .established, !pending.pickWritten, pending.link.received == 0,
+                now.duration(since: pending.link.startedAt) >= RocksReconnectionPort.pickWait
+            {
+                // The rock wrote nothing: it is a client waiting for the server's byte, so rackd is the server.
+                writePick(on: &pending, now: now, into: &segments)
+            }
             pending.link.retransmit(now: now, into: &segments)
             rocksPort.pending[flow] = pending
             for segment in segments { output.transmits.append(contentsOf: ConnectionActions.emit(segment)) }

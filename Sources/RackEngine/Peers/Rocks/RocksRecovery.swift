@@ -79,6 +79,8 @@ public struct RocksRecoveryReader: Sendable {
     private var buffer: [UInt8] = []
     private var failure: WireError?
     public private(set) var result: RocksRecovery?
+    /// The peer's new reconnection address, as soon as it is read (before the rest of the messages).
+    public private(set) var reconnection: RocksSocketAddress?
 
     public init(expectedSendBufferSize: UInt32, expectedReceiveBufferSize: UInt32) {
         self.expectedSendBufferSize = expectedSendBufferSize
@@ -102,7 +104,7 @@ public struct RocksRecoveryReader: Sendable {
         do throws(WireError) {
             // Each message is checked as soon as it is whole, so a bad one stops the reading there.
             if before < 16, buffer.count >= 16 { _ = try RocksSocketAddress(parsing: buffer[0..<16]) }
-            if before < 32, buffer.count >= 32 { _ = try RocksSocketAddress(parsing: buffer[16..<32]) }
+            if before < 32, buffer.count >= 32 { reconnection = try RocksSocketAddress(parsing: buffer[16..<32]) }
             guard buffer.count == RocksRecovery.length else { return used }
             let recovery = try RocksRecovery(
                 heartbeat: RocksSocketAddress(parsing: buffer[0..<16]),
