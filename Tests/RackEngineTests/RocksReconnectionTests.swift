@@ -288,6 +288,34 @@ import Testing
         #expect(world.engine.connections.first?.phase == .healthy)
     }
 
+    @Test func theSocketsFirstUnacknowledgedSegmentGoesAtOnceWithoutWaitingForItsTimer() throws {
+        var world = RocksWorld(appIsClient: true)
+        try RocksScenarioTests.connectedClient(&world)
+        try RocksScenarioTests.rockOpens(&world)
+        let cipher = try Self.cipher(world)
+        // The black hole starts: the application's bytes go out and are lost; its timer backs off and it
+        // sends nothing more while held.
+        world.dropToRock = true
+        world.rockLink = MiniTCP(local: Self.rockListener, remote: Self.rackdPort, isn: 5_000_000)
+        let lost = Self.pattern(2000, seed: 13)
+        try world.fromApp(world.app.write(lost))
+        try world.advance(by: .seconds(16))
+        try world.carryOut(world.engine.handleSnapshots([world.appFlow: Self.snapshot(world.app, client: true)], now: world.now))
+        world.dropToRock = false
+        world.linkSegments = []
+        try world.advance(by: .seconds(1))
+        let syn = try #require(world.linkSegments.first { $0.flags == .syn })
+        try world.fromRock([world.rockLink!.synAck(to: syn)])
+        try world.settle()
+        var rock = ScriptedRock(role: .server, cipher: cipher)
+        try Self.exchange(&world, &rock, recovery: Self.recovery(received: 0), resend: [])
+        #expect(world.engine.connections.first?.phase == .healthy)
+        #expect(!rock.stream.isEmpty && lost.starts(with: rock.stream),
+                "rackd replays the socket's first unacknowledged bytes from its ring (\(rock.stream.count) of them)")
+        #expect(world.app.sendUnacknowledged - (world.app.isn + 1) > 0,
+                "the rock's acknowledgement of them reaches the socket")
+    }
+
     @Test func bytesTheRockReadWhoseAcknowledgementTheHoldKeptAreNotSentAgain() throws {
         var world = RocksWorld(appIsClient: true)
         try RocksScenarioTests.connectedClient(&world)

@@ -386,6 +386,21 @@ extension Connection {
         rocks.rockReconnectionAddress = theirs.reconnection.endpoint
         rocks.reconnection = RocksReconnection()
         peer = .rocks(rocks)
+        if hold.stash == nil, let ring = rocks.ring {
+            // The socket sent nothing while held (a black hole lasts 15 s before rackd holds it, so its
+            // retransmission timer may be backed off to many seconds). Its first unacknowledged segment,
+            // rebuilt from the ring and replayed like a stash, draws the acknowledgement that gets it going.
+            let room = max(1, min(Int(peerOptions.maximumSegmentSize), Int(link.rockMaximumSegmentSize)) - RocksLink.optionAllowance)
+            let upTo = positions.sendUnacknowledged + UInt32(min(room, max(0, Int(ring.end - positions.sendUnacknowledged))))
+            if let bytes = ring.bytes(from: positions.sendUnacknowledged, to: upTo), !bytes.isEmpty {
+                var updated = hold
+                updated.stash = TCPSegmentRepr(
+                    source: socketFlow.local, destination: socketFlow.remote, sequenceNumber: positions.sendUnacknowledged,
+                    acknowledgmentNumber: positions.receiveNext, flags: [.ack, .psh], window: rocks.socket.window,
+                    payload: bytes)
+                updateHold(updated)
+            }
+        }
         actions.events.append(.rocksReconnection(id: id, socketFlow, detail: "reconnected on \(link.flow) (\(link.opening)): "
             + "rackd resent \(resent) bytes from its ring"
             + (skipped > 0 ? "; the rock had read \(skipped) bytes whose acknowledgement the hold kept from the socket" : "")))
