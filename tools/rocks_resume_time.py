@@ -186,6 +186,7 @@ def unanswered_syns(packets, lo, hi):
 class Conn:
     def __init__(self, syn):
         self.syn = syn
+        self.last_syn = syn               # the latest transmission of the SYN (the kernel retransmits it after 1 s)
         self.client = syn.key[:2]
         self.server = syn.key[2:]
         self.isn = {"c2s": syn.seq, "s2c": None}
@@ -206,6 +207,8 @@ def connections(packets):
         c = by_key.get(p.key)
         if c is None:
             continue
+        if p.flags & SYN and not p.flags & ACK:
+            c.last_syn = p
         c.packets.append(p)
         d = c.direction(p)
         if d == "s2c" and p.flags & SYN and c.isn["s2c"] is None:
@@ -296,13 +299,14 @@ def analyse(path, server=None, lift=None):
     result["last_unanswered_syn"] = silent[-1].ts if silent else None
     result["unanswered_syns"] = len(silent)
 
-    # The winning reconnection: the first connection after the return carrying payload.
-    winner = next((c for c in conns if c is not original and c.syn.ts >= back_t - 1e-6
+    # The winning reconnection: the first connection after the return carrying payload. Its SYN got through, so it
+    # was sent (its last transmission: a SYN sent in the outage may be retransmitted after it) at the return or later.
+    winner = next((c for c in conns if c is not original and c.last_syn.ts >= back_t - 1e-6
                    and (c.sent["c2s"] or c.sent["s2c"])), None)
     if winner is None:
         raise CaptureError("%s: no reconnection carries payload after the path's return" % path)
     result["reconnection"] = "%s:%d > %s:%d" % (winner.client + winner.server)
-    result["reconnection_syn"] = winner.syn.ts
+    result["reconnection_syn"] = winner.last_syn.ts
     milestones = {}
     for d in ("c2s", "s2c"):
         sender = winner.client if d == "c2s" else winner.server
@@ -323,7 +327,7 @@ def analyse(path, server=None, lift=None):
     result["directions"] = milestones
     rel = lambda t: None if t is None else t - back_t
     result["from_return"] = {
-        "reconnection_syn": rel(winner.syn.ts),
+        "reconnection_syn": rel(winner.last_syn.ts),
         "to_server": rel(milestones["to_server"]["data"]),
         "to_client": rel(milestones["to_client"]["data"]),
         "both": rel(max(milestones["to_server"]["data"], milestones["to_client"]["data"])),

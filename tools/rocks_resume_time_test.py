@@ -41,6 +41,28 @@ def cut(src, dst, snaplen):
         f.write(out)
 
 
+def early_syn(src, dst, addr, port, seconds):
+    """Copy a classic little-endian pcap with a copy of the SYN from addr:port inserted `seconds` before it, as
+    the first transmission of a SYN the kernel retransmitted."""
+    with open(src, "rb") as f:
+        data = f.read()
+    records, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, caplen, _ = struct.unpack("<IIII", data[off:off + 16])
+        records.append((sec * 1_000_000 + frac, data[off:off + 16 + caplen]))
+        off += 16 + caplen
+    index = {p.index: p for p in rrt.read_pcap(src)}
+    syn = next(i for i, p in sorted(index.items())
+               if p.flags & rrt.SYN and not p.flags & rrt.ACK and (p.src, p.sport) == (addr, port))
+    us, raw = records[syn - 1]
+    early = us - int(seconds * 1_000_000)
+    copy = struct.pack("<II", early // 1_000_000, early % 1_000_000) + raw[8:]
+    at = max(i for i, (t, _) in enumerate(records) if t <= early) + 1
+    records.insert(at, (early, copy))
+    with open(dst, "wb") as f:
+        f.write(data[:24] + b"".join(r for _, r in records))
+
+
 class ResumeTimeTest(unittest.TestCase):
     def check(self, r, how, winner, to_server_ms, to_client_ms):
         self.assertEqual(r["server"], "10.201.0.2:5000")
@@ -86,6 +108,19 @@ class ResumeTimeTest(unittest.TestCase):
                 cut(fixture(name), path, 54)
                 with self.assertRaises(rrt.CaptureError):
                     rrt.analyse(path)
+
+    def test_retransmitted_syn(self):
+        # A 1of2 SYN sent in the outage may be retransmitted by the kernel once the path is back (before rocks gives
+        # it up after 1 s): the answered retransmission is the return, and its connection still the winner.
+        whole = rrt.analyse(fixture("blackhole"))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "retransmitted.pcap")
+            early_syn(fixture("blackhole"), path, "10.201.0.2", 32990, 1.0)
+            r = rrt.analyse(path)
+        self.assertEqual(r["return"], whole["return"])
+        self.assertEqual(r["reconnection"], whole["reconnection"])
+        self.assertEqual(r["from_return"], whole["from_return"])
+        self.assertEqual(r["unanswered_syns"], whole["unanswered_syns"])
 
     def test_server_option(self):
         with self.assertRaises(rrt.CaptureError):
