@@ -98,6 +98,9 @@ Common options
     --plain                  behave as an ordinary (non-rock) application: no EDP, no init, plain TCP
     --trace FILE             JSON Lines: every TCP payload write and UDP datagram sent, in order
                              (plus connect/shutdown/close/edp/init/suspend events), see Trace
+    --trace-reads            also every application read that returned bytes: event "read" with len,
+                             total (bytes read so far) and wall (time.time(), to compare across
+                             processes and namespaces; bench/rocks times resumption with it)
     --stats FILE             JSON counters when the process ends (see Stats)
     --log FILE, -v           log (debug with -v: includes the DH secret and Blowfish key)
     --count N                (serve) exit after N application connections (probes do not count,
@@ -125,7 +128,8 @@ conn is the connection number in this process (client: 1 = the probe, 2 = the da
 1 alone with --no-edp or --plain; server: the accept count). Labels: banner (pre-EDP application bytes), announcement, dh-len, dh-key,
 rec-addr, sndbuf, rcvbuf, hb-addr, app (application bytes), plus for UDP "heartbeat" (event
 "sendto", with "src" and "dst"). Other events: connect, accept, shutdown-wr, close (how: fin), edp
-(result: rock, not-rock, probe, fallback), init-done, suspend.
+(result: rock, not-rock, probe, fallback), init-done, suspend, and with --trace-reads read (the
+application's, with len, total and wall).
 
 Stats (--stats FILE, JSON): role, peer_is_rock, edp, app_bytes_sent / app_bytes_received (rocks'
 counting: from the end of init, so the announcement, init and pre-EDP bytes are not counted; on a
@@ -1588,6 +1592,9 @@ class App:
                 if not data:
                     break
                 totals["received"] += len(data)
+                if a.trace_reads:
+                    rock.trace.record(rock.conn, "read", proto="tcp", len=len(data), total=totals["received"],
+                                      wall=round(time.time(), 6))
                 recv_hash.update(data)
                 if out:
                     out.write(data)
@@ -1823,6 +1830,8 @@ def build_parser():
         o.add_argument("--trace", metavar="FILE", help="JSON Lines trace of every write and datagram sent")
         o.add_argument("--trace-max-hex", type=int, default=None, metavar="N",
                        help="keep at most N bytes of each traced write (default: all)")
+        o.add_argument("--trace-reads", action="store_true",
+                       help="also trace every application read that returned bytes, with the wall-clock time")
         o.add_argument("--stats", metavar="FILE", help="JSON counters")
         o.add_argument("--log", metavar="FILE", help="log file (default: stderr)")
         o.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v: debug)")

@@ -109,12 +109,14 @@ rocks_check_pair() {
 # Captures
 
 # rocks_capture_start NAME NS IF [FILTER]: capture whole packets on IF in NS into $TB_DIR/NAME.pcap (default
-# filter: IPv4 TCP and UDP); returns once tcpdump says it is listening.
+# filter: IPv4 TCP and UDP); returns once tcpdump says it is listening. ROCKS_CAPTURE_SNAPLEN=N keeps only the first
+# N bytes of each packet (default 0: whole packets).
 rocks_capture_start() {
     local name=$1 ns=$2 ifc=$3 filter=${4:-ip and (tcp or udp)}
     # --immediate-mode: each packet reaches tcpdump at once (not when a ring block fills or times out), so
     # that stopping it right after the last packet loses nothing.
-    tb_bg "$ns" "$name" tcpdump -i "$ifc" -s 0 -B 16384 --immediate-mode -U -n -w "$TB_DIR/$name.pcap" "$filter" ||
+    tb_bg "$ns" "$name" tcpdump -i "$ifc" -s "${ROCKS_CAPTURE_SNAPLEN:-0}" -B 16384 --immediate-mode -U -n \
+        -w "$TB_DIR/$name.pcap" "$filter" ||
         return 1
     if ! tb_wait_for "grep -q 'listening on' '$TB_DIR/$name.log' || ! tb__alive $TB_LAST_PID" 10 0.05 ||
         ! grep -q 'listening on' "$TB_DIR/$name.log"; then
