@@ -43,17 +43,19 @@ has no outage, no return or no data after it, 2 if it cannot be read.
 import argparse
 import json
 import os
-import socket
 import struct
 import sys
 from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pcap  # noqa: E402  (tools/pcap.py: the classic pcap reader)
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 MOD = 1 << 32
 
 
-class CaptureError(Exception):
-    pass
+# The capture cannot be read (pcap.py raises it), or does not hold what is looked for.
+CaptureError = pcap.PcapError
 
 
 class Packet:
@@ -77,56 +79,21 @@ class Packet:
 
 
 def read_pcap(path):
-    """IPv4 TCP packets of a classic pcap file (either byte order, us or ns; Ethernet, Linux cooked v1/v2,
-    raw IP), in capture order. Payload lengths come from the IP header; payload bytes as far as captured."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CaptureError("%s: %s" % (path, e)) from e
-    magic = data[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        endian = "<"
-    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        endian = ">"
-    else:
-        raise CaptureError("%s: not a classic pcap file (pcapng is not read: tcpdump -w writes pcap)" % path)
-    nanos = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    linktype = struct.unpack(endian + "I", data[20:24])[0] & 0x0FFFFFFF
-    packets, off, index = [], 24, 0
-    while off + 16 <= len(data):
-        sec, frac, caplen, _ = struct.unpack(endian + "IIII", data[off:off + 16])
-        frame = data[off + 16:off + 16 + caplen]
-        off += 16 + caplen
-        index += 1
-        if linktype == 1:
-            if len(frame) < 14:
-                continue
-            etype, start = struct.unpack(">H", frame[12:14])[0], 14
-            while etype in (0x8100, 0x88A8) and len(frame) >= start + 4:
-                etype, start = struct.unpack(">H", frame[start + 2:start + 4])[0], start + 4
-        elif linktype == 113:
-            etype, start = struct.unpack(">H", frame[14:16])[0], 16
-        elif linktype == 276:
-            etype, start = struct.unpack(">H", frame[0:2])[0], 20
-        elif linktype in (101, 228):
-            etype, start = 0x0800, 0
-        else:
-            raise CaptureError("%s: unsupported link type %d" % (path, linktype))
-        ip = frame[start:]
-        if etype != 0x0800 or len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 6:
+    """IPv4 TCP packets of a classic pcap file (tools/pcap.py: either byte order, us or ns; Ethernet, Linux cooked
+    v1/v2, raw IP), in capture order. Payload lengths come from the IP header; payload bytes as far as captured
+    (a header cut by the snap length is read as far as its flags)."""
+    cap = pcap.read(path)
+    packets = []
+    for rec in cap.records():
+        ip = cap.ipv4(rec.frame)
+        if ip is None or ip.proto != pcap.PROTO_TCP:
             continue
-        ihl = (ip[0] & 0x0F) * 4
-        total = struct.unpack(">H", ip[2:4])[0]
-        tcp = ip[ihl:]
-        if len(tcp) < 14:
+        tcp = pcap.parse_tcp(ip.data[ip.ihl:], min_len=14)
+        if tcp is None:
             continue
-        sport, dport, seq, ack, offx, flags = struct.unpack(">HHIIBB", tcp[:14])
-        hlen = (offx >> 4) * 4
-        packets.append(Packet(index=index, ts=sec + frac / (1e9 if nanos else 1e6),
-                              src=socket.inet_ntoa(ip[12:16]), sport=sport, dst=socket.inet_ntoa(ip[16:20]),
-                              dport=dport, seq=seq, ack=ack, flags=flags, length=max(0, total - ihl - hlen),
-                              payload=bytes(tcp[hlen:total - ihl])))
+        packets.append(Packet(index=rec.index, ts=rec.ts, src=ip.src, sport=tcp.sport, dst=ip.dst, dport=tcp.dport,
+                              seq=tcp.seq, ack=tcp.ack, flags=tcp.flags, length=max(0, ip.total - ip.ihl - tcp.hlen),
+                              payload=bytes(tcp.data[tcp.hlen:ip.total - ip.ihl])))
     return packets
 
 

@@ -51,10 +51,14 @@ bytes on both sides), 2 the captures could not be read or hold no such scenario.
 """
 
 import argparse
+import os
 import socket
 import statistics
 import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pcap  # noqa: E402  (tools/pcap.py: the classic pcap reader)
 
 ANN = b"IROCKYOUROCKMAN\x00"
 HEARTBEAT = b"x"
@@ -64,12 +68,12 @@ MAX_DH_LEN = 16                      # docs/rocks.md §3.4: a 128-bit prime
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
-class CaptureError(Exception):
-    """The capture cannot be read, or does not hold the expected scenario (exit status 2)."""
+# The capture cannot be read (pcap.py raises it), or does not hold the expected scenario (exit status 2).
+CaptureError = pcap.PcapError
 
 
 # ---------------------------------------------------------------------------------------------------
-# pcap
+# packets (tools/pcap.py reads the file)
 
 class Packet:
     __slots__ = ("index", "ts", "proto", "src", "sport", "dst", "dport", "seq", "ack", "flags", "options",
@@ -86,96 +90,38 @@ class Packet:
 
 def read_pcap(path):
     """IPv4 TCP and UDP packets of a classic pcap file, in capture order."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CaptureError("%s: %s" % (path, e)) from e
-    magic = data[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        endian = "<"
-    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        endian = ">"
-    elif magic == b"\x0a\x0d\x0d\x0a":
-        raise CaptureError("%s: pcapng is not supported (write classic pcap: tcpdump -w)" % path)
-    else:
-        raise CaptureError("%s: not a pcap file (magic %s)" % (path, magic.hex()))
-    nanos = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    linktype = struct.unpack(endian + "I", data[20:24])[0] & 0x0FFFFFFF
+    cap = pcap.read(path)
     packets = []
-    off, index = 24, 0
-    while off + 16 <= len(data):
-        sec, frac, caplen, origlen = struct.unpack(endian + "IIII", data[off:off + 16])
-        off += 16
-        frame = data[off:off + caplen]
-        off += caplen
-        index += 1
-        ip = link_payload(frame, linktype)
+    for rec in cap.records():
+        ip = cap.ipv4(rec.frame)
         if ip is None:
             continue
-        pkt = parse_ipv4(ip, sec + frac / (1e9 if nanos else 1e6), index, caplen < origlen, path)
+        pkt = packet(ip, rec, path)
         if pkt is not None:
             packets.append(pkt)
     return packets
 
 
-def link_payload(frame, linktype):
-    if linktype == 1:                                      # Ethernet (VLAN tags skipped)
-        if len(frame) < 14:
-            return None
-        etype, off = struct.unpack(">H", frame[12:14])[0], 14
-        while etype in (0x8100, 0x88A8) and len(frame) >= off + 4:
-            etype, off = struct.unpack(">H", frame[off + 2:off + 4])[0], off + 4
-    elif linktype == 113:                                  # Linux cooked v1
-        etype, off = struct.unpack(">H", frame[14:16])[0], 16
-    elif linktype == 276:                                  # Linux cooked v2
-        etype, off = struct.unpack(">H", frame[0:2])[0], 20
-    elif linktype in (101, 228):                           # raw IP, raw IPv4
-        etype, off = 0x0800, 0
-    else:
-        raise CaptureError("unsupported pcap link type %d" % linktype)
-    return frame[off:] if etype == 0x0800 else None
-
-
-def parse_ipv4(ip, ts, index, truncated, path):
-    if len(ip) < 20 or ip[0] >> 4 != 4:
+def packet(ip, rec, path):
+    """The Packet of a TCP or UDP record (pcap.IPv4 ip), None for other protocols. A TCP or UDP packet cut by the
+    snap length is refused: every payload byte is compared."""
+    if ip.truncated or rec.truncated:
+        if ip.proto in (pcap.PROTO_TCP, pcap.PROTO_UDP):
+            raise CaptureError("%s: packet %d was cut by the snap length (capture with -s 0)" % (path, rec.index))
         return None
-    ihl = (ip[0] & 0x0F) * 4
-    total = struct.unpack(">H", ip[2:4])[0]
-    proto = ip[9]
-    src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
-    if total > len(ip) or truncated:
-        if proto in (6, 17):
-            raise CaptureError("%s: packet %d was cut by the snap length (capture with -s 0)" % (path, index))
-        return None
-    l4 = ip[ihl:total]
-    if proto == 6 and len(l4) >= 20:
-        sport, dport, seq, ack, offx, flags = struct.unpack(">HHIIBB", l4[:14])
-        hlen = (offx >> 4) * 4
-        return Packet(index=index, ts=ts, proto="tcp", src=src, sport=sport, dst=dst, dport=dport, seq=seq,
-                      ack=ack, flags=flags, options=option_kinds(l4[20:hlen]), payload=bytes(l4[hlen:]))
-    if proto == 17 and len(l4) >= 8:
-        sport, dport, length = struct.unpack(">HHH", l4[:6])
-        return Packet(index=index, ts=ts, proto="udp", src=src, sport=sport, dst=dst, dport=dport,
-                      payload=bytes(l4[8:length]))
+    l4 = ip.payload
+    if ip.proto == pcap.PROTO_TCP:
+        tcp = pcap.parse_tcp(l4)
+        if tcp is not None:
+            return Packet(index=rec.index, ts=rec.ts, proto="tcp", src=ip.src, sport=tcp.sport, dst=ip.dst,
+                          dport=tcp.dport, seq=tcp.seq, ack=tcp.ack, flags=tcp.flags,
+                          options=pcap.tcp_option_kinds(tcp.options), payload=bytes(tcp.payload))
+    if ip.proto == pcap.PROTO_UDP:
+        udp = pcap.parse_udp(l4)
+        if udp is not None:
+            return Packet(index=rec.index, ts=rec.ts, proto="udp", src=ip.src, sport=udp.sport, dst=ip.dst,
+                          dport=udp.dport, payload=bytes(udp.payload))
     return None
-
-
-def option_kinds(raw):
-    """The TCP option kinds in order (NOPs included), e.g. [2, 4, 8, 1, 3]."""
-    kinds, i = [], 0
-    while i < len(raw):
-        kind = raw[i]
-        if kind == 0:
-            break
-        kinds.append(kind)
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= len(raw) or raw[i + 1] < 2:
-            break
-        i += raw[i + 1]
-    return kinds
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -29,9 +29,11 @@ reader that reassembles it must take the stream in two parts (the init, then the
 """
 
 import argparse
-import socket
-import struct
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pcap  # noqa: E402  (tools/pcap.py: the classic pcap reader)
 
 ANNOUNCEMENT = b"IROCKYOUROCKMAN\x00"
 SYN, RST, ACK = 0x02, 0x04, 0x10
@@ -48,56 +50,30 @@ class Record:
 
 
 def read_records(path):
-    """(global header bytes, [Record]) of a classic pcap file (either byte order, us or ns)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    magic = data[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        endian = "<"
-    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        endian = ">"
-    else:
-        raise SystemExit("%s: not a classic pcap file" % path)
-    nanos = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    linktype = struct.unpack(endian + "I", data[20:24])[0] & 0x0FFFFFFF
-    records, off = [], 24
-    while off + 16 <= len(data):
-        sec, frac, caplen, _ = struct.unpack(endian + "IIII", data[off:off + 16])
-        raw = data[off:off + 16 + caplen]
-        frame = raw[16:]
-        off += 16 + caplen
-        rec = Record(raw, sec + frac / (1e9 if nanos else 1e6))
-        parse_frame(rec, frame, linktype)
-        records.append(rec)
-    return data[:24], records
+    """(global header bytes, [Record]) of a classic pcap file (tools/pcap.py: either byte order, us or ns)."""
+    try:
+        cap = pcap.read(path)
+        records = []
+        for r in cap.records():
+            rec = Record(r.raw, r.ts)
+            ip = cap.ipv4(r.frame)
+            if ip is not None and ip.proto == pcap.PROTO_TCP:
+                parse_tcp(rec, ip)
+            records.append(rec)
+    except pcap.PcapError as e:
+        raise SystemExit(str(e)) from e
+    return cap.header, records
 
 
-def parse_frame(rec, frame, linktype):
-    if linktype == 1:                                   # Ethernet, VLAN tags skipped
-        etype, off = struct.unpack(">H", frame[12:14])[0], 14
-        while etype in (0x8100, 0x88A8) and len(frame) >= off + 4:
-            etype, off = struct.unpack(">H", frame[off + 2:off + 4])[0], off + 4
-    elif linktype == 113:                               # Linux cooked v1
-        etype, off = struct.unpack(">H", frame[14:16])[0], 16
-    elif linktype == 276:                               # Linux cooked v2
-        etype, off = struct.unpack(">H", frame[0:2])[0], 20
-    elif linktype == 101:                               # raw IPv4
-        etype, off = 0x0800, 0
-    else:
-        raise SystemExit("unsupported link type %d" % linktype)
-    ip = frame[off:]
-    if etype != 0x0800 or len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 6:
+def parse_tcp(rec, ip):
+    """Fill rec from its IPv4 TCP packet (pcap.IPv4 ip); left not TCP if the segment is shorter than a header."""
+    tcp = pcap.parse_tcp(ip.payload)
+    if tcp is None:
         return
-    ihl = (ip[0] & 0x0F) * 4
-    total = struct.unpack(">H", ip[2:4])[0]
-    tcp = ip[ihl:total]
-    if len(tcp) < 20:
-        return
-    sport, dport, seq, _ack, offx, flags = struct.unpack(">HHIIBB", tcp[:14])
     rec.tcp = True
-    rec.key = (socket.inet_ntoa(ip[12:16]), sport, socket.inet_ntoa(ip[16:20]), dport)
-    rec.seq, rec.flags = seq, flags
-    rec.payload = bytes(tcp[(offx >> 4) * 4:])
+    rec.key = (ip.src, tcp.sport, ip.dst, tcp.dport)
+    rec.seq, rec.flags = tcp.seq, tcp.flags
+    rec.payload = bytes(tcp.payload)
     rec.payload_len = len(rec.payload)
 
 
