@@ -33,8 +33,7 @@ extension Connection {
         case .rocks(var rocks):
             // Links under way go; the rock's next ones are held unanswered until `rackctl resume`
             // (Connection+RocksReconnection.swift), so that it retries about once a second, not in a storm.
-            for attempt in rocks.reconnection.attempts { actions.transmit(attempt.link.reset) }
-            rocks.reconnection = RocksReconnection()
+            rocks.resetLinks(into: &actions)
             peer = .rocks(rocks)
         }
         transition(to: .suspended(hold), reason: Self.operatorSuspendReason, into: &actions)
@@ -51,8 +50,7 @@ extension Connection {
         if case .rocks(var rocks) = peer {
             // Links the rock opened while held were left unanswered: they go, and the old connection is reset
             // again in case the rock never heard the first reset (it then suspends and listens).
-            for attempt in rocks.reconnection.attempts { actions.transmit(attempt.link.reset) }
-            rocks.reconnection = RocksReconnection()
+            rocks.resetLinks(into: &actions)
             peer = .rocks(rocks)
             startRocksReconnection(resetOldConnection: true, now: now, into: &actions)
         }

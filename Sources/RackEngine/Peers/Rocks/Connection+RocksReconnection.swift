@@ -80,10 +80,7 @@ extension Connection {
     /// unanswered from elsewhere goes).
     mutating func rocksAddressesAvailable(now: EngineInstant, into actions: inout ConnectionActions) {
         guard case .rocks(var rocks) = peer, rocks.stage == .established else { return }
-        for attempt in rocks.reconnection.attempts where attempt.link.opening == .active && attempt.link.phase == .synSent {
-            actions.transmit(attempt.link.reset)
-        }
-        rocks.reconnection.attempts.removeAll { $0.link.opening == .active && $0.link.phase == .synSent }
+        rocks.resetLinks(where: { $0.opening == .active && $0.phase == .synSent }, into: &actions)
         rocks.reconnection.nextConnectAt = now
         peer = .rocks(rocks)
     }
@@ -111,13 +108,14 @@ extension Connection {
         let wasEstablished = rocks.reconnection.attempts[index].link.phase == .established
         let outcome = rocks.reconnection.attempts[index].link.handle(packet, now: context.now, into: &segments)
         let nowEstablished = rocks.reconnection.attempts[index].link.phase == .established
+        if outcome == .refused { rocks.reconnection.nextConnectAt = context.now + RocksReconnection.refusedRetry }
         peer = .rocks(rocks)
         for segment in segments { actions.transmit(segment) }
         switch outcome {
+        case .refused:
+            dropRocksLink(flow, reason: "the rock's side: refused", into: &actions, reset: false)
+            return actions
         case .closed(let why):
-            if case .active = rocks.reconnection.attempts[index].link.opening, why == "refused" {
-                rocks.reconnection.nextConnectAt = context.now + RocksReconnection.refusedRetry
-            }
             dropRocksLink(flow, reason: "the rock's side: \(why)", into: &actions, reset: false)
             return actions
         case .bytes, .nothing:
@@ -230,7 +228,6 @@ extension Connection {
             do {
                 used = try authentication.take(bytes)
             } catch {
-                rocks.reconnection.failures += 1
                 peer = .rocks(rocks)
                 dropRocksLink(flow, reason: "authentication failed: \(error)", into: &actions, reset: true)
                 rocks = rocksPeer ?? rocks
@@ -405,5 +402,14 @@ extension Connection {
             + "rackd resent \(resent) bytes from its ring"
             + (skipped > 0 ? "; the rock had read \(skipped) bytes whose acknowledgement the hold kept from the socket" : "")))
         resume(now: now, into: &actions)
+    }
+}
+
+extension RocksPeer {
+    /// Resets the links `matching` says (all by default) and forgets them.
+    mutating func resetLinks(where matching: (RocksLink) -> Bool = { _ in true }, into actions: inout ConnectionActions) {
+        for attempt in reconnection.attempts where matching(attempt.link) { actions.transmit(attempt.link.reset) }
+        reconnection.attempts.removeAll { matching($0.link) }
+        if let picked = reconnection.picked, reconnection.index(of: picked) == nil { reconnection.picked = nil }
     }
 }

@@ -116,6 +116,8 @@ struct RocksLink: Equatable {
         case nothing
         /// New bytes of the rock's are in `unread`.
         case bytes
+        /// The rock refused rackd's SYN (it does not listen yet).
+        case refused
         /// The rock reset or closed the link.
         case closed(String)
     }
@@ -126,7 +128,7 @@ struct RocksLink: Equatable {
         if tcp.flags.contains(.rst) {
             // A reset for the SYN we sent (refused), or within the window: the link is over.
             if phase == .synSent {
-                return tcp.flags.contains(.ack) && tcp.acknowledgmentNumber == ourISN + 1 ? .closed("refused") : .nothing
+                return tcp.flags.contains(.ack) && tcp.acknowledgmentNumber == ourISN + 1 ? .refused : .nothing
             }
             guard let rockISN else { return .nothing }
             let offset = tcp.sequenceNumber - (rockISN + 1 + UInt32(received))

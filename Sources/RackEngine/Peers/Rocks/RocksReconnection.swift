@@ -17,8 +17,6 @@ struct RocksReconnection {
     var picked: FlowKey?
     /// When rackd next sends a SYN to the rock's reconnection address.
     var nextConnectAt: EngineInstant?
-    /// How many links failed authentication, for status and logs.
-    var failures = 0
     /// An authenticated exchange waits for the socket's positions (a snapshot): look again then.
     var pollAt: EngineInstant?
 
