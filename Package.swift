@@ -52,6 +52,7 @@ let package = Package(
             name: "RackDaemon",
             dependencies: [
                 "RackEngine", "RackControl", "CNFQ", "CNftables", "CLinuxNetlink",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

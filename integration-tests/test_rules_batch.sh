@@ -54,5 +54,5 @@ tb_assert "re-adding and releasing in one batch reports no failure" test "$out" 
 tb_assert "managed4 holds exactly the flow still managed" test "$(elements managed4)" = "10.1.0.2 . 40002 . 10.2.0.2 . 22"
 tb_assert "managed6 is empty" test -z "$(elements managed6)"
 
-tb_exec "$TB_A" "$(tb_rackd_bin)" cleanup >/dev/null 2>&1 || true
+tb_exec "$TB_A" "$(tb_rackd_bin)" cleanup --state-directory "$TB_DIR/state-cleanup" >/dev/null 2>&1 || true
 ((failures == 0))

@@ -32,11 +32,11 @@ tb_assert_fails "SIGTERM: the table is gone" tb_has_rackd_table "$TB_A"
 tb_start_rackd "$TB_A" a2
 tb_stop_rackd "$TB_A" a2 KILL || true
 tb_assert "SIGKILL: the table stays" tb_has_rackd_table "$TB_A"
-out=$(tb_exec "$TB_A" "$rackd" cleanup)
+out=$(tb_exec "$TB_A" "$rackd" cleanup --state-directory "$TB_DIR/state-a2")
 echo "$out"
 tb_assert "rackd cleanup removes it" test "$out" = "removed table inet rackd"
 tb_assert_fails "and it is gone" tb_has_rackd_table "$TB_A"
-out=$(tb_exec "$TB_A" "$rackd" cleanup)
+out=$(tb_exec "$TB_A" "$rackd" cleanup --state-directory "$TB_DIR/state-a2")
 tb_assert "rackd cleanup succeeds when the table is already gone" test "$out" = "no table inet rackd; nothing to do"
 
 tb_start_rackd "$TB_A" a3

@@ -766,18 +766,18 @@ tb_start_rackd() {
         tb__err "tb_start_rackd: no rackd binary at $bin; build it first (swift build) or set RACKD_BIN"
         return 1
     fi
-    if tb_has_rackd_table "$ns"; then
-        tb__note "tb_start_rackd: $ns already has a table inet rackd (kept by an earlier rackd?); the table then" \
-            "cannot tell when rackd-$name is ready"
-    fi
     # Each rackd serves rackctl on a socket of its own (tb_rackctl NAME talks to it), and reads no
     # /etc/rackd/rackd.conf the machine may have unless the test names a configuration.
     local own=()
     [[ " $* " == *" --control-socket "* ]] || own+=(--control-socket "$TB_DIR/rackd-$name.sock")
     [[ " $* " == *" --config "* ]] || own+=(--config /dev/null)
+    # Each keeps its connections across restarts in a directory of its own (docs/restarts.md).
+    [[ " $* " == *" --state-directory "* ]] || own+=(--state-directory "$TB_DIR/state-$name")
     tb_bg "$ns" "rackd-$name" "$bin" "${own[@]}" "$@" || return 1
     pid=$TB_LAST_PID
-    if tb_wait_for "! tb__alive $pid || tb_has_rackd_table '$ns'" "$timeout" && tb__alive "$pid"; then
+    # Ready: its table exists and it said so (a table kept by an earlier rackd exists before this one is).
+    if tb_wait_for "! tb__alive $pid || (tb_has_rackd_table '$ns' && grep -q ' ready' '$TB_DIR/rackd-$name.log')" \
+        "$timeout" && tb__alive "$pid"; then
         tb__note "rackd-$name running in $ns (pid $pid)"
         return 0
     fi

@@ -59,6 +59,11 @@ extension RackdCommand {
             valueName: "path"))
         var controlSocket: String?
 
+        @Option(name: .long, help: ArgumentHelp(
+            "Keep connections across restarts here instead of /run/rackd/state (one per network namespace).",
+            valueName: "path"))
+        var stateDirectory: String?
+
         @Flag(name: .long, help: "Check the configuration, print what is wrong (with the line) or OK, and exit.")
         var checkConfig = false
 
@@ -70,6 +75,7 @@ extension RackdCommand {
             do {
                 configuration = try source.load()
                 if let controlSocket { configuration.controlSocketPath = controlSocket }
+                if let stateDirectory { configuration.stateDirectory = stateDirectory }
             } catch {
                 let line = Array("\(error)\n".utf8)
                 _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
@@ -113,13 +119,20 @@ extension RackdCommand {
     /// priority the unit does not grant, and say so in the journal).
     struct Cleanup: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove rackd's nftables table (inet rackd). Succeeds when it is already gone.")
+            abstract: "Remove rackd's nftables table (inet rackd) and the connections it kept for its next start.",
+            discussion: "Refuses while rackd runs. Succeeds when there is nothing to remove.")
+
+        @Option(name: .long, help: ArgumentHelp("The state directory rackd was started with.", valueName: "path"))
+        var stateDirectory = Configuration().stateDirectory
 
         @OptionGroup var common: CommonOptions
 
         func run() throws {
             let logger = common.makeLogger()
             do {
+                // The lock: a running rackd keeps it, and its connections must not be pulled from under it.
+                let state = try StateDirectory(path: stateDirectory, logger: logger)
+                state.removeAllRecords()
                 let removed = try NftablesInstaller(logger: logger).remove()
                 print(removed ? "removed table inet rackd" : "no table inet rackd; nothing to do")
             } catch {

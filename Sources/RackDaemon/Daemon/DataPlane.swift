@@ -51,6 +51,8 @@ public final class DataPlane: Sendable {
         /// The rocks sockets, when rocks is enabled (`RocksSettings.isEnabled`).
         let heartbeatSocket: RocksHeartbeatSocket?
         let reconnectionSocket: RocksReconnectionSocket?
+        /// Where the connections are kept across restarts (docs/restarts.md).
+        let stateDirectory: StateDirectory
         var rejectionLog = RejectionLogLimiter()
         var tally = EventTally()
         var pendingRuleChanges: [RuleChange] = []
@@ -70,8 +72,10 @@ public final class DataPlane: Sendable {
         init(engine: HostEngine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector,
              diagnostics: SocketDiagnostics, linkMonitor: LinkMonitor, loopbackAddresses: LoopbackAddresses,
              notifier: SystemdNotifier, statusBuilder: StatusReportBuilder, prober: RocksProber,
-             heartbeatSocket: RocksHeartbeatSocket?, reconnectionSocket: RocksReconnectionSocket?, logger: Logger) {
+             heartbeatSocket: RocksHeartbeatSocket?, reconnectionSocket: RocksReconnectionSocket?,
+             stateDirectory: StateDirectory, logger: Logger) {
             self.engine = engine
+            self.stateDirectory = stateDirectory
             self.reader = reader
             self.installer = installer
             self.injector = injector
@@ -91,12 +95,22 @@ public final class DataPlane: Sendable {
     /// returns, rackd is ready.
     public init(configuration: Configuration, notifier: SystemdNotifier, logger: Logger) throws {
         var configuration = configuration
+        // First the lock: a second rackd stops here, before it touches anything of the first.
+        let stateDirectory = try StateDirectory(path: configuration.stateDirectory, logger: logger)
+        let daemonRecord = stateDirectory.loadDaemonRecord()
         var heartbeatSocket: RocksHeartbeatSocket?
         var reconnectionSocket: RocksReconnectionSocket?
         if configuration.rocks.isEnabled {
-            // Port 0 asks for any free port: the engine must announce the one the kernel gave.
-            let heartbeat = try RocksHeartbeatSocket(port: configuration.rocks.heartbeatPort)
-            let reconnection = try RocksReconnectionSocket(port: configuration.rocks.reconnectionPort)
+            // Port 0 asks for any free port: the engine must announce the one the kernel gave. After a
+            // restart, the ports announced before: the rocks peers keep using them.
+            let heartbeat = try Self.bind(configured: configuration.rocks.heartbeatPort,
+                                          kept: daemonRecord?.rocksHeartbeatPort, what: "heartbeat", logger: logger) {
+                try RocksHeartbeatSocket(port: $0)
+            }
+            let reconnection = try Self.bind(configured: configuration.rocks.reconnectionPort,
+                                             kept: daemonRecord?.rocksReconnectionPort, what: "reconnection", logger: logger) {
+                try RocksReconnectionSocket(port: $0)
+            }
             configuration.rocks.heartbeatPort = heartbeat.port
             configuration.rocks.reconnectionPort = reconnection.port
             heartbeatSocket = heartbeat
@@ -112,9 +126,29 @@ public final class DataPlane: Sendable {
         let diagnostics = try SocketDiagnostics()
         let linkMonitor = try LinkMonitor()
         let loopbackAddresses = try LoopbackAddresses()
+        let startedAt = MonotonicClock.now()
+        var engine = HostEngine(configuration: configuration, random: SystemRandomNumberGenerator())
+        // The addresses there are now; from here on the link monitor reports changes.
+        _ = engine.handleLinkEvent(.addressesAvailable(linkMonitor.addresses), now: startedAt)
+        // The connections an earlier rackd kept, with the flows they need queued: the rules go in with them.
+        let records = stateDirectory.loadConnections()
+        var restored = engine.restore(records, now: startedAt)
+        if !records.isEmpty {
+            logger.notice("connections taken back from the last rackd", metadata: [
+                "state.connections": "\(engine.connections.count)", "state.records": "\(records.count)",
+                "state.directory": "\(stateDirectory.path)", "nft.managed-flows": "\(engine.racksManagedFlows.count)",
+            ])
+        }
         let installer = try NftablesInstaller(logger: logger)
         try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
                               preference: configuration.rules)
+        // (Until the installer takes the flows in its create batch: added right after.)
+        for (change, error) in installer.apply(restored.ruleChanges) {
+            logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
+        }
+        restored.ruleChanges = []
+        try stateDirectory.save(DaemonRecord(rocksHeartbeatPort: heartbeatSocket?.port,
+                                             rocksReconnectionPort: reconnectionSocket?.port))
         var fds: [CInt] = [0, 0]
         guard pipe(&fds) == 0 else { throw SystemError.current("pipe(wake-up)") }
         _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
@@ -125,10 +159,6 @@ public final class DataPlane: Sendable {
             var byte: UInt8 = 1
             _ = write(wakeDescriptor, &byte, 1)
         })
-        let startedAt = MonotonicClock.now()
-        var engine = HostEngine(configuration: configuration, random: SystemRandomNumberGenerator())
-        // The addresses there are now; from here on the link monitor reports changes.
-        _ = engine.handleLinkEvent(.addressesAvailable(linkMonitor.addresses), now: startedAt)
         let statusBuilder = StatusReportBuilder(
             configuration: configuration, rulesVariant: installer.installedVariant?.rawValue ?? "none",
             startedAt: startedAt)
@@ -136,7 +166,24 @@ public final class DataPlane: Sendable {
                       diagnostics: diagnostics, linkMonitor: linkMonitor, loopbackAddresses: loopbackAddresses,
                       notifier: notifier, statusBuilder: statusBuilder,
                       prober: RocksProber(firewallMark: configuration.firewallMark, logger: logger),
-                      heartbeatSocket: heartbeatSocket, reconnectionSocket: reconnectionSocket, logger: logger)
+                      heartbeatSocket: heartbeatSocket, reconnectionSocket: reconnectionSocket,
+                      stateDirectory: stateDirectory, logger: logger)
+        carryOut(restored)
+        finishInput()
+    }
+
+    /// Binds a rocks socket: to the configured port; with 0 configured, to the port kept from the last
+    /// run if it is still free (rocks peers send there), else to any free port.
+    private static func bind<Socket>(configured: UInt16, kept: UInt16?, what: String, logger: Logger,
+                                     _ make: (UInt16) throws -> Socket) throws -> Socket {
+        guard configured == 0, let kept, kept != 0 else { return try make(configured) }
+        do {
+            return try make(kept)
+        } catch {
+            logger.warning("the rocks \(what) port of the last run is taken; rocks connections kept from it will not hear us there",
+                           metadata: ["rocks.port": "\(kept)", "error": "\(error)"])
+            return try make(0)
+        }
     }
 
     deinit {
@@ -180,8 +227,28 @@ public final class DataPlane: Sendable {
             controlMailbox.answerAll(answer)
             runTimers()
             takeSnapshotsIfDue()
+            persistIfDue()
             tellSystemd()
         }
+    }
+
+    // MARK: State that outlives the process (docs/restarts.md)
+
+    /// Writes the records the engine says are due: at once after a change a crash must not lose, else
+    /// at its checkpoint.
+    private func persistIfDue(all: Bool = false) {
+        let now = MonotonicClock.now()
+        guard all || state.engine.persistenceDue(now: now) else { return }
+        let changes = state.engine.takePersistenceChanges(now: now, all: all)
+        for record in changes.save {
+            do {
+                try state.stateDirectory.save(record)
+            } catch {
+                state.logger.error("could not keep a connection's state; a restart of rackd now would lose it",
+                                   metadata: ["conn.id": "\(record.id)", "error": "\(error)"])
+            }
+        }
+        for id in changes.remove { state.stateDirectory.removeConnection(id) }
     }
 
     // MARK: Packets
@@ -487,13 +554,27 @@ public final class DataPlane: Sendable {
 
     private func shutDown() {
         state.notifier.notify("STOPPING=1")
-        // Deleting the table unregisters its hooks, and the kernel then drops every packet still queued
-        // (docs/architecture.md, "Kernel facts: NFQUEUE reader"). So: hold nothing more (a probe's answer
-        // would come too late), stop queueing while the chains stay, give what is queued its verdict and
-        // let the held packets through, and only then delete the table.
         state.stopping = true
         state.prober.cancelAll()
         state.reader.stopHolding()
+        if state.engine.connections.isEmpty {
+            shutDownClean()
+        } else {
+            shutDownKeeping()
+        }
+        state.reader.unbind()
+        let counters = state.reader.counters
+        state.logger.notice("stopped", metadata: [
+            "nfq.received": "\(counters.received)", "nfq.accepted": "\(counters.accepted)",
+            "nfq.modified": "\(counters.modified)", "nfq.dropped": "\(counters.dropped)", "nfq.held": "\(counters.held)",
+        ])
+    }
+
+    /// Nothing is managed: nothing to keep. Deleting the table unregisters its hooks, and the kernel then
+    /// drops every packet still queued (docs/architecture.md, "Kernel facts: NFQUEUE reader"). So: stop
+    /// queueing while the chains stay, give what is queued its verdict and let the held packets through,
+    /// and only then delete the table.
+    private func shutDownClean() {
         do {
             try state.installer.stopQueueing()
         } catch {
@@ -518,11 +599,27 @@ public final class DataPlane: Sendable {
         } catch {
             state.logger.error("could not remove rackd's addresses from lo", metadata: ["error": "\(error)"])
         }
-        state.reader.unbind()
-        let counters = state.reader.counters
-        state.logger.notice("stopped", metadata: [
-            "nfq.received": "\(counters.received)", "nfq.accepted": "\(counters.accepted)",
-            "nfq.modified": "\(counters.modified)", "nfq.dropped": "\(counters.dropped)", "nfq.held": "\(counters.held)",
-        ])
+        state.stateDirectory.removeAllRecords()
+    }
+
+    /// Connections are managed: the next rackd takes them back (docs/restarts.md). Their records are
+    /// written whole, and the table stays: its SYN rules pass new connections untouched while no rackd
+    /// listens (`bypass`), its managed flows wait (no `bypass`: a moved flow's packets must not reach a
+    /// kernel unmapped). Addresses kept on `lo` stay for the same sockets. What is queued now gets its
+    /// verdict; what the kernel queues after this is dropped with the queue and sent again by its sender.
+    private func shutDownKeeping() {
+        drainForShutdown()
+        do {
+            try state.reader.acceptAllHeld()
+        } catch {
+            state.logger.error("could not accept the packets still held", metadata: ["error": "\(error)"])
+        }
+        persistIfDue(all: true)
+        state.logger.notice("connections kept for the next rackd; the table inet rackd stays (rackd cleanup removes both)",
+                            metadata: [
+                                "state.connections": "\(state.engine.connections.count)",
+                                "state.directory": "\(state.stateDirectory.path)",
+                                "nft.managed-flows": "\(state.engine.racksManagedFlows.count)",
+                            ])
     }
 }

@@ -300,10 +300,15 @@ final class NFQueueReader {
         try socket.send(UnsafeRawBufferPointer(rebasing: buffer[0..<Int(header.pointee.nlmsg_len)]), call: "NFQUEUE \(what)")
         do {
             try socket.awaitAcknowledgment(of: sequence, call: "NFQUEUE \(what)")
-        } catch where error.errno == .resourceBusy {
+        } catch where error.errno == .resourceBusy
+            || (error.errno == .notPermitted && ProcessCapabilities.effectiveHasNetAdmin())
+        {
+            // The kernel answers EPERM to a bind of a queue another socket holds (nfnetlink_queue.c,
+            // nfqnl_recv_config), the same errno as for a missing CAP_NET_ADMIN: tell the two apart.
             throw SystemError(
                 call: error.call, errno: error.errno,
-                hint: "another process is bound to queue \(queueNumber); set a different 'queue' in rackd.conf")
+                hint: "queue \(queueNumber) is already taken in this network namespace: another rackd (or another "
+                    + "NFQUEUE program) runs here and is left untouched. Stop it first, or set a different 'queue' in rackd.conf")
         }
     }
 }

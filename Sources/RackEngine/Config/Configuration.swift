@@ -50,6 +50,8 @@ public struct Configuration: Sendable, Equatable {
 
     /// Where rackd serves `rackctl`.
     public var controlSocketPath = "/run/rackd/rackd.sock"
+    /// Where rackd keeps its connections across its own restarts (docs/restarts.md); `--state-directory`.
+    public var stateDirectory = "/run/rackd/state"
     /// A group whose members may read status (`rackctl status`); none by default: root only.
     public var statusGroup: StatusGroup?
     /// Rocks 2.4 peers (`[rocks]`); off by default.

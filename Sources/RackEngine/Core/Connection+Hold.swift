@@ -61,7 +61,7 @@ extension Connection {
             return actions
         }
         let options = (try? TCPOptions.decode(tcp.options)) ?? []
-        for case .timestamps(let value, let echo) in options { hold.timestamps = (value, echo) }
+        for case .timestamps(let value, let echo) in options { hold.timestamps = HeldTimestamps(value: value, echo: echo) }
         if var positions = hold.positions {
             if tcp.flags.contains(.ack) { positions.receiveNext = tcp.acknowledgmentNumber }
             hold.positions = positions

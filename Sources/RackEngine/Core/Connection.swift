@@ -18,7 +18,7 @@
 // protocols' in Peers/.
 
 /// Which end of the connection this host is.
-public enum ConnectionRole: String, Sendable {
+public enum ConnectionRole: String, Sendable, Codable {
     /// This host sent the SYN.
     case client
     /// This host answered with the SYN-ACK.
@@ -26,7 +26,7 @@ public enum ConnectionRole: String, Sendable {
 }
 
 /// The state of a managed connection, as status shows it.
-public enum ConnectionPhase: String, Sendable, CaseIterable {
+public enum ConnectionPhase: String, Sendable, CaseIterable, Codable {
     case keyExchange = "key-exchange"
     case healthy
     /// Healthy, but probes are going unanswered.
@@ -39,14 +39,14 @@ public enum ConnectionPhase: String, Sendable, CaseIterable {
 }
 
 /// The local socket's send and receive positions.
-struct SequenceState: Equatable {
+struct SequenceState: Equatable, Codable {
     /// The oldest byte the peer has not acknowledged (snd_una).
     var sendUnacknowledged: TCPSequenceNumber
     /// The next byte the local socket expects from the peer (rcv_nxt).
     var receiveNext: TCPSequenceNumber
 }
 
-struct Connection {
+struct Connection: Codable {
     /// Names the connection for life (status, rackctl, logs).
     let id: UInt64
     /// The local socket's tuple.
@@ -68,6 +68,13 @@ struct Connection {
     var resumptions = 0
     /// The newest snapshot of the local socket.
     var socket: SocketSnapshot?
+
+    /// Everything but the socket snapshot is kept across rackd's restarts (Persistence/): the kernel
+    /// is asked afresh on start.
+    private enum CodingKeys: String, CodingKey {
+        case id, socketFlow, role, localISN, peerISN, localOptions, peerOptions, state, peer, mapping, lastHeard
+        case resumptions
+    }
 
     /// The tuple the wire carries now, from this host's point of view.
     var wireFlow: FlowKey { mapping?.wire ?? socketFlow }

@@ -1,7 +1,7 @@
 // rackd — the states of a managed connection and what each carries. A state is built from its
 // predecessor, so the allowed transitions are written into the initializers.
 
-enum ConnectionState {
+enum ConnectionState: Codable {
     /// The peer's protocol is setting the connection up (a rackd peer: the key exchange). Nothing of the
     /// flow is queued.
     case establishing(Establishing)
@@ -31,12 +31,12 @@ enum ConnectionState {
 }
 
 /// The peer's protocol is setting up.
-struct Establishing {
+struct Establishing: Codable {
     let since: EngineInstant
 }
 
 /// Working: nothing held.
-struct Healthy {
+struct Healthy: Codable {
     /// When the connection became healthy, or last resumed: failure detection waits a full timeout
     /// after it.
     var since: EngineInstant
@@ -57,7 +57,7 @@ struct Healthy {
 }
 
 /// Who keeps a connection suspended.
-enum Holder: Equatable {
+enum Holder: Equatable, Codable {
     /// The path failed; the peer's protocol tries to resume on its schedule.
     case outage
     /// `rackctl suspend` (or the sleep hook): no resumption is attempted or answered until `rackctl
@@ -66,7 +66,7 @@ enum Holder: Equatable {
 }
 
 /// A suspension: the local socket is held with a zero window.
-struct Hold {
+struct Hold: Codable {
     let since: EngineInstant
     let reason: String
     var holder: Holder
@@ -77,7 +77,7 @@ struct Hold {
     /// backed-off retransmission timer need not be waited for.
     var stash: TCPSegmentRepr?
     /// The local socket's latest timestamps (value, echo), echoed in the ACKs rackd answers it with.
-    var timestamps: (value: UInt32, echo: UInt32)?
+    var timestamps: HeldTimestamps?
     /// When the peer's protocol next tries to resume (unless the operator holds the connection).
     var nextAttemptAt: EngineInstant
 
@@ -90,8 +90,14 @@ struct Hold {
     }
 }
 
+/// The local socket's latest timestamp option: its value and the echo of the peer's.
+struct HeldTimestamps: Codable {
+    var value: UInt32
+    var echo: UInt32
+}
+
 /// A moved connection whose socket is closing.
-struct Closing {
+struct Closing: Codable {
     let since: EngineInstant
 
     init(_ previous: Healthy, now: EngineInstant) {

@@ -40,6 +40,8 @@ struct ConnectionTable {
     /// connection to a serve port: Peers/Rocks/RocksDetection.swift), and those changed since `reconcile`.
     private(set) var queuedBeforeConnection: Set<FlowKey> = []
     private var dirtyFlows: Set<FlowKey> = []
+    /// Which connections' records (Persistence/) are stale.
+    var persistence = PersistenceTracker()
 
     private struct IndexFacts {
         var establishing: Bool
@@ -88,6 +90,7 @@ struct ConnectionTable {
         connections[connection.id] = connection
         bySocket[connection.socketFlow] = connection.id
         refresh(connection)
+        persistence.noteStored(connection)
     }
 
     /// Stores a connection after a transition and brings the indexes, counts and timer up to date.
@@ -95,6 +98,7 @@ struct ConnectionTable {
         guard connections[connection.id] != nil else { return }
         connections[connection.id] = connection
         refresh(connection)
+        persistence.noteStored(connection)
     }
 
     /// Forgets a connection.
@@ -104,6 +108,13 @@ struct ConnectionTable {
         unindex(id)
         timers.cancel(id)
         dirty.insert(id)
+        persistence.noteRemoved(id)
+    }
+
+    /// Takes back a connection from its record, as `insert` would, without marking its record stale.
+    mutating func restore(_ connection: Connection) {
+        insert(connection)
+        persistence.noteRestored(connection)
     }
 
     private mutating func refresh(_ connection: Connection) {

@@ -132,6 +132,24 @@ public struct HostEngine: Sendable {
         try core.resumeByOperator(target, now: now)
     }
 
+    // MARK: Restarts of rackd (Persistence/, docs/restarts.md)
+
+    /// Takes back the connections an earlier rackd kept. Call once, right after the first
+    /// `handleLinkEvent(.addressesAvailable)`, before any other input.
+    public mutating func restore(_ records: [PersistedConnection], now: EngineInstant) -> EngineOutput {
+        core.restore(records, now: now)
+    }
+
+    /// Whether connection records are due to be written (a change that a crash must not lose at once;
+    /// others at the next checkpoint).
+    public func persistenceDue(now: EngineInstant) -> Bool { core.persistenceDue(now: now) }
+
+    /// The connection records to write and the ids whose records go, now. `all` writes every connection,
+    /// as before a graceful stop.
+    public mutating func takePersistenceChanges(now: EngineInstant, all: Bool = false) -> PersistenceChanges {
+        core.takePersistenceChanges(now: now, all: all)
+    }
+
     /// The managed connections, for status and tests.
     public var connections: [ConnectionStatus] {
         core.connectionsInOrder.map(ConnectionStatus.init)

@@ -5,9 +5,9 @@
 // ISNs seen in the handshake), and `lastAckReceived` tells whether the peer is alive.
 
 /// One local TCP socket at one moment.
-public struct SocketSnapshot: Sendable, Equatable {
+public struct SocketSnapshot: Sendable, Equatable, Codable {
     /// TCP states, numbered as the kernel numbers them (include/net/tcp_states.h).
-    public enum State: UInt8, Sendable {
+    public enum State: UInt8, Sendable, Codable {
         case established = 1, synSent, synReceived, finWait1, finWait2, timeWait, close, closeWait, lastAck,
             listen, closing, newSynReceived
     }

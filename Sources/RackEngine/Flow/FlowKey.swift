@@ -9,7 +9,7 @@ public enum PacketDirection: Sendable, Equatable {
 }
 
 /// A TCP connection as this host sees it. The same key names both directions of the connection.
-public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
+public struct FlowKey: Hashable, Sendable, CustomStringConvertible, Codable {
     public var local: TCPEndpoint
     public var remote: TCPEndpoint
 

@@ -7,7 +7,7 @@
 // exchange, liveness, resumption and the authentication of a move to a new path.
 
 /// The peer's protocol, and what it keeps for one connection.
-enum Peer {
+enum Peer: Codable {
     /// Another rackd: SYN option, X25519 keys, HMAC resumption, roam handshake (Peers/Rackd/).
     case rackd(RackdPeer)
     /// An application under the rocks 2.4 library: EDP, in-band init, UDP heartbeats (Peers/Rocks/).

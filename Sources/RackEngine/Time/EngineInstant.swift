@@ -5,7 +5,7 @@
 // directly and jump straight to the next deadline instead of sleeping.
 
 /// A point on a monotonic clock, in nanoseconds since an arbitrary origin.
-public struct EngineInstant: Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct EngineInstant: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     public var nanoseconds: UInt64
 
     public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }

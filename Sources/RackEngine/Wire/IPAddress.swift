@@ -4,7 +4,7 @@
 // on them without caring whether the connection runs over IPv4 or IPv6.
 
 /// An IPv4 or IPv6 address.
-public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
+public enum IPAddress: Hashable, Sendable, CustomStringConvertible, Codable {
     /// An IPv4 address.
     case v4(IPv4Address)
     /// An IPv6 address.
@@ -33,7 +33,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// One end of a TCP connection: an address and a port.
-public struct TCPEndpoint: Hashable, Sendable, CustomStringConvertible {
+public struct TCPEndpoint: Hashable, Sendable, CustomStringConvertible, Codable {
     /// The IP address.
     public var address: IPAddress
     /// The TCP port.

@@ -1,7 +1,7 @@
 // rackd — an IPv4 address as a value.
 
 /// An IPv4 address: four bytes, stored as the 32-bit number they spell in network order.
-public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
+public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Codable {
     /// The address as a number: `10.0.0.1` is `0x0A00_0001`.
     public var rawValue: UInt32
 

@@ -1,7 +1,7 @@
 // rackd — an IPv6 address as a value, printed the RFC 5952 way.
 
 /// An IPv6 address: sixteen bytes, stored as two 64-bit halves in network order.
-public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
+public struct IPv6Address: Hashable, Sendable, CustomStringConvertible, Codable {
     /// The first eight bytes as a number: `2001:db8::1` has `high == 0x2001_0db8_0000_0000`.
     public var high: UInt64
     /// The last eight bytes as a number: `2001:db8::1` has `low == 1`.

@@ -2,7 +2,7 @@
 
 /// The control bits of a TCP header: the low 12 bits of the 16-bit word at offset 12, below the data
 /// offset. Bits 9–11 are reserved; they are kept as they are so a rewrite never changes them.
-public struct TCPFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
+public struct TCPFlags: OptionSet, Hashable, Sendable, CustomStringConvertible, Codable {
     /// The bits as they sit in the low 12 bits of header bytes 12–13.
     public var rawValue: UInt16
 

@@ -4,7 +4,7 @@
 // bytes inline: the whole option area of a TCP header is at most 40 bytes.
 
 /// A TCP option kind number, with Swift names for the ones rackd meets (IANA "TCP Option Kind Numbers").
-public struct TCPOptionKind: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+public struct TCPOptionKind: RawRepresentable, Hashable, Sendable, CustomStringConvertible, Codable {
     /// The kind byte as on the wire.
     public var rawValue: UInt8
 
@@ -43,7 +43,7 @@ public struct TCPOptionKind: RawRepresentable, Hashable, Sendable, CustomStringC
 /// One decoded TCP option.
 ///
 /// Decoding keeps every option, known or not, so the options of a segment can be re-encoded exactly.
-public enum TCPOption: Hashable, Sendable {
+public enum TCPOption: Hashable, Sendable, Codable {
     /// End of option list (kind 0); the bytes after it are padding.
     case endOfList
     /// No-operation (kind 1), used to align the next option.
@@ -95,7 +95,7 @@ public enum TCPOption: Hashable, Sendable {
 }
 
 /// One SACK block: the sequence numbers of the first byte received and of the byte after the last.
-public struct SACKBlock: Hashable, Sendable {
+public struct SACKBlock: Hashable, Sendable, Codable {
     /// The first sequence number of the block.
     public var left: TCPSequenceNumber
     /// The sequence number after the last byte of the block.
@@ -109,7 +109,7 @@ public struct SACKBlock: Hashable, Sendable {
 }
 
 /// The one to four blocks of a SACK option, held inline.
-public struct SACKBlocks: RandomAccessCollection, Hashable, Sendable {
+public struct SACKBlocks: RandomAccessCollection, Hashable, Sendable, Codable {
     /// The most blocks one option can carry in a 40-byte option area: (40 − 2) / 8.
     public static let capacity = 4
 

@@ -86,3 +86,19 @@ public struct TCPOptionData: RandomAccessCollection, Hashable, Sendable, CustomS
         map { byte in (byte < 0x10 ? "0" : "") + String(byte, radix: 16) }.joined(separator: " ")
     }
 }
+
+/// Persisted as its bytes (Persistence/): the inline storage is an implementation detail.
+extension TCPOptionData: Codable {
+    public init(from decoder: any Decoder) throws {
+        let bytes = try [UInt8](from: decoder)
+        guard let data = TCPOptionData(bytes) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "\(bytes.count) bytes of option data; at most \(Self.capacity)"))
+        }
+        self = data
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try Array(self).encode(to: encoder)
+    }
+}

@@ -8,7 +8,7 @@
 ///
 /// Emitted packets have no IP options, DSCP/ECN zero, the IPv4 DF bit set, an IPv6 flow label of zero,
 /// a zero urgent pointer, a correct IPv4 header checksum and a full TCP checksum.
-public struct TCPSegmentRepr: Hashable, Sendable {
+public struct TCPSegmentRepr: Hashable, Sendable, Codable {
     /// The sending end.
     public var source: TCPEndpoint
     /// The receiving end; must be the same address family as ``source``.

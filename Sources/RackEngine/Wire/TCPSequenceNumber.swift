@@ -9,7 +9,7 @@
 /// Arithmetic wraps. Ordering compares the signed 32-bit difference, so `0xFFFF_FFF0 < 0x10`. That
 /// ordering is only meaningful between numbers less than 2³¹ apart, which TCP's window rules guarantee
 /// for numbers in flight; it is not a total order over all values.
-public struct TCPSequenceNumber: Hashable, Comparable, CustomStringConvertible, Sendable {
+public struct TCPSequenceNumber: Hashable, Comparable, CustomStringConvertible, Sendable, Codable {
     /// The number as it appears on the wire.
     public var rawValue: UInt32
 
@@ -57,7 +57,7 @@ public struct TCPSequenceNumber: Hashable, Comparable, CustomStringConvertible, 
 ///
 /// A separate type from ``TCPSequenceNumber`` so the compiler rejects adding an offset where a
 /// sequence number is expected, and vice versa. Offsets wrap, so every offset has an inverse.
-public struct TCPSequenceOffset: Hashable, CustomStringConvertible, Sendable {
+public struct TCPSequenceOffset: Hashable, CustomStringConvertible, Sendable, Codable {
     /// The offset as an unsigned 32-bit delta, wrapping.
     public var rawValue: UInt32
 

@@ -8,10 +8,10 @@
 ///
 /// Match on ``kind`` (an extensible set of static values, like `NIOSSHError`); the description adds the
 /// field and the numbers, e.g. "TCP data offset 4 words is below the minimum 5".
-public struct WireError: Error, CustomStringConvertible {
+public struct WireError: Error, CustomStringConvertible, Codable {
     /// What went wrong, without the details. New kinds may be added; switch with a `default:`.
-    public struct Kind: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String, Hashable, Sendable {
+    public struct Kind: Hashable, Sendable, CustomStringConvertible, Codable {
+        private enum Base: String, Hashable, Sendable, Codable {
             case truncated, badVersion, badHeaderLength, badTotalLength, badDataOffset, badOption, notTCP,
                 fragmented, addressFamilyMismatch, bufferTooSmall, badMessage
         }

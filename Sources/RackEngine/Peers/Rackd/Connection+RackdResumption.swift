@@ -59,7 +59,7 @@ extension Connection {
                 return  // our own attempt wins
             }
             rackd.resumption.answeredChallenges = Array(
-                (rackd.resumption.answeredChallenges + [(nonce, responseNonce)]).suffix(RackdPeer.recentNonces))
+                (rackd.resumption.answeredChallenges + [RackdPeer.AnsweredChallenge(challenge: nonce, response: responseNonce)]).suffix(RackdPeer.recentNonces))
             actions.transmit(controlSegment(response))
             actions.events.append(.challengeAnswered(id: id, socketFlow, phase: .resuming))
             transition(to: .resuming(hold), reason: "answered the peer's challenge", into: &actions)

@@ -42,7 +42,7 @@ public struct KeyTranscript: Sendable {
 /// What the MACs of one roam handshake bind: both nonces and both ISNs as their senders chose them. Not
 /// the addresses: a NAT on the new network changes them, and path validation comes from the nonces
 /// (only a host that received the responder's nonce at the new address can confirm).
-public struct RoamTranscript: Sendable, Equatable {
+public struct RoamTranscript: Sendable, Equatable, Codable {
     public var roamNonce: [UInt8]
     public var roamISN: TCPSequenceNumber
     public var responseNonce: [UInt8]
@@ -143,5 +143,34 @@ extension IPAddress {
         case .v4(let address): [UInt8](repeating: 0, count: 10) + [0xff, 0xff] + address.bytes
         case .v6(let address): address.bytes
         }
+    }
+}
+
+// Persisted (Persistence/, to rackd's state directory only, 0600): the raw key bytes. Never printed.
+extension ConnectionKey: Codable {
+    public init(from decoder: any Decoder) throws {
+        let bytes = try [UInt8](from: decoder)
+        guard bytes.count == 32 else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a connection key is 32 bytes"))
+        }
+        key = SymmetricKey(data: bytes)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try key.withUnsafeBytes { Array($0) }.encode(to: encoder)
+    }
+}
+
+extension KeySchedule.EphemeralKey: Codable {
+    public init(from decoder: any Decoder) throws {
+        let bytes = try [UInt8](from: decoder)
+        guard bytes.count == 32 else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "an X25519 private key is 32 bytes"))
+        }
+        self.init(seed: bytes)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try Array(privateKey.rawRepresentation).encode(to: encoder)
     }
 }

@@ -2,7 +2,7 @@
 
 /// The rackd protocol's side of one connection: the keys, liveness probes, resumption attempts and the
 /// roam handshakes under way.
-struct RackdPeer {
+struct RackdPeer: Codable {
     /// Our ephemeral public key (not secret), kept to answer a peer that missed our last key message.
     let localPublicKey: [UInt8]
     var keys: Keys
@@ -22,14 +22,14 @@ struct RackdPeer {
         keys = .exchanging(KeyExchange(ephemeral: ephemeral, nextSendAt: firstSendAt))
     }
 
-    enum Keys {
+    enum Keys: Codable {
         /// Both ends send their public key until each knows the other has it.
         case exchanging(KeyExchange)
         /// Agreed. `name` is what a roaming peer calls the connection: HMAC(K, "rackd v1 connection id").
         case agreed(ConnectionKey, name: [UInt8])
     }
 
-    struct KeyExchange {
+    struct KeyExchange: Codable {
         let ephemeral: KeySchedule.EphemeralKey
         var key: ConnectionKey?
         var peerHasOurKey = false
@@ -40,17 +40,23 @@ struct RackdPeer {
     }
 
     /// Resumption attempts of a held connection.
-    struct Resumption {
+    struct Resumption: Codable {
         /// Nonces of our recent challenges, newest last; a response to any of them is accepted.
         var challengeNonces: [[UInt8]] = []
         /// (their challenge nonce, our response nonce) pairs we answered, awaiting their confirm.
-        var answeredChallenges: [(challenge: [UInt8], response: [UInt8])] = []
+        var answeredChallenges: [AnsweredChallenge] = []
         /// Set while this host resumes from a new local address.
         var roam: RoamAttempt?
     }
 
+    /// A challenge of the peer this host answered, and the nonce of its response.
+    struct AnsweredChallenge: Codable {
+        var challenge: [UInt8]
+        var response: [UInt8]
+    }
+
     /// A roam handshake this host answered: the peer's nonce and ISNs, our nonce and ISN.
-    struct RoamOffer {
+    struct RoamOffer: Codable {
         let wire: FlowKey
         let transcript: RoamTranscript
         /// The peer's ISN as it arrived here, against the one it chose: the shift a middlebox applied.
@@ -59,14 +65,14 @@ struct RackdPeer {
     }
 
     /// A roam this host started from a new local address.
-    struct RoamAttempt {
+    struct RoamAttempt: Codable {
         let wire: FlowKey
         let isn: TCPSequenceNumber
         /// Nonces of the recent SYNs, newest last; an answer to any of them is accepted.
         var nonces: [[UInt8]]
     }
 
-    struct ConfirmRepeat {
+    struct ConfirmRepeat: Codable {
         let segment: TCPSegmentRepr
         var nextAt: EngineInstant
         var remaining: Int

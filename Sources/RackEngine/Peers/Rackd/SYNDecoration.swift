@@ -6,7 +6,7 @@
 // (docs/architecture.md, "Kernel facts: checksums").
 
 /// What rackd reads from the options of a SYN or SYN-ACK.
-struct HandshakeOptions: Equatable {
+struct HandshakeOptions: Equatable, Codable {
     var hello: UInt8?
     var windowScale: UInt8 = 0
     var maximumSegmentSize: UInt16 = 536

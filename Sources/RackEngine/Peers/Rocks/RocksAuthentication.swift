@@ -19,8 +19,8 @@
 // the response's last byte. The timeouts (rocks gives each read 1 s) are the caller's.
 
 /// One end of a rocks reconnection's pick and challenge-response.
-public struct RocksAuthentication: Sendable {
-    public enum Answering: Sendable, Equatable {
+public struct RocksAuthentication: Sendable, Codable {
+    public enum Answering: Sendable, Equatable, Codable {
         /// Answer the peer's challenge once the peer has answered ours correctly (rackd toward a rock).
         case afterVerifying
         /// Answer the peer's challenge as soon as it is in, as rocks does.
@@ -47,7 +47,7 @@ public struct RocksAuthentication: Sendable {
     private var stage: Stage
     private var writes: [[UInt8]] = []
 
-    private enum Stage {
+    private enum Stage: Codable {
         /// Client: the server has not picked this connection yet.
         case awaitingPick
         /// Our challenge is written; the peer's is being read.

@@ -15,7 +15,7 @@
 // padded with eight 08s, so rackd accepts exactly that and nothing else.
 
 /// A challenge: 32 random bytes, encrypted.
-public struct RocksChallenge: Equatable, Sendable {
+public struct RocksChallenge: Equatable, Sendable, Codable {
     public static let plaintextLength = 32
     /// The plaintext and one block of padding.
     public static let length = 40
@@ -60,7 +60,7 @@ public struct RocksChallenge: Equatable, Sendable {
 }
 
 /// A response: the plaintext of the peer's challenge.
-public struct RocksChallengeResponse: Equatable, Sendable {
+public struct RocksChallengeResponse: Equatable, Sendable, Codable {
     public static let length = RocksChallenge.plaintextLength
 
     public let plaintext: [UInt8]

@@ -16,7 +16,7 @@
 // once all four are in; whatever follows is application data.
 
 /// One side's init messages.
-public struct RocksInit: Equatable, Sendable {
+public struct RocksInit: Equatable, Sendable, Codable {
     /// The DH public value, big-endian, without leading zero bytes.
     public var publicKey: [UInt8]
     /// Where this side listens for the peer to reconnect.
@@ -55,7 +55,7 @@ public struct RocksInit: Equatable, Sendable {
 }
 
 /// Reads a peer's init messages from its stream, in pieces of any size.
-public struct RocksInitReader: Sendable {
+public struct RocksInitReader: Sendable, Codable {
     private var buffer: [UInt8] = []
     public private(set) var result: RocksInit?
 

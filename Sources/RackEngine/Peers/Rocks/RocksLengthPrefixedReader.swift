@@ -9,7 +9,7 @@
 // nothing past the message.
 
 /// Reads one length-prefixed message whose length must be exactly `expectedLength`.
-public struct RocksLengthPrefixedReader: Sendable {
+public struct RocksLengthPrefixedReader: Sendable, Codable {
     /// The only length accepted.
     public let expectedLength: Int
     /// What the message is, for errors ("challenge", "response").

@@ -13,15 +13,15 @@
 // are taken in order, up to `receiveLimit`: what the exchange reads, and no more. Anything after it (the
 // rock's go-back-N) stays unacknowledged, so the rock sends it again once the link is the socket's.
 
-struct RocksLink: Equatable {
-    enum Opening: Equatable {
+struct RocksLink: Equatable, Codable {
+    enum Opening: Equatable, Codable {
         /// rackd sent the SYN, to the rock's reconnection address.
         case active
         /// The rock's SYN came to rackd's reconnection port.
         case passive
     }
 
-    enum Phase: Equatable {
+    enum Phase: Equatable, Codable {
         case synSent
         case synReceived
         case established

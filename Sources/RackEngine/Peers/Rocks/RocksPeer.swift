@@ -13,8 +13,8 @@
 // them; the socket's bytes move past them (`RocksSplice`). Heartbeats are UDP datagrams
 // (Connection+RocksHeartbeats.swift).
 
-struct RocksPeer {
-    enum Stage: Equatable {
+struct RocksPeer: Codable {
+    enum Stage: Equatable, Codable {
         /// Server: nothing from the client yet.
         case awaitingClient
         /// Server: a probe; our announcement goes before the socket's FIN.
@@ -84,12 +84,12 @@ struct RocksPeer {
     /// The last time setup moved on, for its deadline.
     var setupStartedAt: EngineInstant
 
-    struct Retransmission: Equatable {
+    struct Retransmission: Equatable, Codable {
         var deadline: EngineInstant?
         var interval: Duration = RocksPeer.initialRetransmissionInterval
     }
 
-    struct SocketView: Equatable {
+    struct SocketView: Equatable, Codable {
         /// The socket's next sequence number (snd_nxt) as rackd has seen it, in socket terms.
         var sendNext: TCPSequenceNumber
         /// The socket's latest acknowledgement and window, in socket terms.
@@ -104,7 +104,7 @@ struct RocksPeer {
         var finSequence: TCPSequenceNumber?
     }
 
-    struct Heartbeats: Equatable {
+    struct Heartbeats: Equatable, Codable {
         /// Where the rock takes heartbeats (its init), and when the next one goes.
         var destination: TCPEndpoint?
         var nextSendAt: EngineInstant?

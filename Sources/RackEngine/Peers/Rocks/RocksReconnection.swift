@@ -9,7 +9,7 @@
 // A link that fails (reset, malformed or wrong authentication, too slow) is reset and forgotten; the
 // suspended connection stays as it was and the next attempt starts afresh.
 
-struct RocksReconnection {
+struct RocksReconnection: Codable {
     /// The links of this connection, attributed to it (rackd's own SYNs, and the rock's once its
     /// challenge named the connection's key).
     var attempts: [Attempt] = []
@@ -20,7 +20,7 @@ struct RocksReconnection {
     /// An authenticated exchange waits for the socket's positions (a snapshot): look again then.
     var pollAt: EngineInstant?
 
-    struct Attempt {
+    struct Attempt: Codable {
         var link: RocksLink
         /// Set once the link is picked (server) or may still be (client).
         var authentication: RocksAuthentication?

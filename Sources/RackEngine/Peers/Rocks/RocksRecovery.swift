@@ -19,7 +19,7 @@
 // abort. It also asserts that the peer's rcvseq lies within its ring, before it reads the sizes.
 
 /// One side's recovery messages.
-public struct RocksRecovery: Equatable, Sendable {
+public struct RocksRecovery: Equatable, Sendable, Codable {
     /// Where this side now takes heartbeats.
     public var heartbeat: RocksSocketAddress
     /// Where this side listens for the next reconnection.
@@ -72,7 +72,7 @@ public struct RocksRecovery: Equatable, Sendable {
 }
 
 /// Reads a peer's recovery messages from the new connection, after authentication, in pieces of any size.
-public struct RocksRecoveryReader: Sendable {
+public struct RocksRecoveryReader: Sendable, Codable {
     /// The sizes the peer's init reported, which it must report again.
     public let expectedSendBufferSize: UInt32
     public let expectedReceiveBufferSize: UInt32

@@ -73,3 +73,28 @@ struct RocksSendRing: Equatable {
         return (0..<Int(length)).map { bytes[(head + startIndex + $0) % bytes.count] }
     }
 }
+
+/// Persisted (Persistence/) as its end and its bytes oldest first, in hex: a JSON array of 131072
+/// numbers would be four times the size and much slower to read back.
+extension RocksSendRing: Codable {
+    private enum CodingKeys: String, CodingKey { case end, bytes }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let hex = try container.decode(String.self, forKey: .bytes)
+        guard let kept = HexBytes.decode(hex), kept.count <= Self.capacity else {
+            throw DecodingError.dataCorruptedError(forKey: .bytes, in: container,
+                                                   debugDescription: "not hex, or more than \(Self.capacity) bytes")
+        }
+        end = try container.decode(TCPSequenceNumber.self, forKey: .end)
+        bytes = kept
+        head = 0
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(end, forKey: .end)
+        let oldestFirst = Array(bytes[head...] + bytes[..<head])
+        try container.encode(HexBytes.encode(oldestFirst), forKey: .bytes)
+    }
+}

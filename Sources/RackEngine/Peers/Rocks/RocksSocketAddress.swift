@@ -12,7 +12,7 @@
 // exactly this layout. What rackd receives is checked: anything but AF_INET with zero padding is refused.
 
 /// An IPv4 address and port as rocks writes them.
-public struct RocksSocketAddress: Equatable, Sendable, CustomStringConvertible {
+public struct RocksSocketAddress: Equatable, Sendable, CustomStringConvertible, Codable {
     public var address: IPv4Address
     public var port: UInt16
 

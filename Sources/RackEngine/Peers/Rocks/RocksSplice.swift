@@ -21,7 +21,7 @@
 // below it can come again), it settles: from then on every number of it moves by the length, with no
 // comparison, as a constant offset.
 
-struct RocksSplice: Equatable {
+struct RocksSplice: Equatable, Codable {
     /// Outbound: the socket's position where rackd's bytes go in, once decided.
     var insertionPoint: TCPSequenceNumber?
     var insertedLength: UInt32 = 0
@@ -58,7 +58,7 @@ struct RocksSplice: Equatable {
     /// Where a socket segment starting at `sequence` with `length` sequence numbers (payload and FIN)
     /// goes: unmoved, moved by the inserted length, or cut at the insertion point (a retransmission
     /// that straddles it: the part before goes unmoved, the rest is retransmitted by the socket).
-    enum Placement: Equatable {
+    enum Placement: Equatable, Codable {
         case unmoved
         case moved
         case cutAt(payloadLength: Int)

@@ -19,7 +19,7 @@
 // no protection by today's standards (docs/rocks.md, §3.4).
 
 /// Blowfish with its key schedule done: encrypts and decrypts 8-byte blocks (ECB).
-public struct Blowfish: Sendable {
+public struct Blowfish: Sendable, Codable {
     /// The P-array and the S-boxes (S0 at 0, S1 at 256, …) after the key schedule: 4168 bytes.
     private var p: [UInt32]
     private var s: [UInt32]
