@@ -10,7 +10,7 @@ extension ConnectionCore {
         // A moved connection's original address left before the restart: rackd still keeps it on `lo`
         // for the socket, and the link monitor (which ignores `lo`) does not report it. It counts as
         // departed, as it did before.
-        let departed = Set(records.map(\.connection.socketFlow.local.address)).subtracting(addresses.available)
+        let departed = Set(records.flatMap(\.connection.localAddressesInUse)).subtracting(addresses.available)
         addresses.lost.formUnion(departed)
         table.addressesChanged(departed)
         for record in records.sorted(by: { $0.id < $1.id }) {
@@ -40,6 +40,15 @@ extension ConnectionCore {
 }
 
 extension Connection {
+    /// The local addresses the connection's socket, wire and roam under way use: after a restart, those
+    /// that are not the host's any more are departed ones (the roam from them must go on).
+    var localAddressesInUse: [IPAddress] {
+        var used = [socketFlow.local.address]
+        if let mapping { used.append(mapping.wire.local.address) }
+        if case .rackd(let rackd) = peer, let roam = rackd.resumption.roam { used.append(roam.wire.local.address) }
+        return used
+    }
+
     /// While rackd was away no heartbeat of a rock was read, and the record may be a checkpoint old: a
     /// healthy rocks connection gets at least half its heartbeat timeout to hear the rock again. A rackd
     /// peer's liveness comes from the kernel's socket, which kept counting.

@@ -55,6 +55,8 @@ struct PersistenceTracker {
             lastCheckpointAt = now
         }
         if all { ids.formUnion(table.connections.keys) }
+        // The first checkpoint is counted from the first write.
+        if lastCheckpointAt == nil { lastCheckpointAt = now }
         urgent.removeAll(keepingCapacity: true)
         var changes = PersistenceChanges()
         for id in ids.sorted() {
