@@ -223,7 +223,7 @@ extension Array where Element == UInt8 {
     /// The message with its header's length field set to its byte count.
     fileprivate func withLength() -> [UInt8] {
         var bytes = self
-        withUnsafeBytes(of: UInt32(bytes.count)) { bytes.replaceSubrange(0..<4, with: $0) }
+        Swift.withUnsafeBytes(of: UInt32(bytes.count)) { bytes.replaceSubrange(0..<4, with: $0) }
         return bytes
     }
 }
