@@ -10,7 +10,7 @@
 # under 1000 ms, requires the chains to be as they were, and requires rackd's "rules restored" log line
 # naming nft.
 #
-# (b) fails in some runs (one in four here): in the few ms without rules, B's segments on the moved
+# (b) fails in about half the runs (3 of 5 here): in the few ms without rules, B's segments on the moved
 # connection's new tuple reach A's kernel unmapped, it answers them with resets (no socket has that tuple),
 # and B's rackd rewrites one onto B's socket, which is reset (docs/rules-restore.md, "What the gap costs").
 # The fix is the engine's, not the rules': not done yet.
