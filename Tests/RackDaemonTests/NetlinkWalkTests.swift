@@ -9,6 +9,7 @@ import Testing
         "inet-diag-ipv4.bin", "inet-diag-ipv6.bin", "route-links.bin", "route-addresses.bin", "route-dad-done.bin",
         "route-address-added.bin", "route-address-removed.bin", "route-link-down.bin", "route-link-up.bin",
         "nfqueue-syn.bin", "nfqueue-data-truncated.bin",
+        "nftables-install.bin", "nftables-delete-element.bin", "nftables-flush-ruleset.bin",
     ]
     static let dumps = ["inet-diag-ipv4.bin", "inet-diag-ipv6.bin", "route-links.bin", "route-addresses.bin"]
 

@@ -62,6 +62,8 @@ public final class DataPlane: Sendable {
         /// Heartbeats the kernel refused (no route, address gone), for the engine: a rock suspends on them.
         var failedHeartbeats: [HeartbeatFailure] = []
         var pendingProbes: [RocksProbeRequest] = []
+        /// Follows nf_tables' notifications, to put rackd's table back when someone takes it away.
+        var rulesetMonitor: RulesetMonitor?
         /// Shutting down: no probe starts any more.
         var stopping = false
         var nextWatchdogAt: EngineInstant?
@@ -140,12 +142,12 @@ public final class DataPlane: Sendable {
             ])
         }
         let installer = try NftablesInstaller(logger: logger)
+        // Before the install, so no deletion after it goes unseen; rackd's own batches are told apart by port.
+        let rulesetMonitor = try RulesetMonitor(ownPortID: installer.portID, logger: logger)
+        // One batch replaces whatever table the last rackd left with one that already holds the restored
+        // flows: at no instant is a kept flow's packet left unqueued.
         try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
-                              preference: configuration.rules)
-        // (Until the installer takes the flows in its create batch: added right after.)
-        for (change, error) in installer.apply(restored.ruleChanges) {
-            logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
-        }
+                              preference: configuration.rules, managedFlows: engine.racksManagedFlows)
         restored.ruleChanges = []
         try stateDirectory.save(DaemonRecord(rocksHeartbeatPort: heartbeatSocket?.port,
                                              rocksReconnectionPort: reconnectionSocket?.port))
@@ -168,6 +170,7 @@ public final class DataPlane: Sendable {
                       prober: RocksProber(firewallMark: configuration.firewallMark, logger: logger),
                       heartbeatSocket: heartbeatSocket, reconnectionSocket: reconnectionSocket,
                       stateDirectory: stateDirectory, logger: logger)
+        state.rulesetMonitor = rulesetMonitor
         carryOut(restored)
         finishInput()
     }
@@ -214,6 +217,7 @@ public final class DataPlane: Sendable {
                 pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: state.linkMonitor.descriptor, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: state.heartbeatSocket?.descriptor ?? -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: state.rulesetMonitor?.descriptor ?? -1, events: Int16(POLLIN), revents: 0),
             ]
             let probesStart = fds.count
             fds += state.prober.pollDescriptors
@@ -223,6 +227,8 @@ public final class DataPlane: Sendable {
             if fds[0].revents != 0 { try drainQueue() }
             if fds[1].revents != 0 { drainWakePipe() }
             if fds[3].revents != 0 { receiveDatagrams() }
+            if fds[4].revents != 0 { readRulesetNotifications() }
+            restoreRulesIfDue()
             serviceProbes(fds[probesStart...])
             controlMailbox.answerAll(answer)
             runTimers()
@@ -275,7 +281,8 @@ public final class DataPlane: Sendable {
     // MARK: Timers
 
     private func pollTimeoutMilliseconds() -> CInt {
-        let candidates = [state.engine.nextDeadline, state.nextWatchdogAt, state.prober.nextDeadline].compactMap { $0 }
+        let candidates = [state.engine.nextDeadline, state.nextWatchdogAt, state.prober.nextDeadline,
+                          state.rulesetMonitor?.nextDeadline].compactMap { $0 }
         guard let deadline = candidates.min() else { return 1000 }
         let now = MonotonicClock.now()
         if deadline <= now { return 0 }
@@ -317,6 +324,43 @@ public final class DataPlane: Sendable {
             state.logger.warning("could not read link events", metadata: ["error": "\(error)"])
         }
         finishInput()
+    }
+
+    // MARK: Rules taken away
+
+    private func readRulesetNotifications() {
+        do {
+            try state.rulesetMonitor?.drain(now: MonotonicClock.now())
+        } catch {
+            state.logger.warning("could not read nftables notifications", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Puts rackd's table back, with the engine's managed flows, when someone else took part of it away
+    /// (or, after lost notifications, when the kernel says it is not intact), as often as the monitor's rate
+    /// limit allows (docs/rules-restore.md).
+    private func restoreRulesIfDue() {
+        guard let monitor = state.rulesetMonitor, let restoration = monitor.takeDue(now: MonotonicClock.now()) else {
+            return
+        }
+        let flows = state.engine.racksManagedFlows
+        do {
+            if case .notificationsLost = restoration.trigger, try state.installer.isIntact(managedFlows: flows) {
+                state.logger.info("nftables notifications were lost; rackd's table is intact",
+                                  metadata: ["nft.table": "inet rackd"])
+                return
+            }
+            try state.installer.reinstall(managedFlows: flows)
+            state.logger.notice("rules restored", metadata: [
+                "nft.table": "inet rackd", "rules.reason": "\(restoration.trigger)", "nft.elements": "\(flows.count)",
+                "rules.restore-ms": "\(restoration.millisecondsSinceNoticed(now: MonotonicClock.now()))",
+            ])
+        } catch {
+            state.logger.error("could not restore the rules", metadata: [
+                "rules.reason": "\(restoration.trigger)", "error": "\(error)",
+            ])
+            monitor.retry(restoration)
+        }
     }
 
     // MARK: rocks: probes and heartbeats

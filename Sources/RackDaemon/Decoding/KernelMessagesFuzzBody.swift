@@ -8,6 +8,7 @@ import RackEngine
 public enum KernelMessagesFuzzBody {
     public static func run(_ datagram: UnsafeRawBufferPointer) {
         var table = InterfaceTable()
+        var watch = RulesetWatch(table: "rackd", ownPortIDs: [1])
         var messages = NetlinkMessages(datagram)
         while let message = messages.next() {
             _ = message.errorCode
@@ -16,7 +17,10 @@ public enum KernelMessagesFuzzBody {
             _ = SocketSnapshot(decoding: message)
             _ = QueuedPacketMetadata(decoding: message)
             _ = table.apply(message)
+            _ = NftablesNotification(decoding: message)
+            _ = watch.handle(message)?.description
         }
+        _ = watch.takeUnfinished()
         _ = table.usableAddresses
     }
 }

@@ -26,9 +26,10 @@ final class NftablesBatch {
     private var sequence: UInt32
     private var steps: [UInt32: String] = [:]
 
-    init(firstSequence: UInt32) {
-        // Large enough for rackd's whole ruleset; `append` checks.
-        buffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+    /// - Parameter capacity: the batch's largest size in bytes. The default holds rackd's whole ruleset;
+    ///   a batch that also carries set elements needs more. `append` checks.
+    init(firstSequence: UInt32, capacity: Int = 256 * 1024) {
+        buffer = .allocate(byteCount: capacity, alignment: 16)
         batch = mnl_nlmsg_batch_start(buffer.baseAddress, buffer.count)
         sequence = firstSequence
         nftnl_batch_begin(mnl_nlmsg_batch_current(batch).assumingMemoryBound(to: CChar.self), nextSequence())
@@ -55,7 +56,7 @@ final class NftablesBatch {
             UInt16(type.rawValue), UInt16(family), UInt16(flags | NLM_F_ACK), seq
         )!
         build(header)
-        precondition(mnl_nlmsg_batch_next(batch), "nftables batch buffer overflow: rackd's ruleset outgrew 256 KiB")
+        precondition(mnl_nlmsg_batch_next(batch), "nftables batch buffer overflow: \(step) did not fit \(buffer.count) bytes")
     }
 
     /// Sends the batch and waits for the kernel's verdict on each message.
@@ -63,6 +64,11 @@ final class NftablesBatch {
         nftnl_batch_end(mnl_nlmsg_batch_current(batch).assumingMemoryBound(to: CChar.self), nextSequence())
         _ = mnl_nlmsg_batch_next(batch)
         let head = UnsafeRawBufferPointer(start: mnl_nlmsg_batch_head(batch), count: mnl_nlmsg_batch_size(batch))
+        // netlink refuses a datagram larger than the socket's send buffer (EMSGSIZE); the default (about
+        // 200 KiB) holds the ruleset and some thousands of elements.
+        if head.count > Self.defaultSendBufferBytes {
+            try? socket.setOption(level: SOL_SOCKET, name: SO_SNDBUFFORCE, value: CInt(2 * head.count), call: "SO_SNDBUFFORCE")
+        }
         do {
             try socket.send(head, call: "nftables batch")
         } catch {
@@ -93,6 +99,9 @@ final class NftablesBatch {
         }
         if let firstFailure { throw firstFailure }
     }
+
+    /// Less than the kernel's default `wmem_default` (212,992 bytes), which bounds a netlink datagram.
+    private static let defaultSendBufferBytes = 160 * 1024
 
     private func nextSequence() -> UInt32 {
         defer { sequence &+= 1 }

@@ -14,20 +14,28 @@ public final class NftablesInstaller {
 
     /// The variant that was installed, once `install` has succeeded.
     private(set) var installedVariant: QueueRuleVariant?
+    /// The ruleset `install` put in, which `reinstall` puts back.
+    private var installedRuleset: RackdRuleset?
+
+    /// The netlink port id of the installer's socket: nf_tables' notifications of rackd's own batches carry it.
+    public var portID: UInt32 { socket.portID }
 
     public init(logger: Logger) throws(SystemError) {
         self.socket = try NetlinkSocket(family: .netfilter)
+        // Acks come inside send, and a table check is one short dump: never wait long.
+        try socket.setReceiveTimeout(.seconds(5))
         self.logger = logger
         // Distinct sequence numbers per process make stray acks easy to tell apart.
         self.sequence = UInt32(truncatingIfNeeded: UInt64.random(in: 1...UInt64(UInt32.max)))
     }
 
-    /// Replaces any table left by an earlier rackd with a fresh one, trying the variants that `preference`
-    /// allows in order: native first, then compat. The whole table is created in one batch, so a
-    /// failed attempt leaves nothing behind.
+    /// Replaces any table left by an earlier rackd with a fresh one holding `managedFlows` in its sets,
+    /// trying the variants that `preference` allows in order: native first, then compat. Each attempt is
+    /// one batch that replaces the table whole (`RackdRuleset.appendReplace`), so at no instant is there no
+    /// table, or one without its elements, and a failed attempt leaves what was there.
     @discardableResult
-    public func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant)
-        throws(NftablesError) -> QueueRuleVariant
+    public func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant,
+                        managedFlows: Set<FlowKey> = []) throws(NftablesError) -> QueueRuleVariant
     {
         let candidates: [QueueRuleVariant]
         switch preference {
@@ -35,20 +43,20 @@ public final class NftablesInstaller {
         case .native: candidates = [.native]
         case .compat: candidates = [.compat]
         }
-        let removedStale = try remove()
-        if removedStale {
-            logger.notice("removed a table left by an earlier rackd", metadata: ["nft.table": "inet rackd"])
-        }
+        let hadTable = tableExists()
         var lastError: NftablesError? = nil
         for variant in candidates {
             let ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant)
-            let batch = NftablesBatch(firstSequence: nextSequence(count: 64))
-            ruleset.appendCreate(to: batch)
             do {
-                try batch.commit(on: socket)
+                try replace(with: ruleset, managedFlows: managedFlows)
                 installedVariant = variant
+                installedRuleset = ruleset
+                if hadTable {
+                    logger.notice("replaced a table left by an earlier rackd", metadata: ["nft.table": "inet rackd"])
+                }
                 logger.notice("rules installed", metadata: [
                     "nft.table": "inet rackd", "nft.queue-variant": "\(variant.rawValue)", "nfq.queue": "\(queueNumber)",
+                    "nft.elements": "\(managedFlows.count)",
                 ])
                 return variant
             } catch {
@@ -60,6 +68,88 @@ public final class NftablesInstaller {
             }
         }
         throw lastError!
+    }
+
+    /// Puts the table `install` made back, with the variant it chose, holding `managedFlows`: one batch
+    /// that replaces whatever is there now (nothing, part of it, or all of it).
+    public func reinstall(managedFlows: Set<FlowKey>) throws(NftablesError) {
+        guard let ruleset = installedRuleset else {
+            preconditionFailure("reinstall before a successful install")
+        }
+        try replace(with: ruleset, managedFlows: managedFlows)
+        installedVariant = ruleset.variant
+    }
+
+    private func replace(with ruleset: RackdRuleset, managedFlows: Set<FlowKey>) throws(NftablesError) {
+        let elements = managedFlows.map(ManagedFlowKey.init)
+        let messages = ruleset.replaceMessageCount(elementCount: elements.count)
+        // The ruleset takes some KiB; an IPv6 element about 60 bytes.
+        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(messages)),
+                                  capacity: 256 * 1024 + 64 * elements.count)
+        ruleset.appendReplace(holding: elements, to: batch)
+        try batch.commit(on: socket)
+    }
+
+    // MARK: Checking the table
+
+    /// Whether the kernel holds rackd's table as `install` made it, with exactly `managedFlows` in its
+    /// sets: each chain has its rules, and each set its elements. Asked after nf_tables' notifications were
+    /// lost, when only the kernel can say. False when the table or a set is missing.
+    public func isIntact(managedFlows: Set<FlowKey>) throws(NftablesError) -> Bool {
+        guard let ruleset = installedRuleset else { return false }
+        do throws(SystemError) {
+            var rulesPerChain: [String: Int] = [:]
+            _ = try socket.dump(type: Self.messageType(7), bytes: Self.request([(1, RackdRuleset.tableName)]),  // GETRULE
+                                call: "list rules of inet rackd") { message in
+                guard case .change(let rule)? = NftablesNotification(decoding: message), rule.object == .rule,
+                      rule.table == RackdRuleset.tableName, let chain = rule.name else { return }
+                rulesPerChain[chain, default: 0] += 1
+            }
+            for hook in RackdRuleset.Hook.allCases where rulesPerChain[hook.chainName] != ruleset.ruleCount(for: hook) {
+                return false
+            }
+            var found: Set<[UInt8]> = []
+            for set in [RackdRuleset.managedIPv4, RackdRuleset.managedIPv6] {
+                _ = try socket.dump(type: Self.messageType(13),  // GETSETELEM
+                                    bytes: Self.request([(1, RackdRuleset.tableName), (2, set.name)]),
+                                    call: "list elements of \(set.name)") { message in
+                    guard case .change(let elements)? = NftablesNotification(decoding: message) else { return }
+                    found.formUnion(elements.elementKeys)
+                }
+            }
+            return found == Set(managedFlows.map { ManagedFlowKey($0).setKeyBytes })
+        } catch where error.errno == .noSuchFileOrDirectory {
+            return false
+        } catch {
+            throw NftablesError(step: "check table inet rackd", error: error)
+        }
+    }
+
+    /// Whether table inet rackd exists (NFT_MSG_GETTABLE); false too when the kernel cannot say.
+    private func tableExists() -> Bool {
+        do {
+            try socket.requestWithAcknowledgment(
+                type: Self.messageType(1), flags: 0, body: Self.request([(1, RackdRuleset.tableName)]),  // GETTABLE
+                call: "get table inet rackd")
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// nf_tables' message type for `command` (NFT_MSG_*): the subsystem NFNL_SUBSYS_NFTABLES in the high byte.
+    private static func messageType(_ command: UInt16) -> UInt16 { 10 << 8 | command }
+
+    /// A request body: `nfgenmsg` (family inet, version 0) and NUL-terminated string attributes.
+    private static func request(_ strings: [(type: UInt16, value: String)]) -> [UInt8] {
+        var bytes: [UInt8] = [UInt8(RackdRuleset.family), 0, 0, 0]
+        for (type, value) in strings {
+            let payload = Array(value.utf8) + [0]
+            let length = UInt16(4 + payload.count)
+            bytes += withUnsafeBytes(of: length) { Array($0) } + withUnsafeBytes(of: type) { Array($0) } + payload
+            bytes += [UInt8](repeating: 0, count: netlinkAligned(payload.count) - payload.count)
+        }
+        return bytes
     }
 
     /// Deletes every rule and keeps the table and its chains: from now on nothing is queued, and the

@@ -1,6 +1,7 @@
 // rackd — the table rackd installs, rule by rule.
 //
-// Everything lives in rackd's own table `inet rackd`, created and deleted in one batch. In text form:
+// Everything lives in rackd's own table `inet rackd`, created (or replaced, with the managed sets' elements)
+// and deleted in one batch each. In text form:
 //
 //     table inet rackd {
 //         set managed4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }
@@ -78,15 +79,29 @@ struct RackdRuleset {
 
     // MARK: Batches
 
+    /// Adds "replace whatever table inet rackd there is with the whole table, holding `elements`" to
+    /// `batch`: `add table` (without NLM_F_EXCL it succeeds whether or not the table exists), `delete
+    /// table`, then the create and the elements. The kernel commits a batch at once, so nobody ever sees no
+    /// table, or a table without its elements. (NFT_MSG_DESTROYTABLE, which would spare the `add`, needs
+    /// Linux 6.3; Debian 12 has 6.1.)
+    func appendReplace(holding elements: [ManagedFlowKey], to batch: NftablesBatch) {
+        Self.appendAddTable(to: batch, step: "make sure table inet rackd exists")
+        Self.appendDelete(to: batch)
+        appendCreate(to: batch)
+        Self.appendElements(elements, to: batch)
+    }
+
+    /// How many messages `appendReplace` adds for `elementCount` elements, at most.
+    func replaceMessageCount(elementCount: Int) -> Int {
+        let chainsAndRules = Hook.allCases.reduce(0) { $0 + 1 + ruleCount(for: $1) }
+        let elementMessages = (elementCount + Self.elementsPerMessage - 1) / Self.elementsPerMessage
+        // The batch's begin and end; add, delete; the table and its two sets; chains, rules, elements.
+        return 2 + 2 + 3 + chainsAndRules + elementMessages
+    }
+
     /// Adds "create the whole table" to `batch`.
     func appendCreate(to batch: NftablesBatch) {
-        batch.append("add table inet rackd", type: NFT_MSG_NEWTABLE, flags: NLM_F_CREATE) { header in
-            let table = nftnl_table_alloc()!
-            defer { nftnl_table_free(table) }
-            nftnl_table_set_str(table, UInt16(NFTNL_TABLE_NAME.rawValue), Self.tableName)
-            nftnl_table_set_u32(table, UInt16(NFTNL_TABLE_FAMILY.rawValue), Self.family)
-            nftnl_table_nlmsg_build_payload(header, table)
-        }
+        Self.appendAddTable(to: batch, step: "add table inet rackd")
         for set in [Self.managedIPv4, Self.managedIPv6] {
             batch.append("add set \(set.name)", type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { header in
                 let nftSet = nftnl_set_alloc()!
@@ -127,6 +142,17 @@ struct RackdRuleset {
                     nftnl_rule_nlmsg_build_payload(header, nftRule)
                 }
             }
+        }
+    }
+
+    /// Adds "add table inet rackd" to `batch`; it succeeds if the table exists already.
+    private static func appendAddTable(to batch: NftablesBatch, step: String) {
+        batch.append(step, type: NFT_MSG_NEWTABLE, flags: NLM_F_CREATE) { header in
+            let table = nftnl_table_alloc()!
+            defer { nftnl_table_free(table) }
+            nftnl_table_set_str(table, UInt16(NFTNL_TABLE_NAME.rawValue), tableName)
+            nftnl_table_set_u32(table, UInt16(NFTNL_TABLE_FAMILY.rawValue), family)
+            nftnl_table_nlmsg_build_payload(header, table)
         }
     }
 
@@ -178,7 +204,43 @@ struct RackdRuleset {
         }
     }
 
+    /// Elements per NFT_MSG_NEWSETELEM message in `appendElements`: 256 IPv6 elements are about 14 KiB.
+    static let elementsPerMessage = 256
+
+    /// Adds "add these flows to the managed sets" to `batch`, many elements per message.
+    static func appendElements(_ keys: [ManagedFlowKey], to batch: NftablesBatch) {
+        for set in [managedIPv4, managedIPv6] {
+            let inSet = keys.filter { ($0.isIPv6 ? managedIPv6 : managedIPv4).name == set.name }
+            for start in stride(from: 0, to: inSet.count, by: elementsPerMessage) {
+                let chunk = inSet[start..<min(inSet.count, start + elementsPerMessage)]
+                batch.append("add \(chunk.count) elements to \(set.name), from \(chunk.first!)",
+                             type: NFT_MSG_NEWSETELEM, flags: NLM_F_CREATE) { header in
+                    let nftSet = nftnl_set_alloc()!
+                    defer { nftnl_set_free(nftSet) }
+                    nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), tableName)
+                    nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_NAME.rawValue), set.name)
+                    nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FAMILY.rawValue), family)
+                    for key in chunk {
+                        let element = nftnl_set_elem_alloc()!
+                        key.setKeyBytes.withUnsafeBytes {
+                            _ = nftnl_set_elem_set(element, UInt16(NFTNL_SET_ELEM_KEY), $0.baseAddress, UInt32($0.count))
+                        }
+                        nftnl_set_elem_add(nftSet, element)  // the set owns the element now
+                    }
+                    nftnl_set_elems_nlmsg_build_payload(header, nftSet)
+                }
+            }
+        }
+    }
+
     // MARK: Rules
+
+    /// How many rules `hook`'s chain holds.
+    func ruleCount(for hook: Hook) -> Int {
+        let built = rules(for: hook)
+        for rule in built { for expression in rule.expressions { nftnl_expr_free(expression) } }
+        return built.count
+    }
 
     enum Hook: CaseIterable {
         case output, input

@@ -67,8 +67,15 @@ extension NetlinkSocket {
     func dump<Body: BitwiseCopyable>(
         type: UInt16, body: Body, call: String, _ handle: (NetlinkMessage) -> Void
     ) throws(SystemError) -> Bool {
+        try dump(type: type, bytes: withUnsafeBytes(of: body) { Array($0) }, call: call, handle)
+    }
+
+    /// Runs one dump whose request body (fixed header and attributes) is already encoded; as above.
+    func dump(
+        type: UInt16, bytes body: [UInt8], call: String, _ handle: (NetlinkMessage) -> Void
+    ) throws(SystemError) -> Bool {
         precondition(!isNonBlocking, "dumps run on a blocking socket")
-        let sequence = try sendRequest(type: type, flags: UInt16(NLM_F_DUMP), body: body, call: call)
+        let sequence = try sendRequest(type: type, flags: UInt16(NLM_F_DUMP), bytes: body, call: call)
         var consistent = true
         while true {
             guard let datagram = try receive(call: call) else { continue }
