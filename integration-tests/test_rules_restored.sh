@@ -10,10 +10,9 @@
 # under 1000 ms, requires the chains to be as they were, and requires rackd's "rules restored" log line
 # naming nft.
 #
-# (b) fails in about half the runs (3 of 5 here): in the few ms without rules, B's segments on the moved
-# connection's new tuple reach A's kernel unmapped, it answers them with resets (no socket has that tuple),
-# and B's rackd rewrites one onto B's socket, which is reset (docs/rules-restore.md, "What the gap costs").
-# The fix is the engine's, not the rules': not done yet.
+# In (b), for the few ms without rules B's segments on the moved connection's new tuple reach A's kernel
+# unmapped and it answers with resets; B's rackd holds such a reset back until it is confirmed a second
+# later (ConnectionCore.screenBareReset), so the connection survives.
 # timeout: 240
 set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)

@@ -68,6 +68,9 @@ struct Connection: Codable {
     var resumptions = 0
     /// The newest snapshot of the local socket.
     var socket: SocketSnapshot?
+    /// A moved connection's first reset without ACK from the peer, held back until confirmed
+    /// (ConnectionCore.screenBareReset).
+    var unconfirmedResetAt: EngineInstant?
 
     /// Everything but the socket snapshot is kept across rackd's restarts (Persistence/): the kernel
     /// is asked afresh on start.

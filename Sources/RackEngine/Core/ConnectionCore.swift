@@ -108,6 +108,10 @@ public struct ConnectionCore: Sendable {
         case .outbound where flow == connection.socketFlow:
             output.verdict = Self.rewrite(bytes, with: mapping.outbound, checksum: checksum)
         case .inbound where flow == mapping.wire:
+            if let verdict = screenBareReset(connection, flags: tcp.flags, now: now) {
+                output.verdict = verdict
+                return output
+            }
             output.verdict = Self.rewrite(bytes, with: mapping.inbound(to: connection.socketFlow), checksum: checksum)
             if connection.awaitsPeerOnNewPath() {
                 var updated = connection
@@ -120,6 +124,33 @@ public struct ConnectionCore: Sendable {
         }
         return output
     }
+
+    /// A reset without ACK on a moved connection's wire tuple is what the peer's kernel answers when a
+    /// segment reached it unmapped: no socket there has that tuple. That happens for good when the peer
+    /// forgot the connection, and for a moment when the peer's rules were taken away (a firewall reload;
+    /// docs/rules-restore.md): only the first must reach the socket. So such a reset passes only if
+    /// another one comes `bareResetConfirmation` after the first with nothing else from the peer between
+    /// (the socket retransmits meanwhile, and the peer's kernel answers each); anything else from the peer
+    /// forgets it. A socket's own abort carries an ACK and passes at once. Nil: carry on as usual.
+    private mutating func screenBareReset(_ connection: Connection, flags: TCPFlags, now: EngineInstant) -> PacketVerdict? {
+        guard flags.contains(.rst), !flags.contains(.ack) else {
+            if connection.unconfirmedResetAt != nil {
+                var updated = connection
+                updated.unconfirmedResetAt = nil
+                table.replace(updated)
+            }
+            return nil
+        }
+        guard let first = connection.unconfirmedResetAt else {
+            var updated = connection
+            updated.unconfirmedResetAt = now
+            table.replace(updated)
+            return .drop
+        }
+        return now.duration(since: first) >= Self.bareResetConfirmation ? nil : .drop
+    }
+
+    static let bareResetConfirmation: Duration = .seconds(1)
 
     /// Rewrites a packet in place; one that cannot be rewritten is dropped (its sender retransmits).
     private static func rewrite(_ bytes: UnsafeMutableRawBufferPointer, with rewrite: FlowRewrite,
