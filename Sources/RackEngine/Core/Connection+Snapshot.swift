@@ -9,6 +9,14 @@ extension Connection {
             actions.end = .ended(reason: "socket closed")
             return actions
         }
+        if snapshot.inode != 0 {
+            // (0: no inode reported, as in the tests' simulated sockets.)
+            if let known = socketInode, known != snapshot.inode {
+                actions.end = .ended(reason: "socket closed; another socket (inode \(snapshot.inode)) has its tuple now")
+                return actions
+            }
+            socketInode = snapshot.inode
+        }
         switch snapshot.state {
         case .established, .finWait1, .finWait2, .closeWait:
             break

@@ -68,6 +68,9 @@ struct Connection: Codable {
     var resumptions = 0
     /// The newest snapshot of the local socket.
     var socket: SocketSnapshot?
+    /// The local socket's inode, from the first snapshot: a tuple the kernel gave to another socket (after
+    /// a restart of rackd, say) is not this connection.
+    var socketInode: UInt64?
     /// A moved connection's first reset without ACK from the peer, held back until confirmed
     /// (ConnectionCore.screenBareReset).
     var unconfirmedResetAt: EngineInstant?
@@ -76,7 +79,7 @@ struct Connection: Codable {
     /// is asked afresh on start.
     private enum CodingKeys: String, CodingKey {
         case id, socketFlow, role, localISN, peerISN, localOptions, peerOptions, state, peer, mapping, lastHeard
-        case resumptions
+        case resumptions, socketInode
     }
 
     /// The tuple the wire carries now, from this host's point of view.
