@@ -26,7 +26,8 @@ extension ControlServer {
             let descriptor = accept(socket.descriptor, nil, nil)
             guard descriptor >= 0 else {
                 if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
-                    logger.warning("control socket: no descriptor for a new client", metadata: ["error": "\(SystemError.current("accept"))"])
+                    let error = SystemError.current("accept")
+                    logger.warning("control socket: no descriptor for a new client", metadata: ["error": "\(error)"])
                     loop.listenerRestsUntil = now + Self.listenerRest
                 }
                 return  // EAGAIN: no one else is waiting; the rest (ECONNABORTED, EINTR) the next poll retries
@@ -64,15 +65,17 @@ extension ControlServer {
             let victim = loop.clients[index].exchange.peer
             if loop.lastFullNotice.map({ now.duration(since: $0) >= .seconds(60) }) ?? true {
                 loop.lastFullNotice = now
-                logger.notice("control socket: all places taken; the longest idle client gives way to each new one", metadata: [
-                    "control.places": "\(ControlAdmission.places(for: peer))", "client.uid": "\(victim.uid)", "client.pid": "\(victim.pid)",
+                logger.notice("control socket: all places taken; a client gives way to each new one", metadata: [
+                    "control.places": "\(ControlAdmission.places(for: peer))",
+                    "client.uid": "\(victim.uid)", "client.pid": "\(victim.pid)",
                 ])
             }
             perform(loop.clients[index].exchange.evict(), for: &loop.clients[index], now: now)
         }
         let ticket = loop.nextTicket
         loop.nextTicket += 1
-        loop.clients.append(ControlLoop.Client(descriptor: descriptor, exchange: ControlExchange(ticket: ticket, peer: peer, now: now)))
+        let exchange = ControlExchange(ticket: ticket, peer: peer, now: now)
+        loop.clients.append(ControlLoop.Client(descriptor: descriptor, exchange: exchange))
         // rackctl writes its request right after connecting: it is often there already.
         service(&loop.clients[loop.clients.count - 1], revents: Int16(POLLIN), now: now)
     }
@@ -142,7 +145,9 @@ extension ControlServer {
                     for: &client, now: now)
             return
         }
-        let who: Logger.Metadata = ["client.uid": "\(peer.uid)", "client.pid": "\(peer.pid)", "control.command": "\(request.command.rawValue)"]
+        let who: Logger.Metadata = [
+            "client.uid": "\(peer.uid)", "client.pid": "\(peer.pid)", "control.command": "\(request.command.rawValue)",
+        ]
         if case .denied(let reason) = ControlAccess.decide(request, from: peer, statusGroup: statusGroup) {
             logger.notice("control request refused", metadata: who.merging(["reason": "\(reason)"]) { $1 })
             perform(.respond(.refusal(reason)), for: &client, now: now)
@@ -155,7 +160,9 @@ extension ControlServer {
             logger.debug("control request", metadata: who)
         }
         let ticket = client.exchange.ticket
-        mailbox.submit(request, ticket: ticket) { [self] response in deliver(Answer(ticket: ticket, response: response)) }
+        mailbox.submit(request, ticket: ticket) { [self] response in
+            deliver(Answer(ticket: ticket, response: response))
+        }
     }
 
     // MARK: Closing
@@ -178,6 +185,7 @@ extension ControlServer {
 
     /// The response's line; encoding a response cannot fail, but if it did the client still gets a line.
     static func line(_ response: ControlResponse) -> [UInt8] {
-        (try? ControlCoding.line(response)) ?? Array(#"{"error":"rackd could not encode its answer","ok":false}"#.utf8) + [0x0A]
+        (try? ControlCoding.line(response))
+            ?? Array(#"{"error":"rackd could not encode its answer","ok":false}"#.utf8) + [0x0A]
     }
 }

@@ -102,7 +102,9 @@ public final class ControlServer: Sendable {
             loop.resumeListening(now: now)
             if fds[0].revents != 0 { acceptClients(&loop, now: now) }
             for index in loop.clients.indices {
-                if let step = loop.clients[index].exchange.expire(now: now) { perform(step, for: &loop.clients[index], now: now) }
+                if let step = loop.clients[index].exchange.expire(now: now) {
+                    perform(step, for: &loop.clients[index], now: now)
+                }
             }
             closeFinished(&loop)
         }
@@ -168,7 +170,8 @@ struct ControlLoop {
     /// Milliseconds to the nearest deadline (rounded up, so the loop wakes after it, not just before), or
     /// -1 for none.
     func pollTimeout(now: EngineInstant) -> CInt {
-        let deadlines = clients.filter { !$0.exchange.isDone }.map(\.exchange.deadline) + [listenerRestsUntil].compactMap { $0 }
+        let deadlines = clients.filter { !$0.exchange.isDone }.map(\.exchange.deadline)
+            + [listenerRestsUntil].compactMap { $0 }
         guard let nearest = deadlines.min() else { return -1 }
         guard nearest > now else { return 0 }
         let nanoseconds = nearest.nanoseconds - now.nanoseconds
