@@ -88,8 +88,9 @@ public final class ControlServer: Sendable {
             fds += loop.clients.map { pollfd(fd: $0.descriptor, events: Self.events(for: $0.exchange), revents: 0) }
             let ready = poll(&fds, nfds_t(fds.count), loop.pollTimeout(now: MonotonicClock.now()))
             if ready < 0 && errno != EINTR {
+                // Only a broken poll set gets here; stopping the control loop (and with it rackd) beats spinning.
                 logger.error("control socket poll failed", metadata: ["error": "\(SystemError.current("poll"))"])
-                return
+                break
             }
             let now = MonotonicClock.now()
             if fds[1].revents != 0 {
