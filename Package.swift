@@ -79,12 +79,13 @@ let package = Package(
         ),
         // Fuzzing (issue: every parser that reads bytes from the network). Fuzz/run builds these with
         // libFuzzer (-sanitize=fuzzer -D FUZZING); a plain build makes them replay files instead.
-        .target(name: "RackFuzzing", dependencies: ["RackEngine"], path: "Fuzz/RackFuzzing"),
+        .target(name: "RackFuzzing", dependencies: ["RackEngine", "RackControl"], path: "Fuzz/RackFuzzing"),
         .executableTarget(name: "fuzz-wire", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-wire"),
         .executableTarget(name: "fuzz-options", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-options"),
         .executableTarget(name: "fuzz-racks-messages", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-racks-messages"),
         .executableTarget(name: "fuzz-engine", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-engine"),
         .executableTarget(name: "fuzz-rocks-messages", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-rocks-messages"),
+        .executableTarget(name: "fuzz-control-requests", dependencies: ["RackFuzzing"], path: "Fuzz/fuzz-control-requests"),
         .executableTarget(
             name: "fuzz-kernel-messages", dependencies: ["RackFuzzing", "RackDaemon"], path: "Fuzz/fuzz-kernel-messages"),
         // bench/engine-cost: what one input costs the engine with 10 and with 10,000 connections.

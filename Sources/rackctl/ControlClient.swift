@@ -37,6 +37,8 @@ struct ControlClient {
     let path: String
     /// rackd answers at once; a daemon that does not answer in this time is stuck.
     var timeoutSeconds = 10
+    /// MSG_NOSIGNAL, which Swift does not import from glibc.
+    private static let noSignal: CInt = 0x4000
 
     func send(_ request: ControlRequest) throws(ControlClientError) -> ControlResponse {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -50,8 +52,13 @@ struct ControlClient {
         } catch {
             throw .failed("could not encode the request: \(error)")
         }
-        guard UnixSocket.sendAll(fd, line) else {
-            throw .failed("could not send the request: \(String(cString: strerror(errno)))")
+        // rackd refuses a client that may ask nothing as soon as it connects, without reading its request,
+        // and closes: the send may then fail (without SIGPIPE), while the refusal waits to be read.
+        if !UnixSocket.sendAll(fd, line, flags: Self.noSignal) {
+            let sendError = errno
+            guard sendError == EPIPE || sendError == ECONNRESET else {
+                throw .failed("could not send the request: \(String(cString: strerror(sendError)))")
+            }
         }
         let answer = try readAnswer(fd)
         do {

@@ -100,6 +100,24 @@ import Testing
         }
     }
 
+    /// rackctl's requests and a few near misses, in every piece size, cut and with one byte changed.
+    @Test func controlRequestsSurviveMutatedRequests() {
+        var random = SplitMix64(seed: 0xC7)
+        let lines = [#"{"command":"status"}"#, #"{"all":true,"command":"suspend"}"#, #"{"command":"resume","id":3}"#,
+                     #"{"command":"resume","id":-3}"#, #"{"command":"halt"}"#].map { Array($0.utf8) + [0x0A] }
+        for piece in 0..<64 {
+            for line in lines { ([UInt8(piece)] + line).withUnsafeBytes { FuzzBodies.controlRequests($0) } }
+        }
+        for _ in 0..<3000 {
+            var line = Array(lines[Int(random.next() % UInt64(lines.count))].prefix(Int(random.next() % 40)))
+            if !line.isEmpty && random.next() % 2 == 0 {
+                line[Int(random.next() % UInt64(line.count))] = UInt8(truncatingIfNeeded: random.next())
+            }
+            ([UInt8(truncatingIfNeeded: random.next())] + line).withUnsafeBytes { FuzzBodies.controlRequests($0) }
+        }
+        ([0] + [UInt8](repeating: 0x5B, count: 5000)).withUnsafeBytes { FuzzBodies.controlRequests($0) }
+    }
+
     @Test func regressionInputsNoLongerCrash() {
         for input in Self.regressionInputs {
             let bytes = stride(from: 0, to: input.hex.count, by: 2).map {
@@ -112,6 +130,7 @@ import Testing
                 case "options": FuzzBodies.options(raw)
                 case "racks-messages": FuzzBodies.racksMessages(raw)
                 case "rocks-messages": FuzzBodies.rocksMessages(raw)
+                case "control-requests": FuzzBodies.controlRequests(raw)
                 default: FuzzBodies.engine(raw)
                 }
             }

@@ -1,6 +1,16 @@
-// rackd — serves rackctl: accepts a client, checks who it is, reads its one request, has the data plane
-// answer it, and writes the answer back. Clients are served one at a time on this thread; each has
-// 2 s to send and to read, so a stuck client holds up other clients briefly and packets never.
+// rackd — serves rackctl: many clients at once from one poll(2) loop on the control thread, with
+// non-blocking sockets and no thread per client (docs/control.md, "Many clients at once").
+//
+// Each client is a `ControlExchange` (ControlExchange.swift: its phases and deadlines) behind a
+// descriptor. At accept rackd reads who the client is and refuses a stranger at once, without reading a
+// byte of it (ControlAccess.admit); the others take a place in their pool (64 for the status group's
+// members, 16 kept for root), and when it is full the longest idle client of that pool gives way
+// (ControlAdmission.swift). A request goes to the data plane
+// through the mailbox without blocking; its answer comes back on a completion that queues it here and
+// wakes this loop through the wake-up pipe, so a client waiting for its answer holds up nobody, and a
+// slow or stuck client holds up other clients for no time at all and packets never.
+//
+// The per-client I/O and the judging of requests are in ControlServer+Clients.swift.
 
 import CLinuxNetlink
 import Logging
@@ -13,91 +23,159 @@ import Glibc
 #endif
 
 public final class ControlServer: Sendable {
-    private let socket: ControlSocket
-    private let statusGroup: UInt32?
-    private let mailbox: ControlMailbox
-    private let logger: Logger
+    /// An answer from the data plane, for the exchange with this ticket.
+    struct Answer: Sendable {
+        let ticket: UInt64
+        let response: ControlResponse
+    }
+
+    let socket: ControlSocket
+    let statusGroup: UInt32?
+    let mailbox: ControlMailbox
+    let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
-    private let stopPipe: (read: CInt, write: CInt)
+    /// Wakes the loop's poll: to stop, or because answers came.
+    private let wakePipe: (read: CInt, write: CInt)
+    /// Answers the data plane gave, not yet taken by the loop.
+    private let answers = Mutex<[Answer]>([])
 
     public init(path: String, statusGroup: UInt32?, mailbox: ControlMailbox, logger: Logger) throws {
         socket = try ControlSocket(path: path, openToOthers: statusGroup != nil)
         var fds: [CInt] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SystemError.current("pipe(control stop)") }
-        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
-        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
-        stopPipe = (fds[0], fds[1])
+        guard pipe(&fds) == 0 else { throw SystemError.current("pipe(control wake-up)") }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakePipe = (fds[0], fds[1])
         self.statusGroup = statusGroup
         self.mailbox = mailbox
         self.logger = logger
     }
 
     deinit {
-        close(stopPipe.read)
-        close(stopPipe.write)
+        close(wakePipe.read)
+        close(wakePipe.write)
     }
 
     public var path: String { socket.path }
 
     func requestStop() {
         stopRequested.store(true, ordering: .releasing)
+        wake()
+    }
+
+    /// Called on the data-plane thread (the mailbox's completion): queue the answer, wake the loop.
+    func deliver(_ answer: Answer) {
+        answers.withLock { $0.append(answer) }
+        wake()
+    }
+
+    private func wake() {
         var byte: UInt8 = 1
-        _ = write(stopPipe.write, &byte, 1)
+        // A full pipe already wakes the loop; the byte is not needed then.
+        _ = write(wakePipe.write, &byte, 1)
     }
 
     /// Serves clients on the calling thread until `requestStop`.
     func run() {
+        var loop = ControlLoop()
         while !stopRequested.load(ordering: .acquiring) {
             var fds = [
-                pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: loop.listening ? socket.descriptor : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0),
             ]
-            guard poll(&fds, 2, -1) > 0 else { continue }
-            if fds[1].revents != 0 { break }
-            if fds[0].revents != 0 { acceptOne() }
+            fds += loop.clients.map { pollfd(fd: $0.descriptor, events: Self.events(for: $0.exchange), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), loop.pollTimeout(now: MonotonicClock.now()))
+            if ready < 0 && errno != EINTR {
+                // Only a broken poll set gets here; stopping the control loop (and with it rackd) beats spinning.
+                logger.error("control socket poll failed", metadata: ["error": "\(SystemError.current("poll"))"])
+                break
+            }
+            let now = MonotonicClock.now()
+            if fds[1].revents != 0 {
+                drainWakePipe()
+                takeAnswers(&loop, now: now)
+            }
+            for index in loop.clients.indices where fds[2 + index].revents != 0 {
+                service(&loop.clients[index], revents: fds[2 + index].revents, now: now)
+            }
+            loop.resumeListening(now: now)
+            if fds[0].revents != 0 { acceptClients(&loop, now: now) }
+            for index in loop.clients.indices {
+                if let step = loop.clients[index].exchange.expire(now: now) {
+                    perform(step, for: &loop.clients[index], now: now)
+                }
+            }
+            closeFinished(&loop)
         }
+        for index in loop.clients.indices { _ = loop.clients[index].exchange.hungUp() }
+        closeFinished(&loop)
         // Gone before rackd exits, so rackctl says "not running" rather than "nothing listens".
         unlink(socket.path)
     }
 
-    private func acceptOne() {
-        let client = accept(socket.descriptor, nil, nil)
-        guard client >= 0 else { return }
-        _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-        defer { close(client) }
-        UnixSocket.setTimeouts(client, seconds: 2)
-        let response = respond(to: client)
-        // A client that left gets nothing; there is no one to tell.
-        if let line = try? ControlCoding.line(response) { _ = UnixSocket.sendAll(client, line, flags: CLNL_MSG_NOSIGNAL) }
+    /// Input while reading the request, output while writing the answer, and in between only hang-ups
+    /// (which poll reports whatever is asked).
+    private static func events(for exchange: ControlExchange) -> Int16 {
+        switch exchange.phase {
+        case .reading: Int16(POLLIN)
+        case .writing: Int16(POLLOUT)
+        case .waitingForAnswer, .done: 0
+        }
     }
 
-    private func respond(to client: CInt) -> ControlResponse {
-        let peer: PeerCredentials
-        do {
-            peer = try ControlSocket.credentials(of: client)
-        } catch {
-            return .failure("rackd could not read your credentials: \(error)")
+    private func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while buffer.withUnsafeMutableBytes({ read(wakePipe.read, $0.baseAddress, $0.count) }) > 0 {}
+    }
+
+    /// After the pipe is drained, so that an answer queued after the take has its wake-up byte still there.
+    private func takeAnswers(_ loop: inout ControlLoop, now: EngineInstant) {
+        let taken = answers.withLock { queue in
+            defer { queue.removeAll() }
+            return queue
         }
-        guard case .line(let line) = UnixSocket.readLine(client, limit: ControlCoding.maximumRequestBytes) else {
-            return .failure("expected one request line of JSON of at most \(ControlCoding.maximumRequestBytes) bytes")
+        for answer in taken {
+            // The client may have gone (or been given up) meanwhile; then the answer has nowhere to go.
+            guard let index = loop.clients.firstIndex(where: { $0.exchange.ticket == answer.ticket }),
+                loop.clients[index].exchange.phase == .waitingForAnswer
+            else { continue }
+            perform(.respond(answer.response), for: &loop.clients[index], now: now)
         }
-        let request: ControlRequest
-        do {
-            request = try ControlCoding.decode(ControlRequest.self, from: line)
-        } catch {
-            return .failure("malformed request: \(error); rackctl and rackd may be of different versions")
-        }
-        let who: Logger.Metadata = ["client.uid": "\(peer.uid)", "client.pid": "\(peer.pid)", "control.command": "\(request.command.rawValue)"]
-        if case .denied(let reason) = ControlAccess.decide(request, from: peer, statusGroup: statusGroup) {
-            logger.notice("control request refused", metadata: who.merging(["reason": "\(reason)"]) { $1 })
-            return .refusal(reason)
-        }
-        if request.changesState {
-            let target = request.id.map { "connection \($0)" } ?? "all connections"
-            logger.notice("control request", metadata: who.merging(["control.target": "\(target)"]) { $1 })
-        } else {
-            logger.debug("control request", metadata: who)
-        }
-        return mailbox.submit(request)
+    }
+}
+
+/// The control loop's own state, confined to the control thread.
+struct ControlLoop {
+    /// A client's descriptor and its exchange.
+    struct Client {
+        let descriptor: CInt
+        var exchange: ControlExchange
+    }
+
+    var clients: [Client] = []
+    var nextTicket: UInt64 = 1
+    /// Set when accept(2) ran out of descriptors: the listener rests until then, so that its pending
+    /// connection does not spin the loop.
+    var listenerRestsUntil: EngineInstant?
+    /// When rackd last said that the places were all taken (at most once a minute).
+    var lastFullNotice: EngineInstant?
+
+    var listening: Bool { listenerRestsUntil == nil }
+
+    mutating func resumeListening(now: EngineInstant) {
+        if let until = listenerRestsUntil, now >= until { listenerRestsUntil = nil }
+    }
+
+    /// Milliseconds to the nearest deadline (rounded up, so the loop wakes after it, not just before), or
+    /// -1 for none.
+    func pollTimeout(now: EngineInstant) -> CInt {
+        let deadlines = clients.filter { !$0.exchange.isDone }.map(\.exchange.deadline)
+            + [listenerRestsUntil].compactMap { $0 }
+        guard let nearest = deadlines.min() else { return -1 }
+        guard nearest > now else { return 0 }
+        let nanoseconds = nearest.nanoseconds - now.nanoseconds
+        return CInt(min(UInt64(CInt.max), (nanoseconds + 999_999) / 1_000_000))
     }
 }

@@ -1,5 +1,6 @@
 // rackd — runs the control server on its own thread as a ServiceLifecycle service, beside the data
-// plane. It blocks in poll(2) and accept(2), so it takes a thread rather than a slot in Swift's pool.
+// plane. Its one loop serves every client and blocks in poll(2) between events, so it takes a thread
+// rather than a slot in Swift's pool.
 
 import ServiceLifecycle
 

@@ -2,8 +2,9 @@
 //
 // Without a status group the file is mode 0600, so only root can connect at all. With one it is 0666 and
 // rackd's own check decides: every client's credentials come from the kernel (SO_PEERCRED,
-// SO_PEERGROUPS) and only root and the group's members are answered. (Giving the file the group instead
-// would need CAP_CHOWN, which the hardened unit does not grant.)
+// SO_PEERGROUPS) and only root and the group's members are answered; anyone else is refused as soon as
+// it is accepted, before rackd reads from it. (Giving the file the group instead would need CAP_CHOWN,
+// which the hardened unit does not grant.)
 
 import CLinuxNetlink
 import RackControl
@@ -21,7 +22,8 @@ struct ControlSocket: ~Copyable {
     init(path: String, openToOthers: Bool) throws {
         try Self.prepareDirectory(of: path)
         try Self.removeStale(path)
-        let fd = socket(AF_UNIX, CLNL_SOCK_STREAM | CLNL_SOCK_CLOEXEC, 0)
+        // Non-blocking: the control loop accepts until EAGAIN (ControlServer+Clients.swift).
+        let fd = socket(AF_UNIX, CLNL_SOCK_STREAM | CLNL_SOCK_CLOEXEC | CLNL_SOCK_NONBLOCK, 0)
         guard fd >= 0 else { throw SystemError.current("socket(AF_UNIX)") }
         // No window in which the socket exists with a looser mode than the one it ends with.
         let previousMask = umask(0o177)
