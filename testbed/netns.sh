@@ -825,6 +825,20 @@ tb_stop_rackd() {
     return "$rc"
 }
 
+# tb_restart_rackd NS NAME SIGNAL [ARG...]: stop rackd NAME in NS with SIGNAL, keep its log as rackd-NAME.log.N (the
+# first free N), and start it again in NS with ARG... (tb_start_rackd); print how long that took.
+tb_restart_rackd() {
+    tb__need_ns "${1:-}" tb_restart_rackd || return 1
+    local ns=$1 name=${2:?tb_restart_rackd: missing name} signal=${3:?tb_restart_rackd: missing signal} n=1 start
+    shift 3
+    tb_stop_rackd "$ns" "$name" "$signal" || true
+    while [[ -e $TB_DIR/rackd-$name.log.$n ]]; do n=$((n + 1)); done
+    mv "$TB_DIR/rackd-$name.log" "$TB_DIR/rackd-$name.log.$n"
+    start=$(date +%s%N)
+    tb_start_rackd "$ns" "$name" "$@" || return 1
+    echo "rackd-$name: stopped with SIG$signal and ready again after $((($(date +%s%N) - start) / 1000000)) ms"
+}
+
 # tb_assert_root_clean: fail if the ROOT network namespace has a table inet rackd (read-only check, via pid 1's
 # namespace so that it holds even when called from inside another namespace).
 tb_assert_root_clean() {

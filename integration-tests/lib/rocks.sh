@@ -230,17 +230,18 @@ rocks_start_rackd() {
 # rocks_restart_rackd NAME SIGNAL: stop rackd NAME (started by rocks_start_rackd) with SIGNAL and start it
 # again with the same configuration; its first log is kept as rackd-NAME.log.N (docs/restarts.md).
 rocks_restart_rackd() {
-    local name=$1 signal=$2 ns n=1
+    local name=$1 signal=$2 ns
     ns=$(ip netns identify "$(tb_rackd_pid "$name")")
-    tb_stop_rackd "$ns" "$name" "$signal" || true
-    tb_assert "rackd-$name's table inet rackd outlives it (SIG$signal)" tb_has_rackd_table "$ns"
-    while [[ -e $TB_DIR/rackd-$name.log.$n ]]; do n=$((n + 1)); done
-    mv "$TB_DIR/rackd-$name.log" "$TB_DIR/rackd-$name.log.$n"
-    tb_assert "rackd-$name starts again" tb_start_rackd "$ns" "$name" --log-level debug --config "$TB_DIR/rackd-$name.conf"
+    tb_assert "rackd-$name stops and starts again (SIG$signal)" \
+        tb_restart_rackd "$ns" "$name" "$signal" --log-level debug --config "$TB_DIR/rackd-$name.conf"
+    tb_assert "rackd-$name's table inet rackd outlived it (the new one replaced it)" \
+        grep -q "replaced a table left by an earlier rackd" "$TB_DIR/rackd-$name.log"
     tb_assert "rackd-$name took its connections back" tb_wait_for "grep -q 'connections taken back' '$TB_DIR/rackd-$name.log'" 5
+    local previous
+    previous=$(ls -t "$TB_DIR/rackd-$name.log."* | head -1)
     tb_assert "rackd-$name bound the rocks ports it announced before" \
         test "$(grep -o 'rocks.heartbeat-port=[0-9]*' "$TB_DIR/rackd-$name.log" | head -1)" = \
-        "$(grep -o 'rocks.heartbeat-port=[0-9]*' "$TB_DIR/rackd-$name.log.$n" | head -1)"
+        "$(grep -o 'rocks.heartbeat-port=[0-9]*' "$previous" | head -1)"
 }
 
 # rocks_status_conns NAME KIND: print, one per line, the connections of KIND (rocks, rackd) in rackd NAME's
