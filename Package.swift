@@ -7,6 +7,7 @@
 //   CNFQ                system module for libnetfilter_queue (mnl API).
 //   CNftables           system module for libnftnl + libmnl.
 //   CLinuxNetlink       the kernel's netlink, rtnetlink and sock_diag headers.
+//   CSystemd            system module for libsystemd: sd_notify and the fd store, the journal, sd-bus to logind.
 //   RackControl         the rackctl <-> rackd messages, shared by both binaries.
 //   RackDaemon          the daemon as a library: the adapters that do I/O (queue, rules, injector, sockets,
 //                       links), the data-plane loop and the control server, and, in Decoding/, the pure
@@ -47,11 +48,16 @@ let package = Package(
             providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
         ),
         .systemLibrary(name: "CLinuxNetlink"),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
         .target(name: "RackControl"),
         .target(
             name: "RackDaemon",
             dependencies: [
-                "RackEngine", "RackControl", "CNFQ", "CNftables", "CLinuxNetlink",
+                "RackEngine", "RackControl", "CNFQ", "CNftables", "CLinuxNetlink", "CSystemd",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -90,7 +90,7 @@ extension RackdCommand {
                 "rackd.version": "\(RackEngineVersion.string)", "rackd.mode": "\(configuration.mode.rawValue)",
                 "rackd.config": "\(source.name)",
             ])
-            let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+            let notifier = SystemdNotifier()
             let dataPlane: DataPlane
             let control: ControlServer
             do {

@@ -7,8 +7,9 @@
 //
 // Order matters (docs/architecture.md, "Data path" and "Kernel facts": queueing and rules):
 // - start: bind the rocks sockets when rocks is enabled (their ports go into the configuration the engine
-//   announces to rocks peers), so that a port already taken stops rackd before any rule exists; then bind
-//   the queue, then install the rules, so no packet is queued before someone listens;
+//   announces to rocks peers), so that a port already taken stops rackd before any rule exists; under
+//   systemd, adopt the ones the last rackd kept in the fd store instead (Rocks/RocksSocketStore.swift);
+//   then bind the queue, then install the rules, so no packet is queued before someone listens;
 // - each input: verdicts, then the verdicts of packets held earlier that the input released, then one
 //   nftables batch of the rule changes the input caused, then the packets the engine asked to inject,
 //   then its UDP datagrams, then the rocks probes it asked for. A drain of the queue is one input.
@@ -64,6 +65,8 @@ public final class DataPlane: Sendable {
         var pendingProbes: [RocksProbeRequest] = []
         /// Follows nf_tables' notifications, to put rackd's table back when someone takes it away.
         var rulesetMonitor: RulesetMonitor?
+        /// logind's PrepareForSleep and rackd's sleep inhibitor; nil without logind (docs/systemd.md, "Sleep").
+        var sleepMonitor: LogindSleepMonitor?
         /// Shutting down: no probe starts any more.
         var stopping = false
         var nextWatchdogAt: EngineInstant?
@@ -102,16 +105,29 @@ public final class DataPlane: Sendable {
         let daemonRecord = stateDirectory.loadDaemonRecord()
         var heartbeatSocket: RocksHeartbeatSocket?
         var reconnectionSocket: RocksReconnectionSocket?
+        // What systemd kept for this unit's last rackd; what rackd no longer stores goes.
+        let stored = StoredDescriptorSorting(notifier.takeStoredDescriptors(),
+                                             wanted: RocksSocketStore.names(rocksEnabled: configuration.rocks.isEnabled))
+        RocksSocketStore.discardUnwanted(stored, notifier: notifier, logger: logger)
         if configuration.rocks.isEnabled {
             // Port 0 asks for any free port: the engine must announce the one the kernel gave. After a
-            // restart, the ports announced before: the rocks peers keep using them.
-            let heartbeat = try Self.bind(configured: configuration.rocks.heartbeatPort,
-                                          kept: daemonRecord?.rocksHeartbeatPort, what: "heartbeat", logger: logger) {
-                try RocksHeartbeatSocket(port: $0)
+            // restart, the ports announced before: the rocks peers keep using them. Under systemd the very
+            // sockets come back from the fd store; else the remembered ports are bound again.
+            let heartbeat = try RocksSocketStore.adoptOrBind(
+                RocksHeartbeatSocket.self, handed: stored.wanted[RocksHeartbeatSocket.storeName] ?? [],
+                configured: configuration.rocks.heartbeatPort, notifier: notifier, logger: logger) {
+                try Self.bind(configured: configuration.rocks.heartbeatPort,
+                              kept: daemonRecord?.rocksHeartbeatPort, what: "heartbeat", logger: logger) {
+                    try RocksHeartbeatSocket(port: $0)
+                }
             }
-            let reconnection = try Self.bind(configured: configuration.rocks.reconnectionPort,
-                                             kept: daemonRecord?.rocksReconnectionPort, what: "reconnection", logger: logger) {
-                try RocksReconnectionSocket(port: $0)
+            let reconnection = try RocksSocketStore.adoptOrBind(
+                RocksReconnectionSocket.self, handed: stored.wanted[RocksReconnectionSocket.storeName] ?? [],
+                configured: configuration.rocks.reconnectionPort, notifier: notifier, logger: logger) {
+                try Self.bind(configured: configuration.rocks.reconnectionPort,
+                              kept: daemonRecord?.rocksReconnectionPort, what: "reconnection", logger: logger) {
+                    try RocksReconnectionSocket(port: $0)
+                }
             }
             configuration.rocks.heartbeatPort = heartbeat.port
             configuration.rocks.reconnectionPort = reconnection.port
@@ -171,6 +187,7 @@ public final class DataPlane: Sendable {
                       heartbeatSocket: heartbeatSocket, reconnectionSocket: reconnectionSocket,
                       stateDirectory: stateDirectory, logger: logger)
         state.rulesetMonitor = rulesetMonitor
+        state.sleepMonitor = LogindSleepMonitor.open(logger: logger)
         carryOut(restored)
         finishInput()
     }
@@ -218,6 +235,7 @@ public final class DataPlane: Sendable {
                 pollfd(fd: state.linkMonitor.descriptor, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: state.heartbeatSocket?.descriptor ?? -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: state.rulesetMonitor?.descriptor ?? -1, events: Int16(POLLIN), revents: 0),
+                state.sleepMonitor?.pollDescriptor ?? pollfd(fd: -1, events: 0, revents: 0),
             ]
             let probesStart = fds.count
             fds += state.prober.pollDescriptors
@@ -228,6 +246,7 @@ public final class DataPlane: Sendable {
             if fds[1].revents != 0 { drainWakePipe() }
             if fds[3].revents != 0 { receiveDatagrams() }
             if fds[4].revents != 0 { readRulesetNotifications() }
+            serviceSleepMonitor(revents: fds[5].revents)
             restoreRulesIfDue()
             serviceProbes(fds[probesStart...])
             controlMailbox.answerAll(answer)
@@ -281,10 +300,10 @@ public final class DataPlane: Sendable {
     // MARK: Timers
 
     private func pollTimeoutMilliseconds() -> CInt {
-        let candidates = [state.engine.nextDeadline, state.nextWatchdogAt, state.prober.nextDeadline,
-                          state.rulesetMonitor?.nextDeadline].compactMap { $0 }
-        guard let deadline = candidates.min() else { return 1000 }
         let now = MonotonicClock.now()
+        let candidates = [state.engine.nextDeadline, state.nextWatchdogAt, state.prober.nextDeadline,
+                          state.rulesetMonitor?.nextDeadline, state.sleepMonitor?.nextDeadline(now: now)].compactMap { $0 }
+        guard let deadline = candidates.min() else { return 1000 }
         if deadline <= now { return 0 }
         return CInt(min(1000, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))
     }
@@ -423,7 +442,7 @@ public final class DataPlane: Sendable {
                     state.logger.warning("more resumption attempts were rejected than are logged",
                                          metadata: ["suppressed": "\(suppressedBefore)"])
                 }
-                state.logger.log(event)
+                state.logger.log(event) { state.engine.connection(id: $0) }
             case .suppress:
                 break
             }
@@ -592,6 +611,33 @@ public final class DataPlane: Sendable {
             state.statusChanged = false
             state.lastStatusAt = now
         }
+    }
+
+    // MARK: Sleep (logind)
+
+    /// Lets sd-bus work, and acts on what logind said: before sleep every connection is held as `rackctl
+    /// suspend --all` would hold it, and only then does the inhibitor go, so logind sleeps once they are
+    /// held; after waking they resume as `rackctl resume --all` would, and a new inhibitor is taken.
+    private func serviceSleepMonitor(revents: Int16) {
+        guard let monitor = state.sleepMonitor else { return }
+        for event in monitor.process(revents: revents, now: MonotonicClock.now()) {
+            let now = MonotonicClock.now()
+            do {
+                let outcome = event == .sleeping
+                    ? try state.engine.suspendByOperator(.all, now: now)
+                    : try state.engine.resumeByOperator(.all, now: now)
+                carryOut(outcome.output)
+                finishInput()
+                state.logger.notice(event == .sleeping ? "the machine is going to sleep: connections held"
+                                                       : "the machine woke up: connections resuming",
+                                    metadata: ["conn.changed": "\(outcome.changed.count)",
+                                               "conn.unchanged": "\(outcome.unchanged.count)"])
+            } catch {
+                state.logger.error("could not act on logind's sleep signal", metadata: ["error": "\(error)"])
+            }
+            if event == .sleeping { monitor.releaseInhibitor() } else { monitor.takeInhibitor() }
+        }
+        if monitor.isClosed { state.sleepMonitor = nil }
     }
 
     // MARK: Shutdown

@@ -1,11 +1,24 @@
 // rackd — turns engine events into log lines: a short fixed message, details in metadata, and the
-// connection id and state in every line about a connection (journald-friendly: one line per event).
+// connection id, state and peer kind in every line about a connection (journald-friendly: one line per
+// event; in the journal they are the fields CONN_ID, CONN_STATE and CONN_PEER_KIND, docs/systemd.md).
+// The peer kind, and a rocks reconnection's state, come from `connection(id)`, the engine's O(1) lookup
+// after the input; a connection that ended is no longer there, and its last line has no peer kind.
 
 import Logging
 import RackEngine
 
 extension Logger {
-    func log(_ event: EngineEvent) {
+    func log(_ event: EngineEvent, connection: (UInt64) -> ConnectionStatus? = { _ in nil }) {
+        var logger = self
+        if let id = event.connectionID, let status = connection(id) {
+            logger[metadataKey: "conn.peer-kind"] = "\(status.peerKind)"
+            // Its state after the whole input; events that name a state put theirs over it.
+            logger[metadataKey: "conn.state"] = "\(status.phase.rawValue)"
+        }
+        logger.logDetails(event)
+    }
+
+    private func logDetails(_ event: EngineEvent) {
         switch event {
         case .flowManaged(let flow, let reason):
             debug("flow queued", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
@@ -53,6 +66,21 @@ extension Logger {
         case .rocksProbed(let destination, .notRock(let reason)):
             info("rocks probe: not a rock; not probed again until the negative cache expires",
                  metadata: ["rocks.destination": "\(destination)", "reason": "\(reason)"])
+        }
+    }
+}
+
+extension EngineEvent {
+    /// The managed connection the event is about, if any.
+    var connectionID: UInt64? {
+        switch self {
+        case .connectionManaged(let id, _, _, _), .phaseChanged(let id, _, _, _, _), .resumed(let id, _, _),
+             .challengeAnswered(let id, _, _), .roamed(let id, _, _, _, _), .connectionEnded(let id, _, _),
+             .rocksReconnection(let id, _, _):
+            id
+        case .flowManaged, .flowReleased, .unparsablePacket, .flowTableFull, .fellBack, .resumptionRejected,
+             .unknownRoamsDropped, .rocksProbed:
+            nil
         }
     }
 }

@@ -4,7 +4,8 @@
 // (`HostEngine.handleDatagram`): the socket itself decides nothing and accepts datagrams from anyone.
 //
 // AF_INET only: rocks 2.4 carries addresses as `struct sockaddr_in` (docs/rocks.md §3.1). Bound to
-// 0.0.0.0, so it answers on whatever address a connection uses, roaming included.
+// 0.0.0.0, so it answers on whatever address a connection uses, roaming included. Under systemd it is kept
+// in the fd store across restarts (Rocks/RocksSocketStore.swift), so its port never closes.
 
 import CLinuxNetlink
 import RackEngine
@@ -29,6 +30,13 @@ public final class RocksHeartbeatSocket {
         (descriptor, self.port) = try RocksSocketBinding.bind(
             type: CLNL_SOCK_DGRAM, port: port, reuseAddress: false, what: "rocks heartbeat socket",
             key: "heartbeat-port")
+        buffer = .allocate(byteCount: 2048, alignment: 8)
+    }
+
+    /// Takes over a socket an earlier rackd bound to `port` (RocksSocketStore checked its kind).
+    init(adopting descriptor: CInt, port: UInt16) {
+        self.descriptor = descriptor
+        self.port = port
         buffer = .allocate(byteCount: 2048, alignment: 8)
     }
 

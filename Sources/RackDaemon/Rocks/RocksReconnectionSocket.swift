@@ -1,7 +1,8 @@
 // rackd — the TCP socket behind the reconnection address rackd announces to rocks peers (docs/rocks.md
 // §3.2). A rock connects to it to resume a connection after a failure; until that work exists it is
 // bound and held, not listening, so a SYN to it draws a RST, as a rock's own reconnection socket does
-// before it suspends. Held for the daemon's life, so the port the engine announced stays rackd's.
+// before it suspends. Held for the daemon's life, so the port the engine announced stays rackd's; under
+// systemd also across restarts, in the fd store (Rocks/RocksSocketStore.swift).
 
 import CLinuxNetlink
 
@@ -21,6 +22,12 @@ public final class RocksReconnectionSocket {
         (descriptor, self.port) = try RocksSocketBinding.bind(
             type: CLNL_SOCK_STREAM, port: port, reuseAddress: true, what: "rocks reconnection socket",
             key: "reconnection-port")
+    }
+
+    /// Takes over a socket an earlier rackd bound to `port` (RocksSocketStore checked its kind).
+    init(adopting descriptor: CInt, port: UInt16) {
+        self.descriptor = descriptor
+        self.port = port
     }
 
     deinit {

@@ -1,10 +1,13 @@
 // rackd — log lines for journald and for terminals: one line per event, the message first, then its
 // metadata as sorted key=value pairs.
 //
-// Under systemd (JOURNAL_STREAM set, stderr going to the journal) each line starts with a syslog
-// priority, "<5>connection state changed conn.id=3 conn.state=suspended …", so journald records the
-// level (SyslogLevelPrefix) and adds its own timestamp. On a terminal a line starts with the time and
-// the level instead. A line is written with one write(2), so two threads never interleave.
+// Under systemd (JOURNAL_STREAM set, stderr going to the journal) each event goes to journald as an
+// entry with fields (System/JournalFields.swift): MESSAGE is that line, PRIORITY the level, and every
+// metadata key a field of its own (conn.id → CONN_ID), so `journalctl -u rackd CONN_ID=3` selects a
+// connection. Should journald not take an entry, the line goes to stderr as before, starting with a
+// syslog priority, "<5>connection state changed conn.id=3 conn.state=suspended …", which journald reads
+// as the level (SyslogLevelPrefix) and stamps itself. On a terminal a line starts with the time and the
+// level instead. A line is written with one write(2), so two threads never interleave.
 
 import Logging
 
@@ -42,20 +45,30 @@ public struct LineLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        let pairs = all.keys.sorted().map { (key: $0, value: "\(all[$0]!)") }
         var text: String
         switch format {
         case .journal:
-            text = "<\(Self.syslogPriority(event.level))>\(event.message)"
+            var message = "\(event.message)"
+            for (key, value) in pairs { message += " \(key)=\(value)" }
+            message = Self.oneLine(message)
+            let fields = JournalFields.entry(
+                message: message, priority: Self.syslogPriority(event.level), metadata: pairs, file: event.file,
+                line: event.line, function: event.function)
+            if JournalSender.send(fields) { return }
+            text = "<\(Self.syslogPriority(event.level))>\(message)"
         case .terminal:
             text = "\(TimeText.localNow()) \(event.level) \(event.message)"
+            for (key, value) in pairs { text += " \(key)=\(value)" }
         }
-        for key in all.keys.sorted() {
-            text += " \(key)=\(all[key]!)"
-        }
-        // One event, one line, whatever a value contains.
-        var bytes = Array(text.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\\n").utf8)
+        var bytes = Array(Self.oneLine(text).utf8)
         bytes.append(0x0A)
         bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
+    /// One event, one line, whatever a value contains: a newline becomes the two characters \n.
+    static func oneLine(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\\n")
     }
 
     static func syslogPriority(_ level: Logger.Level) -> Int {

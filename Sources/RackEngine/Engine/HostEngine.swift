@@ -154,6 +154,11 @@ public struct HostEngine: Sendable {
     public var connections: [ConnectionStatus] {
         core.connectionsInOrder.map(ConnectionStatus.init)
     }
+
+    /// One managed connection, found in O(1): what rackd's log lines add about it (peer kind, state).
+    public func connection(id: UInt64) -> ConnectionStatus? {
+        core.table[id].map(ConnectionStatus.init)
+    }
 }
 
 /// What status shows of one managed connection. Never includes key material.
