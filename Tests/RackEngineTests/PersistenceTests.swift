@@ -155,6 +155,19 @@ import Testing
         #expect(fresh.connections.first?.peerKind == "rocks")
     }
 
+    @Test func aRocksConnectionIsNotTakenBackWhenRocksIsOff() throws {
+        var world = RocksWorld(appIsClient: true)
+        try RocksScenarioTests.connectedClient(&world)
+        try RocksScenarioTests.rockOpens(&world)
+        let records = world.engine.takePersistenceChanges(now: world.now, all: true).save
+        #expect(records.count == 1)
+        var plain = HostEngine(configuration: Configuration(), random: SeededRandom(seed: 5))
+        _ = plain.handleLinkEvent(.addressesAvailable([.v4(RocksWorld.addressA)]), now: world.now)
+        let output = plain.restore(records, now: world.now)
+        #expect(plain.connections.isEmpty)
+        #expect(output.events.contains { if case .connectionEnded(_, _, let reason) = $0 { reason.contains("[rocks] is off") } else { false } })
+    }
+
     @Test func recordsAreWrittenAtOnceOnlyForChangesThatMatterAndTheRestAtTheCheckpoint() throws {
         var pair = RacksPair()
         try pair.connect()

@@ -20,6 +20,12 @@ extension ConnectionCore {
                                                       reason: "a second record for the same connection; not restored"))
                 continue
             }
+            if connection.peer.isRocks && !configuration.rocks.isEnabled {
+                // Its heartbeats and reconnections need the rocks sockets, which this configuration lacks.
+                output.events.append(.connectionEnded(id: connection.id, connection.socketFlow,
+                                                      reason: "not restored: [rocks] is off in this configuration"))
+                continue
+            }
             connection.socket = nil
             connection.graceAfterRestart(now: now)
             table.restore(connection)
