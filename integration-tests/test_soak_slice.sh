@@ -12,7 +12,7 @@ runs=${SOAK_RUNS:-3} base=${SOAK_SEED:-$(($(date +%s) % 1000000))} failed=0
 echo "soak slice: $runs runs from seed $base"
 for ((i = 0; i < runs; i++)); do
     seed=$((base + i))
-    if SOAK_KEEP_DIR=${TB_KEEP_DIR:-} bash "$here/soak/run-one" "$seed" >"${TMPDIR:-/tmp}/soak-slice-$$-$seed.log" 2>&1; then
+    if bash "$here/soak/run-one" "$seed" >"${TMPDIR:-/tmp}/soak-slice-$$-$seed.log" 2>&1; then
         grep '^soak: seed' "${TMPDIR:-/tmp}/soak-slice-$$-$seed.log"
     else
         failed=$((failed + 1))
