@@ -83,6 +83,10 @@ tb_assert "FDSTORE=1 with FDNAME=rocks-heartbeat carried the UDP socket on port 
 tb_assert "FDSTORE=1 with FDNAME=rocks-reconnection carried the TCP socket on port $reconnection" \
     grep -q " FDSTORE-FDS name=rocks-reconnection tcp:$reconnection$" "$events"
 tb_assert "nothing else was stored" test "$(grep -c ' FDSTORE-FDS ' "$events")" -eq 2
+# systemd drops a stored descriptor that polls EPOLLHUP; the reconnection socket (bound, never listening)
+# does, so every store must ask systemd not to poll (packaging/test-deb-boot checks it under systemd 252).
+tb_assert "every FDSTORE=1 came with FDPOLL=0" \
+    test "$(grep -c ' FDPOLL=0$' "$events")" -eq "$(grep -c ' FDSTORE=1$' "$events")"
 tb_assert "rackd stops" tb_stop_rackd "$TB_A" rocks1
 
 # udp_refused PORT: from B, two datagrams to A's PORT on a connected socket; true if A refused them (ICMP

@@ -88,9 +88,10 @@ public final class StateDirectory {
         unlink(path + "/" + Self.fileName(for: id))
     }
 
-    /// Deletes every record (a stop with nothing managed, `rackd cleanup`). The lock stays.
+    /// Deletes every connection record (a stop with nothing managed, `rackd cleanup`). The lock stays, and
+    /// so does the daemon's own record: the rocks ports it announced are still the ones to bind next.
     public func removeAllRecords() {
-        for name in fileNames() where name != "lock" { unlink(path + "/" + name) }
+        for name in fileNames() where name != "lock" && name != Self.daemonFileName { unlink(path + "/" + name) }
     }
 
     // MARK: The daemon's own facts

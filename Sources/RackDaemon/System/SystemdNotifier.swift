@@ -50,7 +50,10 @@ public final class SystemdNotifier: Sendable {
     public func store(_ descriptors: [CInt], name: String) -> Bool {
         guard isActive, !descriptors.isEmpty, StoredDescriptor.isValidName(name) else { return false }
         return descriptors.withUnsafeBufferPointer {
-            sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=\(name)", $0.baseAddress, UInt32($0.count)) > 0
+            // FDPOLL=0: systemd would otherwise drop a descriptor that polls EPOLLHUP, and the reconnection
+            // socket is bound but never listens (a TCP socket in CLOSE polls EPOLLHUP), so systemd 252
+            // forgot it at once (packaging/test-deb-boot found it). rackd's sockets never hang up.
+            sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=\(name)\nFDPOLL=0", $0.baseAddress, UInt32($0.count)) > 0
         }
     }
 
