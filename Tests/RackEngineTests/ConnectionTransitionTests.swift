@@ -49,6 +49,19 @@ import Testing
                        lastAckReceived: .zero, lastDataReceived: .zero)
     }
 
+    @Test func aResumptionBeforeTheHoldsSnapshotStillReopensTheSocketsWindow() {
+        var connection = Self.suspended()
+        #expect(connection.hold?.positions == nil, "the hold's own snapshot has not come")
+        var actions = ConnectionActions()
+        connection.resume(now: Self.start + .milliseconds(3), into: &actions)
+        #expect(connection.phase == ConnectionPhase.healthy)
+        let update = actions.transmits.compactMap { try? $0.withUnsafeBytes { try TCPSegmentRepr(parsing: try IPPacketView(validating: $0)) } }
+            .first { $0.destination == Self.flow.local && $0.flags == .ack }
+        #expect(update != nil, "a window update reaches the local socket")
+        #expect((update?.window ?? 0) > 0)
+        #expect(update?.acknowledgmentNumber == TCPSequenceNumber(1001), "at the last snapshot's snd_una")
+    }
+
     /// The same connection, suspended at `start` by a lost address.
     static func suspended() -> Connection {
         var connection = healthy()

@@ -126,9 +126,14 @@ extension Connection {
         guard let hold else { return }
         lastHeard = now
         if let stash = hold.stash { actions.transmit(toPeer(stash)) }
-        if let positions = hold.positions {
+        // A resumption can complete before the hold's own snapshot came (a short failure, answered within
+        // milliseconds): the last snapshot's positions serve then. Without a window update a socket left in
+        // zero-window persist by an earlier hold would wait out its backed-off probe timer, hear nothing
+        // meanwhile, and be suspended again (a cycle the soak found once: integration-tests/soak/).
+        if let positions = hold.positions ?? socket.map(sequences(from:)) {
             // A window the local socket will accept as an update (same seq as our zero-window ACKs, larger
-            // window), about 64 KiB after the peer's scaling. The peer's own ACKs set the real one.
+            // window), about 64 KiB after the peer's scaling. The peer's own ACKs set the real one. Stale
+            // positions cost nothing: the kernel ignores an old ACK.
             let window = UInt16(max(1, min(0xFFFF, 65_536 >> Int(peerOptions.windowScale))))
             actions.transmit(.ack(
                 from: socketFlow.remote, to: socketFlow.local, sequenceNumber: positions.receiveNext,
