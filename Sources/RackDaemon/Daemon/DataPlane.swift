@@ -113,22 +113,12 @@ public final class DataPlane: Sendable {
             // Port 0 asks for any free port: the engine must announce the one the kernel gave. After a
             // restart, the ports announced before: the rocks peers keep using them. Under systemd the very
             // sockets come back from the fd store; else the remembered ports are bound again.
-            let heartbeat = try RocksSocketStore.adoptOrBind(
-                RocksHeartbeatSocket.self, handed: stored.wanted[RocksHeartbeatSocket.storeName] ?? [],
-                configured: configuration.rocks.heartbeatPort, notifier: notifier, logger: logger) {
-                try Self.bind(configured: configuration.rocks.heartbeatPort,
-                              kept: daemonRecord?.rocksHeartbeatPort, what: "heartbeat", logger: logger) {
-                    try RocksHeartbeatSocket(port: $0)
-                }
-            }
-            let reconnection = try RocksSocketStore.adoptOrBind(
-                RocksReconnectionSocket.self, handed: stored.wanted[RocksReconnectionSocket.storeName] ?? [],
-                configured: configuration.rocks.reconnectionPort, notifier: notifier, logger: logger) {
-                try Self.bind(configured: configuration.rocks.reconnectionPort,
-                              kept: daemonRecord?.rocksReconnectionPort, what: "reconnection", logger: logger) {
-                    try RocksReconnectionSocket(port: $0)
-                }
-            }
+            let heartbeat = try Self.rocksSocket(
+                RocksHeartbeatSocket.self, configured: configuration.rocks.heartbeatPort,
+                kept: daemonRecord?.rocksHeartbeatPort, stored: stored, notifier: notifier, logger: logger)
+            let reconnection = try Self.rocksSocket(
+                RocksReconnectionSocket.self, configured: configuration.rocks.reconnectionPort,
+                kept: daemonRecord?.rocksReconnectionPort, stored: stored, notifier: notifier, logger: logger)
             configuration.rocks.heartbeatPort = heartbeat.port
             configuration.rocks.reconnectionPort = reconnection.port
             heartbeatSocket = heartbeat
@@ -192,17 +182,23 @@ public final class DataPlane: Sendable {
         finishInput()
     }
 
-    /// Binds a rocks socket: to the configured port; with 0 configured, to the port kept from the last
-    /// run if it is still free (rocks peers send there), else to any free port.
-    private static func bind<Socket>(configured: UInt16, kept: UInt16?, what: String, logger: Logger,
-                                     _ make: (UInt16) throws -> Socket) throws -> Socket {
-        guard configured == 0, let kept, kept != 0 else { return try make(configured) }
-        do {
-            return try make(kept)
-        } catch {
-            logger.warning("the rocks \(what) port of the last run is taken; rocks connections kept from it will not hear us there",
-                           metadata: ["rocks.port": "\(kept)", "error": "\(error)"])
-            return try make(0)
+    /// A rocks socket: the one systemd kept in its fd store, else one bound to the configured port; with 0
+    /// configured, to the port kept in the state directory from the last run if it is still free (rocks
+    /// peers send there), else to any free port.
+    private static func rocksSocket<Socket: StorableRocksSocket>(
+        _ kind: Socket.Type, configured: UInt16, kept: UInt16?, stored: StoredDescriptorSorting,
+        notifier: SystemdNotifier, logger: Logger
+    ) throws -> Socket {
+        try RocksSocketStore.adoptOrBind(kind, handed: stored.wanted[Socket.storeName] ?? [], configured: configured,
+                                         notifier: notifier, logger: logger) {
+            guard configured == 0, let kept, kept != 0 else { return try Socket(port: configured) }
+            do {
+                return try Socket(port: kept)
+            } catch {
+                logger.warning("the rocks port of the last run is taken; rocks connections kept from it will not hear us there",
+                               metadata: ["fdstore.name": "\(Socket.storeName)", "rocks.port": "\(kept)", "error": "\(error)"])
+                return try Socket(port: 0)
+            }
         }
     }
 

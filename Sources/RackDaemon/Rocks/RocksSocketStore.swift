@@ -24,6 +24,8 @@ protocol StorableRocksSocket: AnyObject {
     var descriptor: CInt { get }
     var port: UInt16 { get }
     init(adopting descriptor: CInt, port: UInt16)
+    /// Binds a new one to `port` (0: any free port).
+    init(port: UInt16) throws(SystemError)
 }
 
 extension RocksHeartbeatSocket: StorableRocksSocket {
