@@ -60,6 +60,11 @@ import Testing
         #expect(update != nil, "a window update reaches the local socket")
         #expect((update?.window ?? 0) > 0)
         #expect(update?.acknowledgmentNumber == TCPSequenceNumber(1001), "at the last snapshot's snd_una")
+        // Nothing was stashed: a probe to the peer draws its ACK, which frees a socket whose RTO backed off.
+        let probe = actions.transmits.compactMap { try? $0.withUnsafeBytes { try TCPSegmentRepr(parsing: try IPPacketView(validating: $0)) } }
+            .first { $0.destination == Self.flow.remote }
+        #expect(probe?.sequenceNumber == TCPSequenceNumber(1000), "one below snd_una: the peer's kernel answers it")
+        #expect(probe?.payload.isEmpty == true)
     }
 
     /// The same connection, suspended at `start` by a lost address.

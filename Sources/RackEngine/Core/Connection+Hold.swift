@@ -139,6 +139,15 @@ extension Connection {
                 from: socketFlow.remote, to: socketFlow.local, sequenceNumber: positions.receiveNext,
                 acknowledgmentNumber: positions.sendUnacknowledged, window: window,
                 options: Self.echoedTimestamps(hold)))
+            if hold.stash == nil, case .rackd = peer {
+                // Nothing to replay (the socket sent nothing while held, as in a hold of a few ms): a probe
+                // draws the peer's ACK now. The peer may hold bytes whose ACKs died in the hold; its ACK
+                // then frees the socket from an RTO backed off through the outage (up to 120 s), which
+                // the soak found stalling a connection that rackd kept resuming (integration-tests/soak/).
+                actions.transmit(toPeer(.keepaliveProbe(
+                    from: socketFlow.local, to: socketFlow.remote, sendNext: positions.sendUnacknowledged,
+                    acknowledgmentNumber: positions.receiveNext, window: 1024)))
+            }
         }
         resumptions += 1
         switch peer {
