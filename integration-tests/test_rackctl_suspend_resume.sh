@@ -35,7 +35,7 @@ held_round() {
     hold_command "$how" suspend "$TB_DIR/suspend-$round.out"
     tb_assert "round $round: the suspend named connection 1" grep -q "suspended 1 connection: 1" "$TB_DIR/suspend-$round.out"
     tb_assert "round $round: A's status: suspended and held" control_wait_state a "suspended+held" 2
-    tb_assert "round $round: B sees an outage and suspends" racks_wait_count b "conn.state=suspended" "$round" 10
+    tb_assert "round $round: B sees an outage and suspends" racks_wait_count b "state changed.*conn.state=suspended" "$round" 10
     sleep 4   # B challenges A all the while over a working path
     tb_assert "round $round: A still holds the connection" test "$(control_state a)" = "suspended+held"
     tb_assert "round $round: A answered none of B's challenges" test "$(racks_count a 'challenge answered')" = 0

@@ -32,4 +32,4 @@ echo "counter lines before the path returned: $before; resumed ${ms} ms after th
 tb_assert "ssh exits 0" tb_wait_bg session 120
 ssh_check_counter "$TB_DIR/session.out" "$count"
 tb_assert "ssh printed no error" test ! -s "$TB_DIR/session.err"
-tb_assert "both rackds suspended during the black hole" test "$(racks_count a 'conn.state=suspended')" -ge 1
+tb_assert "both rackds suspended during the black hole" test "$(racks_count a 'state changed.*conn.state=suspended')" -ge 1

@@ -93,7 +93,7 @@ still_fine() {
     local what=$1 resumptions=$2 suspensions=$2 before
     tb_assert "$what: the connection is healthy, resumptions still $resumptions" healthy_with "$resumptions"
     tb_assert "$what: rackd logged $suspensions suspension(s) in all" \
-        test "$(log_count 'conn.state=suspended')" = "$suspensions"
+        test "$(grep -c 'state changed.*conn\.state=suspended' "$TB_DIR/rackd-a.log" || true)" = "$suspensions"
     tb_assert "$what: the rock suspended $suspensions time(s) in all" \
         test "$(grep -c '"event": "suspend"' "$TB_DIR/rk-server.trace" || true)" = "$suspensions"
     before=$(rocks_trace_bytes rk-server app)

@@ -777,7 +777,7 @@ tb_start_rackd() {
     pid=$TB_LAST_PID
     # Ready: its table exists and it said so (a table kept by an earlier rackd exists before this one is).
     # The line is "… notice ready …" on a terminal, "<5>ready …" when JOURNAL_STREAM names its stderr.
-    if tb_wait_for "! tb__alive $pid || (tb_has_rackd_table '$ns' && grep -Eq '( |^<[0-7]>)ready ' '$TB_DIR/rackd-$name.log')" \
+    if tb_wait_for "! tb__alive $pid || (tb_has_rackd_table '$ns' && grep -Eq '( |^<[0-7]>)ready( |$)' '$TB_DIR/rackd-$name.log')" \
         "$timeout" && tb__alive "$pid"; then
         tb__note "rackd-$name running in $ns (pid $pid)"
         return 0

@@ -56,8 +56,8 @@ racks_assert_held_both_ways() {
 
 # racks_assert_suspended_both N: both rackds have reported at least N suspensions.
 racks_assert_suspended_both() {
-    tb_assert "A suspended the connection" racks_wait_count a "conn.state=suspended" "$1" 10
-    tb_assert "B suspended the connection" racks_wait_count b "conn.state=suspended" "$1" 10
+    tb_assert "A suspended the connection" racks_wait_count a "state changed.*conn.state=suspended" "$1" 10
+    tb_assert "B suspended the connection" racks_wait_count b "state changed.*conn.state=suspended" "$1" 10
 }
 
 # racks_both_logged_ms PATTERN N: wait until both rackds have logged PATTERN at least N times; print how

@@ -157,7 +157,7 @@ rc_resent() {
 
 # rc_suspended_reason: the reason of the scenario's rackd's last suspension, from its log.
 rc_suspended_reason() {
-    grep 'conn\.state=suspended' "$TB_DIR/rackd-$RC_RACKD.log" | tail -n 1 | sed -n 's/.*reason=//p'
+    grep 'state changed.*conn\.state=suspended' "$TB_DIR/rackd-$RC_RACKD.log" | tail -n 1 | sed -n 's/.*reason=//p'
 }
 
 # rc_conn EXPR: rocks_conn_field of the scenario's rackd for the current transfer's connection (EXPR over `c`, `s`).
