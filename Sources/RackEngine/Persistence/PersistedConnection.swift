@@ -17,9 +17,6 @@ public struct PersistedConnection: Codable, Sendable, CustomStringConvertible {
     /// The connection's id, which names its state file.
     public var id: UInt64 { connection.id }
 
-    /// The local socket's tuple, for the log line of a connection dropped at start.
-    public var socketFlow: FlowKey { connection.socketFlow }
-
     public var description: String { "connection \(connection.id) (\(connection.socketFlow), \(connection.peer.kind), \(connection.phase.rawValue))" }
 }
 
@@ -27,8 +24,6 @@ public struct PersistedConnection: Codable, Sendable, CustomStringConvertible {
 public struct PersistenceChanges: Sendable {
     public var save: [PersistedConnection] = []
     public var remove: [UInt64] = []
-
-    public var isEmpty: Bool { save.isEmpty && remove.isEmpty }
 }
 
 /// What about a connection makes its record stale enough to write at once: the rest (probe counts, the

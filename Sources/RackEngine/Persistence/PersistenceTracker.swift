@@ -41,15 +41,18 @@ struct PersistenceTracker {
     /// Whether anything must be written now.
     func isDue(now: EngineInstant) -> Bool {
         if !urgent.isEmpty { return true }
-        guard !changed.isEmpty else { return false }
-        return lastCheckpointAt.map { now.duration(since: $0) >= Self.checkpointInterval } ?? true
+        return !changed.isEmpty && checkpointDue(now: now)
+    }
+
+    private func checkpointDue(now: EngineInstant) -> Bool {
+        lastCheckpointAt.map { now.duration(since: $0) >= Self.checkpointInterval } ?? true
     }
 
     /// The ids to write or delete now, and forgets that they were stale. `table` gives each id's current
     /// connection (nil: forgotten, so its record goes).
     mutating func take(now: EngineInstant, all: Bool, table: ConnectionTable) -> PersistenceChanges {
         var ids = urgent
-        if all || (!changed.isEmpty && lastCheckpointAt.map({ now.duration(since: $0) >= Self.checkpointInterval }) ?? true) {
+        if all || (!changed.isEmpty && checkpointDue(now: now)) {
             ids.formUnion(changed)
             changed.removeAll(keepingCapacity: true)
             lastCheckpointAt = now
