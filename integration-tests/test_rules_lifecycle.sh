@@ -16,14 +16,22 @@ tb_setup
 tb_start_rackd "$TB_A" a
 listing=$(tb_exec "$TB_A" nft list table inet rackd 2>/dev/null)
 echo "$listing"
-tb_assert "output chain hooks output" grep -q "type filter hook output priority mangle" <<<"$listing"
+tb_assert "output chain hooks output (route: a rewritten packet is routed again)" grep -q "type route hook output priority mangle" <<<"$listing"
 tb_assert "input chain hooks input" grep -q "type filter hook input priority mangle" <<<"$listing"
+tb_assert "anything but TCP leaves at the first rule" grep -q "meta l4proto != tcp accept" <<<"$listing"
 tb_assert "rackd-marked packets are accepted first" grep -q "meta mark & 0x10000000 == 0x10000000 accept" <<<"$listing"
-tb_assert "TCP SYNs are queued, with bypass" grep -q "tcp flags syn queue num 3939 bypass" <<<"$listing"
-tb_assert "managed IPv4 flows are queued" grep -q "@managed4 queue num 3939" <<<"$listing"
-tb_assert "managed IPv6 flows are queued" grep -q "@managed6 queue num 3939" <<<"$listing"
+tb_assert "TCP SYNs are queued, with bypass, loopback aside" \
+    grep -q "@th,104,8 & 0x2 != 0x0 meta oiftype != loopback queue num 3939 bypass" <<<"$listing"
+tb_assert "rackd's messages are looked for in small segments only" \
+    grep -q "meta length <= 120 meta iiftype != loopback tcp option 253 exists queue num 3939 bypass" <<<"$listing"
+tb_assert "managed IPv4 flows: one lookup per packet" grep -q "ip saddr . th sport . ip daddr . th dport vmap @flows_out4" <<<"$listing"
+tb_assert "managed IPv6 flows: one lookup per packet" grep -q "ip6 daddr . th dport . ip6 saddr . th sport vmap @flows_in6" <<<"$listing"
+tb_assert "queued flows are queued without bypass" \
+    bash -c "tb_exec() { ip netns exec \"\$1\" \"\${@:2}\"; }; ip netns exec $TB_A nft list chain inet rackd queued | grep -qE 'queue num 3939\$|queue num 3939 comment'"
+tb_assert "moved flows are rewritten with their checksums" \
+    grep -q "ip saddr . th sport . ip daddr . th dport map @wire_of4" <<<"$listing"
 tb_assert "the marked-packet rule comes before the SYN rule" \
-    test "$(grep -n 'meta mark' <<<"$listing" | head -1 | cut -d: -f1)" -lt "$(grep -n 'tcp flags syn' <<<"$listing" | head -1 | cut -d: -f1)"
+    test "$(grep -n 'meta mark' <<<"$listing" | head -1 | cut -d: -f1)" -lt "$(grep -n '@th,104,8 & 0x2' <<<"$listing" | head -1 | cut -d: -f1)"
 tb_assert "the root namespace still has no table while rackd runs" tb_assert_root_clean
 
 tb_assert "SIGTERM: rackd exits 0" tb_stop_rackd "$TB_A" a TERM

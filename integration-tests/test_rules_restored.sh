@@ -24,17 +24,23 @@ source "$here/lib/racks.sh"
 source "$here/lib/roaming.sh"
 tb_require_rackd
 
-# rules_elements NS: the elements of NS's managed4, one per line, sorted ("a . p . b . q").
+# rules_elements NS: the IPv4 flows in NS's maps (keys and, for a moved connection, the tuple each maps to),
+# one per line, sorted ("a . p . b . q").
 rules_elements() {
     local listing
-    listing=$(tb_exec "$1" nft list set inet rackd managed4 2>/dev/null) || return 0
+    listing=$(tb_exec "$1" nft list table inet rackd 2>/dev/null) || return 0
     grep -oE '[0-9.]+ \. [0-9]+ \. [0-9.]+ \. [0-9]+' <<<"$listing" | sort || true
 }
 
 # rules_chains NS: NS's chains of inet rackd as nft lists them.
-rules_chains() { tb_exec "$1" nft list chain inet rackd output && tb_exec "$1" nft list chain inet rackd input; }
+rules_chains() {
+    local chain
+    for chain in output input queued rewrite_out4 rewrite_in4 rewrite_out6 rewrite_in6; do
+        tb_exec "$1" nft list chain inet rackd "$chain" || return 1
+    done
+}
 
-# rules_restore_ms NS EXPECTED COMMAND...: run COMMAND in NS, then every 10 ms list NS's managed4 until it
+# rules_restore_ms NS EXPECTED COMMAND...: run COMMAND in NS, then every 10 ms list NS's table until it
 # exists and holds every line of EXPECTED; print the ms from just before COMMAND. Fails after 3 s, or if
 # COMMAND fails. The loop runs inside the namespace, so a poll costs one nft run.
 rules_restore_ms() {
@@ -47,7 +53,7 @@ rules_restore_ms() {
         start=${EPOCHREALTIME/[.,]/}
         "$@" || exit 2
         while :; do
-            if listing=$(nft list set inet rackd managed4 2>/dev/null); then
+            if listing=$(nft list table inet rackd 2>/dev/null); then
                 complete=1
                 while IFS= read -r element; do
                     [[ $listing == *"$element"* ]] || complete=0
@@ -65,11 +71,11 @@ rules_restore_ms() {
 rules_take_away() {
     local label=$1 expected chains before ms
     shift
-    tb_assert "$label: A's managed4 holds the flow" tb_wait_for "[[ -n \$(rules_elements $TB_A) ]]" 10 0.05
+    tb_assert "$label: A's maps hold the flow" tb_wait_for "[[ -n \$(rules_elements $TB_A) ]]" 10 0.05
     expected=$(rules_elements "$TB_A")
     chains=$(rules_chains "$TB_A")
     before=$(racks_count a "rules restored")
-    echo "$label: managed4 before: $(tr '\n' ' ' <<<"$expected")"
+    echo "$label: flows before: $(tr '\n' ' ' <<<"$expected")"
     if ms=$(rules_restore_ms "$TB_A" "$expected" "$@"); then
         echo "$label: table inet rackd back with its elements ${ms} ms after '$*'"
         tb_assert "$label: restored within 1 s (${ms} ms)" test "$ms" -lt 1000

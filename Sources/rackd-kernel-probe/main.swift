@@ -13,8 +13,10 @@
 //       "RESYNCS n". PAUSE seconds pass after the initial dump before the first read.
 //   rackd-kernel-probe rules [--install] CHANGE...
 //       NftablesInstaller: with --install, a fresh table first (queue 3939); then the CHANGEs, +LOCAL,REMOTE
-//       (manage) or -LOCAL,REMOTE (release), committed as one `apply`; a line "FAILED change error" per
-//       change that failed, then "APPLIED n". The table stays; `rackd cleanup` removes it.
+//       (manage), -LOCAL,REMOTE (release), >LOCAL,REMOTE=WIRELOCAL,WIREREMOTE (rewrite the socket's tuple
+//       LOCAL,REMOTE as the wire's in the kernel) or <LOCAL,REMOTE=WIRELOCAL,WIREREMOTE (stop), committed as
+//       one `apply`; a line "FAILED change error" per change that failed, then "APPLIED n". The table stays;
+//       `rackd cleanup` removes it.
 //   rackd-kernel-probe rocks-probe [--source ADDR] [--mark MARK] [--read-timeout MS] ADDR:PORT
 //       RocksProber: one rocks EDP probe of ADDR:PORT, run exactly as the daemon runs it (from ADDR, or the
 //       unspecified address of the destination's family; SO_MARK MARK, default rackd's 0x10000000; reads of
@@ -112,12 +114,18 @@ func rules(_ arguments: ArraySlice<String>) throws {
         try installer.install(queueNumber: 3939, firewallMark: 0x1000_0000, preference: .auto)
     }
     let parsed = changes.map { text -> RuleChange in
-        let parts = text.dropFirst().split(separator: ",").map(String.init)
-        guard parts.count == 2, let sign = text.first, sign == "+" || sign == "-" else {
-            fail("not a change: \(text) (+LOCAL,REMOTE or -LOCAL,REMOTE)")
+        let flows = text.dropFirst().split(separator: "=").map { flow -> FlowKey in
+            let parts = flow.split(separator: ",").map(String.init)
+            guard parts.count == 2 else { fail("not a change: \(text) (see rackd-kernel-probe --help)") }
+            return FlowKey(local: endpoint(parts[0]), remote: endpoint(parts[1]))
         }
-        let flow = FlowKey(local: endpoint(parts[0]), remote: endpoint(parts[1]))
-        return sign == "+" ? .manage(flow) : .release(flow)
+        switch (text.first, flows.count) {
+        case ("+", 1): return .manage(flows[0])
+        case ("-", 1): return .release(flows[0])
+        case (">", 2): return .rewrite(KernelRewrite(socket: flows[0], wire: flows[1]))
+        case ("<", 2): return .stopRewriting(KernelRewrite(socket: flows[0], wire: flows[1]))
+        default: fail("not a change: \(text) (see rackd-kernel-probe --help)")
+        }
     }
     for (change, error) in installer.apply(parsed) { emit("FAILED \(change) \(error)") }
     emit("APPLIED \(parsed.count)")

@@ -94,7 +94,9 @@ import Testing
         let actions = moved.handleSnapshot(Self.snapshot(.lastAck), &context)
         #expect(actions.end == nil)
         #expect(moved.phase == .closing)
-        #expect(moved.kernelNeeds.queued.contains(Self.flow))
+        // Still mapped while it closes: by the kernel (a confirmed move with no sequence shift).
+        #expect(moved.kernelNeeds.rewrite == KernelRewrite(socket: Self.flow, wire: moved.mapping!.wire))
+        #expect(moved.kernelNeeds.queued.isEmpty)
     }
 
     @Test func theMaximumSuspensionEndsAHeldConnection() {

@@ -83,10 +83,16 @@ import Testing
         #expect(Self.roamedEvents(pair.eventsB) == [wireB])
         #expect(pair.b.connections.first?.wire == wireB)
         #expect(pair.a.connections.first?.wire == FlowKey(local: wireB.remote, remote: wireB.local))
-        // Both socket tuples and both wire tuples stay queued: every packet is rewritten.
-        #expect(pair.a.managedFlowSet == [pair.flowA, FlowKey(local: wireB.remote, remote: wireB.local)])
-        #expect(pair.b.managedFlowSet == [pair.flowB, wireB])
+        // A has not heard B on the new path yet (its confirm may be lost): both its tuples stay queued. B
+        // has heard A's confirm: the kernel rewrites B's end (Core/KernelRewrite.swift).
+        let wireA = FlowKey(local: wireB.remote, remote: wireB.local)
+        #expect(pair.a.managedFlowSet == [pair.flowA, wireA])
+        #expect(pair.b.managedFlowSet.isEmpty)
+        #expect(pair.b.kernelFlows.rewrites == [KernelRewrite(socket: pair.flowB, wire: wireB)])
         try Self.expectDataMapsBothWays(&pair)
+        // B's data on the new path confirms the move to A: nothing of the connection is queued any more.
+        #expect(pair.a.managedFlowSet.isEmpty)
+        #expect(pair.a.kernelFlows.rewrites == [KernelRewrite(socket: pair.flowA, wire: wireA)])
     }
 
     @Test func addressChangesWhileHealthy() throws {

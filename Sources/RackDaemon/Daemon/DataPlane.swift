@@ -144,7 +144,7 @@ public final class DataPlane: Sendable {
         if !records.isEmpty {
             logger.notice("connections taken back from the last rackd", metadata: [
                 "state.connections": "\(engine.connections.count)", "state.records": "\(records.count)",
-                "state.directory": "\(stateDirectory.path)", "nft.managed-flows": "\(engine.racksManagedFlows.count)",
+                "state.directory": "\(stateDirectory.path)", "nft.queued-flows": "\(engine.kernelFlows.queued.count)", "nft.kernel-rewrites": "\(engine.kernelFlows.rewrites.count)",
             ])
         }
         let installer = try NftablesInstaller(logger: logger)
@@ -153,7 +153,7 @@ public final class DataPlane: Sendable {
         // One batch replaces whatever table the last rackd left with one that already holds the restored
         // flows: at no instant is a kept flow's packet left unqueued.
         try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
-                              preference: configuration.rules, managedFlows: engine.racksManagedFlows)
+                              preference: configuration.rules, flows: engine.kernelFlows)
         restored.ruleChanges = []
         try stateDirectory.save(DaemonRecord(rocksHeartbeatPort: heartbeatSocket?.port,
                                              rocksReconnectionPort: reconnectionSocket?.port))
@@ -358,14 +358,14 @@ public final class DataPlane: Sendable {
         guard let monitor = state.rulesetMonitor, let restoration = monitor.takeDue(now: MonotonicClock.now()) else {
             return
         }
-        let flows = state.engine.racksManagedFlows
+        let flows = state.engine.kernelFlows
         do {
-            if case .notificationsLost = restoration.trigger, try state.installer.isIntact(managedFlows: flows) {
+            if case .notificationsLost = restoration.trigger, try state.installer.isIntact(flows: flows) {
                 state.logger.info("nftables notifications were lost; rackd's table is intact",
                                   metadata: ["nft.table": "inet rackd"])
                 return
             }
-            try state.installer.reinstall(managedFlows: flows)
+            try state.installer.reinstall(flows: flows)
             state.logger.notice("rules restored", metadata: [
                 "nft.table": "inet rackd", "rules.reason": "\(restoration.trigger)", "nft.elements": "\(flows.count)",
                 "rules.restore-ms": "\(restoration.millisecondsSinceNoticed(now: MonotonicClock.now()))",
@@ -705,7 +705,7 @@ public final class DataPlane: Sendable {
                             metadata: [
                                 "state.connections": "\(state.engine.connections.count)",
                                 "state.directory": "\(state.stateDirectory.path)",
-                                "nft.managed-flows": "\(state.engine.racksManagedFlows.count)",
+                                "nft.queued-flows": "\(state.engine.kernelFlows.queued.count)", "nft.kernel-rewrites": "\(state.engine.kernelFlows.rewrites.count)",
                             ])
     }
 }

@@ -116,3 +116,44 @@ enum NftExpression {
         return e
     }
 }
+
+extension NftExpression {
+    /// Looks the key starting at `register` up in the named map and loads the element's data into
+    /// `data` (a verdict map: `NftRegister.verdict`, which jumps). The rule stops here on a miss.
+    static func mapLookup(map name: String, mapID: UInt32, register: UInt32, into data: UInt32) -> OpaquePointer {
+        let e = lookup(set: name, setID: mapID, register: register)
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_LOOKUP_DREG), data)
+        return e
+    }
+
+    /// Writes `length` bytes from `register` at `offset` of the network or transport header, and has the
+    /// kernel update the checksums the bytes are part of: `checksumOffset` names the header's own
+    /// checksum (the IPv4 header's, or TCP's for a port; nil for an IPv6 address), and `pseudoHeader`
+    /// says the bytes are in TCP's pseudo-header too (an address). The kernel handles packets whose
+    /// checksum is still to be completed by the device (CHECKSUM_PARTIAL) itself.
+    static func payloadWrite(_ base: nft_payload_bases, offset: UInt32, length: UInt32, from register: UInt32,
+                             checksumOffset: UInt32?, pseudoHeader: Bool) -> OpaquePointer {
+        let e = nftnl_expr_alloc("payload")!
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_PAYLOAD_SREG), register)
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_PAYLOAD_BASE), base.rawValue)
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_PAYLOAD_OFFSET), offset)
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_PAYLOAD_LEN), length)
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_PAYLOAD_CSUM_TYPE),
+                           checksumOffset == nil ? UInt32(NFT_PAYLOAD_CSUM_NONE.rawValue) : UInt32(NFT_PAYLOAD_CSUM_INET.rawValue))
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_PAYLOAD_CSUM_OFFSET), checksumOffset ?? 0)
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_PAYLOAD_FLAGS), pseudoHeader ? NFT_PAYLOAD_L4CSUM_PSEUDOHDR.rawValue : 0)
+        return e
+    }
+
+    /// Turns the 4-byte host-order value in `register` into network order, so `<` and `>` compare it as
+    /// a number (cmp compares bytes).
+    static func toNetworkOrder(register: UInt32) -> OpaquePointer {
+        let e = nftnl_expr_alloc("byteorder")!
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_BYTEORDER_SREG), register)
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_BYTEORDER_DREG), register)
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_BYTEORDER_OP), UInt32(NFT_BYTEORDER_HTON.rawValue))
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_BYTEORDER_LEN), 4)
+        nftnl_expr_set_u32(e, UInt16(NFTNL_EXPR_BYTEORDER_SIZE), 4)
+        return e
+    }
+}

@@ -29,13 +29,13 @@ public final class NftablesInstaller {
         self.sequence = UInt32(truncatingIfNeeded: UInt64.random(in: 1...UInt64(UInt32.max)))
     }
 
-    /// Replaces any table left by an earlier rackd with a fresh one holding `managedFlows` in its sets,
+    /// Replaces any table left by an earlier rackd with a fresh one holding `flows` in its maps,
     /// trying the variants that `preference` allows in order: native first, then compat. Each attempt is
     /// one batch that replaces the table whole (`RackdRuleset.appendReplace`), so at no instant is there no
     /// table, or one without its elements, and a failed attempt leaves what was there.
     @discardableResult
     public func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant,
-                        managedFlows: Set<FlowKey> = []) throws(NftablesError) -> QueueRuleVariant
+                        flows: KernelFlows = KernelFlows()) throws(NftablesError) -> QueueRuleVariant
     {
         let candidates: [QueueRuleVariant]
         switch preference {
@@ -48,7 +48,7 @@ public final class NftablesInstaller {
         for variant in candidates {
             let ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant)
             do {
-                try replace(with: ruleset, managedFlows: managedFlows)
+                try replace(with: ruleset, flows: flows)
                 installedVariant = variant
                 installedRuleset = ruleset
                 if hadTable {
@@ -56,7 +56,7 @@ public final class NftablesInstaller {
                 }
                 logger.notice("rules installed", metadata: [
                     "nft.table": "inet rackd", "nft.queue-variant": "\(variant.rawValue)", "nfq.queue": "\(queueNumber)",
-                    "nft.elements": "\(managedFlows.count)",
+                    "nft.queued-flows": "\(flows.queued.count)", "nft.kernel-rewrites": "\(flows.rewrites.count)",
                 ])
                 return variant
             } catch {
@@ -70,32 +70,32 @@ public final class NftablesInstaller {
         throw lastError!
     }
 
-    /// Puts the table `install` made back, with the variant it chose, holding `managedFlows`: one batch
-    /// that replaces whatever is there now (nothing, part of it, or all of it).
-    public func reinstall(managedFlows: Set<FlowKey>) throws(NftablesError) {
+    /// Puts the table `install` made back, with the variant it chose, holding `flows`: one batch that
+    /// replaces whatever is there now (nothing, part of it, or all of it).
+    public func reinstall(flows: KernelFlows) throws(NftablesError) {
         guard let ruleset = installedRuleset else {
             preconditionFailure("reinstall before a successful install")
         }
-        try replace(with: ruleset, managedFlows: managedFlows)
+        try replace(with: ruleset, flows: flows)
         installedVariant = ruleset.variant
     }
 
-    private func replace(with ruleset: RackdRuleset, managedFlows: Set<FlowKey>) throws(NftablesError) {
-        let elements = managedFlows.map(ManagedFlowKey.init)
-        let messages = ruleset.replaceMessageCount(elementCount: elements.count)
-        // The ruleset takes some KiB; an IPv6 element about 60 bytes.
+    private func replace(with ruleset: RackdRuleset, flows: KernelFlows) throws(NftablesError) {
+        let elements = FlowMapElement.elements(for: flows)
+        let messages = ruleset.replaceMessageCount(elements: elements)
+        // The ruleset takes some KiB; an IPv6 element with IPv6 data about 110 bytes.
         let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(messages)),
-                                  capacity: 256 * 1024 + 64 * elements.count)
+                                  capacity: 256 * 1024 + 112 * elements.count)
         ruleset.appendReplace(holding: elements, to: batch)
         try batch.commit(on: socket)
     }
 
     // MARK: Checking the table
 
-    /// Whether the kernel holds rackd's table as `install` made it, with exactly `managedFlows` in its
-    /// sets: each chain has its rules, and each set its elements. Asked after nf_tables' notifications were
-    /// lost, when only the kernel can say. False when the table or a set is missing.
-    public func isIntact(managedFlows: Set<FlowKey>) throws(NftablesError) -> Bool {
+    /// Whether the kernel holds rackd's table as `install` made it, holding exactly `flows`: each chain
+    /// has its rules, and each map the keys of its elements. Asked after nf_tables' notifications were
+    /// lost, when only the kernel can say. False when the table or a map is missing.
+    public func isIntact(flows: KernelFlows) throws(NftablesError) -> Bool {
         guard let ruleset = installedRuleset else { return false }
         do throws(SystemError) {
             var rulesPerChain: [String: Int] = [:]
@@ -105,19 +105,20 @@ public final class NftablesInstaller {
                       rule.table == RackdRuleset.tableName, let chain = rule.name else { return }
                 rulesPerChain[chain, default: 0] += 1
             }
-            for hook in RackdRuleset.Hook.allCases where rulesPerChain[hook.chainName] != ruleset.ruleCount(for: hook) {
+            for chain in RackdRuleset.chains where rulesPerChain[chain.name, default: 0] != ruleset.ruleCount(for: chain.name) {
                 return false
             }
             var found: Set<[UInt8]> = []
-            for set in [RackdRuleset.managedIPv4, RackdRuleset.managedIPv6] {
+            for map in FlowMap.all {
                 _ = try socket.dump(type: Self.messageType(13),  // GETSETELEM
-                                    bytes: Self.request([(1, RackdRuleset.tableName), (2, set.name)]),
-                                    call: "list elements of \(set.name)") { message in
+                                    bytes: Self.request([(1, RackdRuleset.tableName), (2, map.name)]),
+                                    call: "list elements of \(map.name)") { message in
                     guard case .change(let elements)? = NftablesNotification(decoding: message) else { return }
-                    found.formUnion(elements.elementKeys)
+                    found.formUnion(elements.elementKeys.map { Array(map.name.utf8) + [0] + $0 })
                 }
             }
-            return found == Set(managedFlows.map { ManagedFlowKey($0).setKeyBytes })
+            let expected = FlowMapElement.elements(for: flows).map { Array($0.map.name.utf8) + [0] + $0.key.setKeyBytes }
+            return found == Set(expected)
         } catch where error.errno == .noSuchFileOrDirectory {
             return false
         } catch {
@@ -191,7 +192,7 @@ public final class NftablesInstaller {
                     try commit([change])
                     return nil
                 } catch {
-                    if case .release = change, error.error.errno == .noSuchFileOrDirectory { return nil }
+                    if change.isRemoval, error.error.errno == .noSuchFileOrDirectory { return nil }
                     return (change, error)
                 }
             }
@@ -200,15 +201,15 @@ public final class NftablesInstaller {
         }
     }
 
-    /// Adds the flows `changes` manage to the managed sets and deletes those they release, in one batch.
+    /// Adds the elements of the changes that add and deletes those of the changes that remove, in order,
+    /// in one batch.
     private func commit(_ changes: [RuleChange]) throws(NftablesError) {
-        // Sequence numbers: the batch's begin and end, and one per element.
-        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(changes.count) + 2))
-        for change in changes {
-            switch change {
-            case .manage(let flow): RackdRuleset.appendElement(ManagedFlowKey(flow), adding: true, to: batch)
-            case .release(let flow): RackdRuleset.appendElement(ManagedFlowKey(flow), adding: false, to: batch)
-            }
+        let perChange = changes.map { (elements: FlowMapElement.elements(for: $0), adding: !$0.isRemoval) }
+        // Sequence numbers: the batch's begin and end, and one per message.
+        let messages = perChange.reduce(0) { $0 + RackdRuleset.elementMessageCount($1.elements) }
+        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(messages) + 2))
+        for change in perChange {
+            RackdRuleset.appendElements(change.elements, adding: change.adding, to: batch)
         }
         try batch.commit(on: socket)
     }

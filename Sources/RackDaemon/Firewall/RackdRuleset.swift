@@ -1,35 +1,57 @@
 // rackd — the table rackd installs, rule by rule.
 //
-// Everything lives in rackd's own table `inet rackd`, created (or replaced, with the managed sets' elements)
-// and deleted in one batch each. In text form:
+// Everything lives in rackd's own table `inet rackd`, created (or replaced, with the maps' elements) and
+// deleted in one batch each. In text form (the maps are described in RackdMaps.swift):
 //
 //     table inet rackd {
-//         set managed4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }
-//         set managed6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }
+//         map flows_out4 { type ipv4_addr . inet_service . ipv4_addr . inet_service : verdict; }
+//         map flows_in4, flows_out6, flows_in6 (the same; ipv6_addr for 6)
+//         map wire_of4 { type ipv4_addr . inet_service . ipv4_addr . inet_service : ipv4_addr . inet_service . ipv4_addr . inet_service; }
+//         map socket_of4, wire_of6, socket_of6 (the same)
 //         chain output {
-//             type filter hook output priority mangle; policy accept;
-//             meta oiftype loopback accept
+//             type route hook output priority mangle; policy accept;
+//             meta l4proto != tcp accept
 //             meta mark & MARK == MARK accept
-//             meta l4proto tcp tcp flags & syn == syn queue num Q bypass
-//             meta nfproto ipv4 meta l4proto tcp ip saddr . tcp sport . ip daddr . tcp dport @managed4 queue num Q
-//             meta nfproto ipv6 meta l4proto tcp ip6 saddr . tcp sport . ip6 daddr . tcp dport @managed6 queue num Q
+//             tcp flags & syn == syn meta oiftype != loopback queue num Q bypass
+//             meta nfproto ipv4 ip saddr . tcp sport . ip daddr . tcp dport vmap @flows_out4
+//             meta nfproto ipv6 ip6 saddr . tcp sport . ip6 daddr . tcp dport vmap @flows_out6
 //         }
 //         chain input {
 //             type filter hook input priority mangle; policy accept;
-//             (the same, with iiftype, and with the set key read as daddr . dport . saddr . sport), and:
-//             meta l4proto tcp tcp option 253 exists queue num Q bypass
+//             meta l4proto != tcp accept
+//             meta mark & MARK == MARK accept
+//             tcp flags & syn == syn meta iiftype != loopback queue num Q bypass
+//             meta len <= 120 meta iiftype != loopback tcp option 253 exists queue num Q bypass
+//             meta nfproto ipv4 ip daddr . tcp dport . ip saddr . tcp sport vmap @flows_in4
+//             meta nfproto ipv6 (the same) vmap @flows_in6
 //         }
+//         chain queued { queue num Q }
+//         chain rewrite_out4 { ip saddr . tcp sport . ip daddr . tcp dport map @wire_of4 → ip saddr, tcp sport, ip daddr, tcp dport }
+//         chain rewrite_in4 {
+//             tcp flags & rst == rst queue num Q
+//             ip daddr . tcp dport . ip saddr . tcp sport map @socket_of4 → ip daddr, tcp dport, ip saddr, tcp sport
+//         }
+//         chain rewrite_out6, rewrite_in6 (the same for IPv6)
 //     }
 //
-// Set elements are always written local address . local port . remote address . remote port, so one
-// element covers both directions of a flow.
+// Map keys are always written local address . local port . remote address . remote port, so the key of
+// a flow is the same in both directions.
+//
+// One early decision per packet (docs/architecture.md, "Data path"): anything but TCP leaves at the first
+// rule; a TCP segment of a flow rackd does not manage, or of a healthy one, costs the mark and SYN
+// tests and one map lookup. Only small segments are searched for rackd's option: its messages are
+// injected segments without payload (Peers/Rackd/Connection+RackdKeyExchange.swift, `controlSegment`),
+// at most 60 bytes of TCP header behind at most 60 of IP header.
+//
+// The output chain is of type `route`: when a rewrite changes a packet's addresses the kernel routes it
+// again, as it does for a packet the queue changed.
 //
 // Fail-open or fail-closed (docs/architecture.md, "Kernel facts": queueing and rules): the SYN rule has
 // `bypass`, so if rackd is gone new connections still open, as plain TCP. The managed-flow rules do not: a
 // flow rackd manages may be rewritten, and letting its packets through untouched would corrupt it. Such
-// flows stall until rackd is back (or until `rackd cleanup`). For the same reason the table does not carry
-// NFT_TABLE_F_OWNER: a crashed rackd leaves the rules in place so that a restarted rackd finds its flows
-// frozen, not broken.
+// flows stall until rackd is back (or until `rackd cleanup`). A moved flow the kernel rewrites keeps
+// running without rackd. For the same reason the table does not carry NFT_TABLE_F_OWNER: a crashed rackd
+// leaves the rules in place so that a restarted rackd finds its flows frozen, or still moving, not broken.
 
 import CNftables
 
@@ -50,32 +72,44 @@ struct RackdRuleset {
     static let tableName = "rackd"
     static let family = UInt32(NFPROTO_INET)
 
-    /// A set of managed flows, one per address family.
-    struct ManagedSet {
-        var name: String
-        var id: UInt32
-        var addressLength: UInt32
-        /// nft's data type id of the concatenation, so `nft list` prints the set's type.
-        var keyType: UInt32
-        var nfproto: UInt8
-        /// Offsets of source and destination address in the network header.
-        var sourceOffset: UInt32
-        var destinationOffset: UInt32
-
-        /// Length of a key: address, port padded to 4 bytes, address, port padded to 4 bytes.
-        var keyLength: UInt32 { 2 * (addressLength + 4) }
-    }
-
-    static let managedIPv4 = ManagedSet(
-        name: "managed4", id: 1, addressLength: 4, keyType: concatenatedType([7, 13, 7, 13]),
-        nfproto: UInt8(NFPROTO_IPV4), sourceOffset: 12, destinationOffset: 16)
-    static let managedIPv6 = ManagedSet(
-        name: "managed6", id: 2, addressLength: 16, keyType: concatenatedType([8, 13, 8, 13]),
-        nfproto: UInt8(NFPROTO_IPV6), sourceOffset: 8, destinationOffset: 24)
-
     var queueNumber: UInt16
     var firewallMark: UInt32
     var variant: QueueRuleVariant
+
+    // MARK: Chains
+
+    enum Hook: CaseIterable {
+        case output, input
+
+        var chainName: String { self == .output ? "output" : "input" }
+        var number: UInt32 { UInt32(self == .output ? NF_INET_LOCAL_OUT.rawValue : NF_INET_LOCAL_IN.rawValue) }
+        /// `route` on output, so a rewritten packet is routed again.
+        var chainType: String { self == .output ? "route" : "filter" }
+    }
+
+    /// A chain of the table: a base chain on a hook, or one the maps send packets to.
+    struct Chain {
+        var name: String
+        var hook: Hook?
+    }
+
+    static let queuedChain = "queued"
+
+    /// The chain a verdict map's element sends a packet to.
+    static func chainName(of verdict: FlowVerdict) -> String {
+        switch verdict {
+        case .queue, .drop: queuedChain
+        case .rewrite(let hook, let family):
+            "rewrite_\(hook == .output ? "out" : "in")\(family == .v4 ? "4" : "6")"
+        }
+    }
+
+    /// Every chain, in the order they are created: those the maps' elements name come before the hooks'.
+    static let chains: [Chain] = [Chain(name: queuedChain, hook: nil)]
+        + [Hook.output, .input].flatMap { hook in
+            [FlowMap.Family.v4, .v6].map { Chain(name: chainName(of: .rewrite(hook, $0)), hook: nil) }
+        }
+        + Hook.allCases.map { Chain(name: $0.chainName, hook: $0) }
 
     // MARK: Batches
 
@@ -84,58 +118,67 @@ struct RackdRuleset {
     /// table`, then the create and the elements. The kernel commits a batch at once, so nobody ever sees no
     /// table, or a table without its elements. (NFT_MSG_DESTROYTABLE, which would spare the `add`, needs
     /// Linux 6.3; Debian 12 has 6.1.)
-    func appendReplace(holding elements: [ManagedFlowKey], to batch: NftablesBatch) {
+    func appendReplace(holding elements: [FlowMapElement], to batch: NftablesBatch) {
         Self.appendAddTable(to: batch, step: "make sure table inet rackd exists")
         Self.appendDelete(to: batch)
         appendCreate(to: batch)
-        Self.appendElements(elements, to: batch)
+        Self.appendElements(elements, adding: true, to: batch)
     }
 
-    /// How many messages `appendReplace` adds for `elementCount` elements, at most.
-    func replaceMessageCount(elementCount: Int) -> Int {
-        let chainsAndRules = Hook.allCases.reduce(0) { $0 + 1 + ruleCount(for: $1) }
-        let elementMessages = (elementCount + Self.elementsPerMessage - 1) / Self.elementsPerMessage
-        // The batch's begin and end; add, delete; the table and its two sets; chains, rules, elements.
-        return 2 + 2 + 3 + chainsAndRules + elementMessages
+    /// How many messages `appendReplace` adds for `elements`, at most.
+    func replaceMessageCount(elements: [FlowMapElement]) -> Int {
+        let chainsAndRules = Self.chains.reduce(0) { $0 + 1 + ruleCount(for: $1.name) }
+        let elementMessages = Self.elementMessageCount(elements)
+        // The batch's begin and end; add, delete; the table and its maps; chains, rules, elements.
+        return 2 + 2 + 1 + FlowMap.all.count + chainsAndRules + elementMessages
     }
 
     /// Adds "create the whole table" to `batch`.
     func appendCreate(to batch: NftablesBatch) {
         Self.appendAddTable(to: batch, step: "add table inet rackd")
-        for set in [Self.managedIPv4, Self.managedIPv6] {
-            batch.append("add set \(set.name)", type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { header in
+        for map in FlowMap.all {
+            batch.append("add map \(map.name)", type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { header in
                 let nftSet = nftnl_set_alloc()!
                 defer { nftnl_set_free(nftSet) }
                 nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), Self.tableName)
-                nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_NAME.rawValue), set.name)
+                nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_NAME.rawValue), map.name)
                 nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FAMILY.rawValue), Self.family)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_ID.rawValue), set.id)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_LEN.rawValue), set.keyLength)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_TYPE.rawValue), set.keyType)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FLAGS.rawValue), 0)
+                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_ID.rawValue), map.id)
+                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_LEN.rawValue), map.keyLength)
+                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_TYPE.rawValue), map.keyType)
+                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FLAGS.rawValue), UInt32(NFT_SET_MAP.rawValue))
+                switch map.value {
+                case .verdict:
+                    nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_DATA_TYPE.rawValue), UInt32(NFT_DATA_VERDICT.rawValue))
+                case .flow:
+                    nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_DATA_TYPE.rawValue), map.keyType)
+                    nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_DATA_LEN.rawValue), map.keyLength)
+                }
                 nftnl_set_nlmsg_build_payload(header, nftSet)
             }
         }
-        for hook in Hook.allCases {
-            batch.append("add chain \(hook.chainName)", type: NFT_MSG_NEWCHAIN, flags: NLM_F_CREATE) { header in
-                let chain = nftnl_chain_alloc()!
-                defer { nftnl_chain_free(chain) }
-                nftnl_chain_set_str(chain, UInt16(NFTNL_CHAIN_TABLE.rawValue), Self.tableName)
-                nftnl_chain_set_str(chain, UInt16(NFTNL_CHAIN_NAME.rawValue), hook.chainName)
-                nftnl_chain_set_str(chain, UInt16(NFTNL_CHAIN_TYPE.rawValue), "filter")
-                nftnl_chain_set_u32(chain, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue), hook.number)
-                // mangle: after conntrack (-200), before NAT (-100) and the filter tables (0).
-                nftnl_chain_set_s32(chain, UInt16(NFTNL_CHAIN_PRIO.rawValue), -150)
-                nftnl_chain_set_u32(chain, UInt16(NFTNL_CHAIN_POLICY.rawValue), UInt32(NF_ACCEPT))
-                nftnl_chain_nlmsg_build_payload(header, chain)
+        for chain in Self.chains {
+            batch.append("add chain \(chain.name)", type: NFT_MSG_NEWCHAIN, flags: NLM_F_CREATE) { header in
+                let nftChain = nftnl_chain_alloc()!
+                defer { nftnl_chain_free(nftChain) }
+                nftnl_chain_set_str(nftChain, UInt16(NFTNL_CHAIN_TABLE.rawValue), Self.tableName)
+                nftnl_chain_set_str(nftChain, UInt16(NFTNL_CHAIN_NAME.rawValue), chain.name)
+                if let hook = chain.hook {
+                    nftnl_chain_set_str(nftChain, UInt16(NFTNL_CHAIN_TYPE.rawValue), hook.chainType)
+                    nftnl_chain_set_u32(nftChain, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue), hook.number)
+                    // mangle: after conntrack (-200), before NAT (-100) and the filter tables (0).
+                    nftnl_chain_set_s32(nftChain, UInt16(NFTNL_CHAIN_PRIO.rawValue), -150)
+                    nftnl_chain_set_u32(nftChain, UInt16(NFTNL_CHAIN_POLICY.rawValue), UInt32(NF_ACCEPT))
+                }
+                nftnl_chain_nlmsg_build_payload(header, nftChain)
             }
-            for rule in rules(for: hook) {
-                batch.append("add rule \(hook.chainName): \(rule.comment) (\(variant.rawValue) queue)",
+            for rule in rules(for: chain.name) {
+                batch.append("add rule \(chain.name): \(rule.comment) (\(variant.rawValue) queue)",
                              type: NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { header in
                     let nftRule = nftnl_rule_alloc()!
                     defer { nftnl_rule_free(nftRule) }
                     nftnl_rule_set_str(nftRule, UInt16(NFTNL_RULE_TABLE.rawValue), Self.tableName)
-                    nftnl_rule_set_str(nftRule, UInt16(NFTNL_RULE_CHAIN.rawValue), hook.chainName)
+                    nftnl_rule_set_str(nftRule, UInt16(NFTNL_RULE_CHAIN.rawValue), chain.name)
                     nftnl_rule_set_u32(nftRule, UInt16(NFTNL_RULE_FAMILY.rawValue), Self.family)
                     for expression in rule.expressions { nftnl_rule_add_expr(nftRule, expression) }
                     Self.attachComment(rule.comment, to: nftRule)
@@ -167,9 +210,9 @@ struct RackdRuleset {
         }
     }
 
-    /// Adds "delete every rule, keep the chains" to `batch` (`nft flush chain` on each): nothing is queued
-    /// any more, yet no hook goes away, which would make the kernel drop every packet still queued
-    /// (docs/architecture.md, "Kernel facts: NFQUEUE reader").
+    /// Adds "delete every rule of the hooks' chains, keep the chains" to `batch` (`nft flush chain` on
+    /// each): nothing is queued or rewritten any more, yet no hook goes away, which would make the kernel
+    /// drop every packet still queued (docs/architecture.md, "Kernel facts: NFQUEUE reader").
     static func appendFlushRules(to batch: NftablesBatch) {
         for hook in Hook.allCases {
             batch.append("flush chain \(hook.chainName)", type: NFT_MSG_DELRULE, flags: 0) { header in
@@ -183,152 +226,38 @@ struct RackdRuleset {
         }
     }
 
-    /// Adds "add this flow to (or remove it from) the managed set" to `batch`.
-    static func appendElement(_ key: ManagedFlowKey, adding: Bool, to batch: NftablesBatch) {
-        let set = key.isIPv6 ? managedIPv6 : managedIPv4
-        batch.append("\(adding ? "add" : "delete") element \(set.name) \(key)",
-                     type: adding ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-                     flags: adding ? NLM_F_CREATE : 0) { header in
-            let nftSet = nftnl_set_alloc()!
-            defer { nftnl_set_free(nftSet) }
-            nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), tableName)
-            nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_NAME.rawValue), set.name)
-            nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FAMILY.rawValue), family)
-            let element = nftnl_set_elem_alloc()!
-            let bytes = key.setKeyBytes
-            bytes.withUnsafeBytes {
-                _ = nftnl_set_elem_set(element, UInt16(NFTNL_SET_ELEM_KEY), $0.baseAddress, UInt32($0.count))
-            }
-            nftnl_set_elem_add(nftSet, element)  // the set owns the element now
-            nftnl_set_elems_nlmsg_build_payload(header, nftSet)
-        }
-    }
-
-    /// Elements per NFT_MSG_NEWSETELEM message in `appendElements`: 256 IPv6 elements are about 14 KiB.
+    /// Elements per NFT_MSG_NEWSETELEM message: 256 IPv6 elements with IPv6 data are about 28 KiB.
     static let elementsPerMessage = 256
 
-    /// Adds "add these flows to the managed sets" to `batch`, many elements per message.
-    static func appendElements(_ keys: [ManagedFlowKey], to batch: NftablesBatch) {
-        for set in [managedIPv4, managedIPv6] {
-            let inSet = keys.filter { ($0.isIPv6 ? managedIPv6 : managedIPv4).name == set.name }
-            for start in stride(from: 0, to: inSet.count, by: elementsPerMessage) {
-                let chunk = inSet[start..<min(inSet.count, start + elementsPerMessage)]
-                batch.append("add \(chunk.count) elements to \(set.name), from \(chunk.first!)",
-                             type: NFT_MSG_NEWSETELEM, flags: NLM_F_CREATE) { header in
-                    let nftSet = nftnl_set_alloc()!
-                    defer { nftnl_set_free(nftSet) }
-                    nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), tableName)
-                    nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_NAME.rawValue), set.name)
-                    nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FAMILY.rawValue), family)
-                    for key in chunk {
-                        let element = nftnl_set_elem_alloc()!
-                        key.setKeyBytes.withUnsafeBytes {
-                            _ = nftnl_set_elem_set(element, UInt16(NFTNL_SET_ELEM_KEY), $0.baseAddress, UInt32($0.count))
-                        }
-                        nftnl_set_elem_add(nftSet, element)  // the set owns the element now
-                    }
-                    nftnl_set_elems_nlmsg_build_payload(header, nftSet)
-                }
+    /// How many messages `appendElements` uses for `elements`.
+    static func elementMessageCount(_ elements: [FlowMapElement]) -> Int {
+        Dictionary(grouping: elements, by: \.map.name).values.reduce(0) {
+            $0 + ($1.count + elementsPerMessage - 1) / elementsPerMessage
+        }
+    }
+
+    /// Adds "add these elements to (or delete them from) their maps" to `batch`, in order, many elements
+    /// of one map per message.
+    static func appendElements(_ elements: [FlowMapElement], adding: Bool, to batch: NftablesBatch) {
+        var start = 0
+        while start < elements.count {
+            let map = elements[start].map
+            var end = start + 1
+            while end < elements.count, end - start < elementsPerMessage, elements[end].map == map { end += 1 }
+            let chunk = elements[start..<end]
+            let step = chunk.count == 1 ? "\(adding ? "add" : "delete") element \(chunk.first!)"
+                : "\(adding ? "add" : "delete") \(chunk.count) elements of \(map.name), from \(chunk.first!.key)"
+            batch.append(step, type: adding ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+                         flags: adding ? NLM_F_CREATE : 0) { header in
+                let nftSet = nftnl_set_alloc()!
+                defer { nftnl_set_free(nftSet) }
+                nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), tableName)
+                nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_NAME.rawValue), map.name)
+                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FAMILY.rawValue), family)
+                for element in chunk { element.add(to: nftSet) }
+                nftnl_set_elems_nlmsg_build_payload(header, nftSet)
             }
-        }
-    }
-
-    // MARK: Rules
-
-    /// How many rules `hook`'s chain holds.
-    func ruleCount(for hook: Hook) -> Int {
-        let built = rules(for: hook)
-        for rule in built { for expression in rule.expressions { nftnl_expr_free(expression) } }
-        return built.count
-    }
-
-    enum Hook: CaseIterable {
-        case output, input
-
-        var chainName: String { self == .output ? "output" : "input" }
-        var number: UInt32 { UInt32(self == .output ? NF_INET_LOCAL_OUT.rawValue : NF_INET_LOCAL_IN.rawValue) }
-    }
-
-    struct Rule {
-        var comment: String
-        var expressions: [OpaquePointer]
-    }
-
-    func rules(for hook: Hook) -> [Rule] {
-        let r1 = NftRegister.r32(0)
-        let tcp = NftExpression.compare(NFT_CMP_EQ, register: r1, [UInt8(IPPROTO_TCP)])
-        var rules: [Rule] = []
-        // meta oiftype loopback accept  /  meta iiftype loopback accept
-        rules.append(Rule(comment: "loopback is never managed", expressions: [
-            NftExpression.meta(hook == .output ? NFT_META_OIFTYPE : NFT_META_IFTYPE, into: r1),
-            NftExpression.compare(NFT_CMP_EQ, register: r1, bytesOf(UInt16(772))),  // ARPHRD_LOOPBACK
-            NftExpression.accept(),
-        ]))
-        // meta mark & MARK == MARK accept
-        rules.append(Rule(comment: "packets rackd injected itself", expressions: [
-            NftExpression.meta(NFT_META_MARK, into: r1),
-            NftExpression.and(register: r1, mask: bytesOf(firewallMark)),
-            NftExpression.compare(NFT_CMP_EQ, register: r1, bytesOf(firewallMark)),
-            NftExpression.accept(),
-        ]))
-        // meta l4proto tcp tcp flags & syn == syn queue num Q bypass
-        rules.append(Rule(comment: "TCP SYN and SYN-ACK: detection", expressions: [
-            NftExpression.meta(NFT_META_L4PROTO, into: r1),
-            tcp,
-            NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, length: 1, into: r1),
-            NftExpression.and(register: r1, mask: [0x02]),
-            NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
-            queue(bypass: true),
-        ]))
-        if hook == .input {
-            // meta l4proto tcp tcp option 253 exists queue num Q bypass
-            // rackd's messages (key exchange, resumption) arrive for flows that are not queued: a
-            // healthy connection whose peer was cut off must still hear the peer's challenge.
-            rules.append(Rule(comment: "rackd protocol messages (experimental option 253)", expressions: [
-                NftExpression.meta(NFT_META_L4PROTO, into: r1),
-                NftExpression.compare(NFT_CMP_EQ, register: r1, [UInt8(IPPROTO_TCP)]),
-                NftExpression.tcpOptionPresent(kind: 253, into: r1),
-                NftExpression.compare(NFT_CMP_EQ, register: r1, [1]),
-                queue(bypass: true),
-            ]))
-        }
-        for set in [Self.managedIPv4, Self.managedIPv6] {
-            rules.append(Rule(comment: "every packet of a managed flow", expressions: managedFlowMatch(set, hook: hook) + [
-                queue(bypass: false)
-            ]))
-        }
-        return rules
-    }
-
-    /// `meta nfproto P meta l4proto tcp <local addr> . <local port> . <remote addr> . <remote port> @set`
-    private func managedFlowMatch(_ set: ManagedSet, hook: Hook) -> [OpaquePointer] {
-        let r1 = NftRegister.r32(0)
-        let addressWords = set.addressLength / 4
-        // On output the local end is the source; on input it is the destination.
-        let (localAddress, remoteAddress) = hook == .output
-            ? (set.sourceOffset, set.destinationOffset) : (set.destinationOffset, set.sourceOffset)
-        let (localPort, remotePort): (UInt32, UInt32) = hook == .output ? (0, 2) : (2, 0)
-        return [
-            NftExpression.meta(NFT_META_NFPROTO, into: r1),
-            NftExpression.compare(NFT_CMP_EQ, register: r1, [set.nfproto]),
-            NftExpression.meta(NFT_META_L4PROTO, into: r1),
-            NftExpression.compare(NFT_CMP_EQ, register: r1, [UInt8(IPPROTO_TCP)]),
-            NftExpression.payload(NFT_PAYLOAD_NETWORK_HEADER, offset: localAddress, length: set.addressLength,
-                                  into: NftRegister.r32(0)),
-            NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: localPort, length: 2,
-                                  into: NftRegister.r32(addressWords)),
-            NftExpression.payload(NFT_PAYLOAD_NETWORK_HEADER, offset: remoteAddress, length: set.addressLength,
-                                  into: NftRegister.r32(addressWords + 1)),
-            NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: remotePort, length: 2,
-                                  into: NftRegister.r32(2 * addressWords + 1)),
-            NftExpression.lookup(set: set.name, setID: set.id, register: r1),
-        ]
-    }
-
-    private func queue(bypass: Bool) -> OpaquePointer {
-        switch variant {
-        case .native: return NftExpression.nativeQueue(number: queueNumber, bypass: bypass)
-        case .compat: return NftExpression.compatQueue(number: queueNumber, bypass: bypass)
+            start = end
         }
     }
 
@@ -342,15 +271,5 @@ struct RackdRuleset {
         _ = nftnl_udata_put_strz(userData, UInt8(NFTNL_UDATA_RULE_COMMENT.rawValue), text)
         nftnl_rule_set_data(rule, UInt16(NFTNL_RULE_USERDATA.rawValue),
                             nftnl_udata_buf_data(userData), nftnl_udata_buf_len(userData))
-    }
-
-    /// nft's encoding of a concatenated type: each part's type id in 6 bits, first part highest.
-    private static func concatenatedType(_ parts: [UInt32]) -> UInt32 {
-        parts.reduce(0) { ($0 << 6) | $1 }
-    }
-
-    /// The bytes of a value in host order, as registers hold meta values.
-    private func bytesOf<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
-        withUnsafeBytes(of: value) { Array($0) }
     }
 }

@@ -96,7 +96,9 @@ struct Connection: Codable {
     }
 
     /// Every packet of the flow is queued: while held, and while mapped.
-    var isQueued: Bool { hold != nil || mapping != nil }
+    /// Whether every packet of the socket's tuple goes through rackd: while held, and while a mapping
+    /// needs rackd (one the kernel carries alone is a `kernelRewrite`, Core/KernelRewrite.swift).
+    var isQueued: Bool { hold != nil || (mapping != nil && kernelRewrite == nil) }
 
     /// Whether the socket's packets differ from the wire's: a moved connection, or a rocks peer's, whose
     /// offsets last its life. Such a connection is kept until its socket is gone.

@@ -103,13 +103,15 @@ public struct ConnectionCore: Sendable {
             if direction == .inbound && flow != connection.socketFlow { output.verdict = .drop }
             return output
         }
-        // The fast path: every packet of a mapped connection. Nothing about the connection changes.
+        // Every packet of a mapped connection the kernel does not rewrite alone (Core/KernelRewrite.swift),
+        // and what the kernel still queues of one it does (rackd's messages, resets).
         switch direction {
         case .outbound where flow == connection.socketFlow:
             output.verdict = Self.rewrite(bytes, with: mapping.outbound, checksum: checksum)
         case .inbound where flow == mapping.wire:
             if let verdict = screenBareReset(connection, flags: tcp.flags, now: now) {
                 output.verdict = verdict
+                reconcile(into: &output)  // a reset held back queues the connection again until it is judged
                 return output
             }
             output.verdict = Self.rewrite(bytes, with: mapping.inbound(to: connection.socketFlow), checksum: checksum)
@@ -122,6 +124,9 @@ public struct ConnectionCore: Sendable {
             // The old tuple, after the connection moved: stale, or forged. Never for the socket.
             output.verdict = .drop
         }
+        // A roam confirmed by the peer's first packet on the new path, or a reset judged: the kernel may
+        // carry the mapping from now on (Core/KernelRewrite.swift).
+        reconcile(into: &output)
         return output
     }
 

@@ -29,6 +29,7 @@ struct ConnectionTable {
 
     /// The kernel's state as last reported, and what each connection contributed to it.
     private(set) var managedFlows: Set<FlowKey> = []
+    private(set) var kernelRewrites: Set<KernelRewrite> = []
     private(set) var heldAddresses: Set<IPAddress> = []
     private var applied: [UInt64: KernelNeeds] = [:]
     private var queuedUsers: [FlowKey: Int] = [:]
@@ -185,6 +186,8 @@ struct ConnectionTable {
         guard !dirty.isEmpty || !dirtyAddresses.isEmpty || !dirtyFlows.isEmpty else { return }
         var changedFlows = dirtyFlows
         dirtyFlows.removeAll(keepingCapacity: true)
+        var rewritesBefore: Set<KernelRewrite> = []
+        var rewritesAfter: Set<KernelRewrite> = []
         for id in dirty {
             let before = applied.removeValue(forKey: id)
             let after = connections[id]?.kernelNeeds
@@ -195,6 +198,7 @@ struct ConnectionTable {
                     changedFlows.insert(flow)
                 }
                 for flow in before.wires where byWire[flow] == id { byWire[flow] = nil }
+                if let rewrite = before.rewrite { rewritesBefore.insert(rewrite) }
                 addressUsers[before.address, default: 0] -= 1
                 if addressUsers[before.address] == 0 { addressUsers[before.address] = nil }
                 dirtyAddresses.insert(before.address)
@@ -205,6 +209,7 @@ struct ConnectionTable {
                     changedFlows.insert(flow)
                 }
                 for flow in after.wires { byWire[flow] = id }
+                if let rewrite = after.rewrite { rewritesAfter.insert(rewrite) }
                 addressUsers[after.address, default: 0] += 1
                 dirtyAddresses.insert(after.address)
                 applied[id] = after
@@ -214,10 +219,17 @@ struct ConnectionTable {
 
         let released = changedFlows.filter { queuedUsers[$0] == nil && managedFlows.contains($0) }
         let added = changedFlows.filter { queuedUsers[$0] != nil && !managedFlows.contains($0) }
+        // A rewrite belongs to one connection (its socket's tuple is in it), so no counts are needed.
+        let stoppedRewrites = rewritesBefore.subtracting(rewritesAfter)
+        let newRewrites = rewritesAfter.subtracting(rewritesBefore)
+        for rewrite in stoppedRewrites.sorted(by: Self.rewriteOrder) { output.ruleChanges.append(.stopRewriting(rewrite)) }
         for flow in released.sorted(by: Self.flowOrder) { output.ruleChanges.append(.release(flow)) }
         for flow in added.sorted(by: Self.flowOrder) { output.ruleChanges.append(.manage(flow)) }
+        for rewrite in newRewrites.sorted(by: Self.rewriteOrder) { output.ruleChanges.append(.rewrite(rewrite)) }
         managedFlows.subtract(released)
         managedFlows.formUnion(added)
+        kernelRewrites.subtract(stoppedRewrites)
+        kernelRewrites.formUnion(newRewrites)
 
         let held = dirtyAddresses.filter { lostAddresses.contains($0) && addressUsers[$0] != nil }
         let stale = dirtyAddresses.filter { heldAddresses.contains($0) && !held.contains($0) }
@@ -231,5 +243,6 @@ struct ConnectionTable {
 
     /// A fixed order for reporting sets, so the same inputs give the same outputs.
     static func flowOrder(_ a: FlowKey, _ b: FlowKey) -> Bool { a.description < b.description }
+    static func rewriteOrder(_ a: KernelRewrite, _ b: KernelRewrite) -> Bool { a.description < b.description }
     static func addressOrder(_ a: IPAddress, _ b: IPAddress) -> Bool { a.description < b.description }
 }

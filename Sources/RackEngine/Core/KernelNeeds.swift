@@ -7,6 +7,8 @@ struct KernelNeeds: Equatable {
     var queued: [FlowKey] = []
     /// Tuples on the wire, other than the socket's own, that lead to this connection.
     var wires: [FlowKey] = []
+    /// The mapping the kernel carries instead of the queue, if any.
+    var rewrite: KernelRewrite?
     /// The socket's local address: if it left the host, rackd keeps it on `lo` (docs/roaming.md).
     var address: IPAddress
 }
@@ -16,7 +18,11 @@ extension Connection {
         var needs = KernelNeeds(address: socketFlow.local.address)
         if isQueued || peer.isRocks { needs.queued.append(socketFlow) }
         if let mapping {
-            needs.queued.append(mapping.wire)
+            if let rewrite = kernelRewrite {
+                needs.rewrite = rewrite
+            } else {
+                needs.queued.append(mapping.wire)
+            }
             needs.wires.append(mapping.wire)
         }
         switch peer {

@@ -77,12 +77,25 @@ public struct Datagram: Equatable, Sendable {
     }
 }
 
-/// A change to the set of flows whose every packet is queued.
+/// A change to what the kernel does for managed flows: queue their every packet, or rewrite a moved
+/// connection's packets itself (Core/KernelRewrite.swift).
 public enum RuleChange: Hashable, Sendable {
     /// Start queueing every packet of the flow.
     case manage(FlowKey)
     /// Stop queueing the flow's packets.
     case release(FlowKey)
+    /// Start rewriting a moved connection's packets in the kernel.
+    case rewrite(KernelRewrite)
+    /// Stop rewriting them in the kernel.
+    case stopRewriting(KernelRewrite)
+
+    /// Whether the change takes something away (and so comes before the additions of the same input).
+    public var isRemoval: Bool {
+        switch self {
+        case .release, .stopRewriting: true
+        case .manage, .rewrite: false
+        }
+    }
 }
 
 /// A change to the local addresses rackd keeps on the loopback device. A socket whose address left the

@@ -115,6 +115,11 @@ public struct HostEngine: Sendable {
     /// The flows whose every packet the data plane has been told to queue.
     public var racksManagedFlows: Set<FlowKey> { core.table.managedFlows }
 
+    /// Everything the kernel holds for the managed connections: the queued flows and the rewrites.
+    public var kernelFlows: KernelFlows {
+        KernelFlows(queued: core.table.managedFlows, rewrites: core.table.kernelRewrites)
+    }
+
     /// How many flows the engine is tracking.
     public var flowCount: Int { passthrough.flowCount + core.table.count }
 

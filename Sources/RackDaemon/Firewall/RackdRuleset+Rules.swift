@@ -1,0 +1,164 @@
+// rackd — the rules of each chain of rackd's table (the table in text form: RackdRuleset.swift).
+
+import CNftables
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension RackdRuleset {
+    struct Rule {
+        var comment: String
+        var expressions: [OpaquePointer]
+    }
+
+    /// How many rules the chain named `chain` holds.
+    func ruleCount(for chain: String) -> Int {
+        let built = rules(for: chain)
+        for rule in built { for expression in rule.expressions { nftnl_expr_free(expression) } }
+        return built.count
+    }
+
+    /// The rules of the chain named `chain`; the caller owns the expressions.
+    func rules(for chain: String) -> [Rule] {
+        if let hook = Hook.allCases.first(where: { $0.chainName == chain }) { return hookRules(hook) }
+        if chain == Self.queuedChain {
+            return [Rule(comment: "every packet of a queued flow", expressions: [queue(bypass: false)])]
+        }
+        for hook in Hook.allCases {
+            for family in [FlowMap.Family.v4, .v6] where chain == Self.chainName(of: .rewrite(hook, family)) {
+                return rewriteRules(hook, family)
+            }
+        }
+        preconditionFailure("no chain \(chain) in table inet rackd")
+    }
+
+    private func hookRules(_ hook: Hook) -> [Rule] {
+        let r1 = NftRegister.r32(0)
+        let loopback = bytesOf(UInt16(772))  // ARPHRD_LOOPBACK
+        let interfaceType = hook == .output ? NFT_META_OIFTYPE : NFT_META_IFTYPE
+        var rules: [Rule] = []
+        // meta l4proto != tcp accept
+        rules.append(Rule(comment: "only TCP is ever managed", expressions: [
+            NftExpression.meta(NFT_META_L4PROTO, into: r1),
+            NftExpression.compare(NFT_CMP_NEQ, register: r1, [UInt8(IPPROTO_TCP)]),
+            NftExpression.accept(),
+        ]))
+        // meta mark & MARK == MARK accept
+        rules.append(Rule(comment: "packets rackd injected itself", expressions: [
+            NftExpression.meta(NFT_META_MARK, into: r1),
+            NftExpression.and(register: r1, mask: bytesOf(firewallMark)),
+            NftExpression.compare(NFT_CMP_EQ, register: r1, bytesOf(firewallMark)),
+            NftExpression.accept(),
+        ]))
+        // tcp flags & syn == syn meta oiftype != loopback queue num Q bypass
+        rules.append(Rule(comment: "TCP SYN and SYN-ACK: detection", expressions: [
+            NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, length: 1, into: r1),
+            NftExpression.and(register: r1, mask: [0x02]),
+            NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
+            NftExpression.meta(interfaceType, into: r1),
+            NftExpression.compare(NFT_CMP_NEQ, register: r1, loopback),
+            queue(bypass: true),
+        ]))
+        if hook == .input {
+            // meta len <= 120 meta iiftype != loopback tcp option 253 exists queue num Q bypass
+            // rackd's messages (key exchange, resumption) arrive for flows that are not queued: a
+            // healthy connection whose peer was cut off must still hear the peer's challenge. They ride
+            // on segments without payload, so a bulk transfer's segments are never searched for them.
+            rules.append(Rule(comment: "rackd protocol messages (experimental option 253)", expressions: [
+                NftExpression.meta(NFT_META_LEN, into: r1),
+                NftExpression.toNetworkOrder(register: r1),
+                NftExpression.compare(NFT_CMP_LTE, register: r1, [0, 0, 0, Self.messageSegmentMaximumLength]),
+                NftExpression.meta(interfaceType, into: r1),
+                NftExpression.compare(NFT_CMP_NEQ, register: r1, loopback),
+                NftExpression.tcpOptionPresent(kind: 253, into: r1),
+                NftExpression.compare(NFT_CMP_EQ, register: r1, [1]),
+                queue(bypass: true),
+            ]))
+        }
+        for family in [FlowMap.Family.v4, .v6] {
+            let map = FlowMap.flows(hook, family)
+            rules.append(Rule(comment: "managed flows (\(map.name))", expressions: flowKey(map, hook: hook) + [
+                NftExpression.mapLookup(map: map.name, mapID: map.id, register: r1, into: NftRegister.verdict),
+            ]))
+        }
+        return rules
+    }
+
+    /// The longest IP packet searched for rackd's option: a segment without payload behind at most 60
+    /// bytes of IP header (IPv4 options, IPv6 extension headers), with 60 of TCP header.
+    static let messageSegmentMaximumLength: UInt8 = 120
+
+    /// A moved connection's packets, rewritten onto the other tuple; on input a reset is queued first
+    /// (ConnectionCore.screenBareReset decides whether it may reach the socket).
+    private func rewriteRules(_ hook: Hook, _ family: FlowMap.Family) -> [Rule] {
+        let r1 = NftRegister.r32(0)
+        var rules: [Rule] = []
+        if hook == .input {
+            // tcp flags & rst == rst queue num Q
+            rules.append(Rule(comment: "a reset on a moved connection's wire: rackd judges it", expressions: [
+                NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, length: 1, into: r1),
+                NftExpression.and(register: r1, mask: [0x04]),
+                NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
+                queue(bypass: false),
+            ]))
+        }
+        let data = FlowMap.rewriteData(hook, family)
+        let words = data.addressLength / 4
+        // The data is local address . local port . remote address . remote port, each in the registers
+        // from r32(0) on; where each goes depends on the direction.
+        let (local, remote) = hook == .output
+            ? (family == .v4 ? (12, 16) : (8, 24)) as (UInt32, UInt32)
+            : (family == .v4 ? (16, 12) : (24, 8))
+        let (localPort, remotePort): (UInt32, UInt32) = hook == .output ? (0, 2) : (2, 0)
+        let ipChecksum: UInt32? = family == .v4 ? 10 : nil
+        let tcpChecksum: UInt32 = 16
+        rules.append(Rule(comment: "rewrite a moved connection's packets (\(data.name))", expressions: flowKey(data, hook: hook) + [
+            NftExpression.mapLookup(map: data.name, mapID: data.id, register: r1, into: r1),
+            NftExpression.payloadWrite(NFT_PAYLOAD_NETWORK_HEADER, offset: local, length: data.addressLength,
+                                       from: NftRegister.r32(0), checksumOffset: ipChecksum, pseudoHeader: true),
+            NftExpression.payloadWrite(NFT_PAYLOAD_TRANSPORT_HEADER, offset: localPort, length: 2,
+                                       from: NftRegister.r32(words), checksumOffset: tcpChecksum, pseudoHeader: false),
+            NftExpression.payloadWrite(NFT_PAYLOAD_NETWORK_HEADER, offset: remote, length: data.addressLength,
+                                       from: NftRegister.r32(words + 1), checksumOffset: ipChecksum, pseudoHeader: true),
+            NftExpression.payloadWrite(NFT_PAYLOAD_TRANSPORT_HEADER, offset: remotePort, length: 2,
+                                       from: NftRegister.r32(2 * words + 1), checksumOffset: tcpChecksum, pseudoHeader: false),
+        ]))
+        return rules
+    }
+
+    /// `meta nfproto P <local addr> . <local port> . <remote addr> . <remote port>` into the registers
+    /// from r32(0) on (the chains hold only TCP by then).
+    private func flowKey(_ map: FlowMap, hook: Hook) -> [OpaquePointer] {
+        let r1 = NftRegister.r32(0)
+        let addressWords = map.addressLength / 4
+        // On output the local end is the source; on input it is the destination.
+        let (localAddress, remoteAddress) = hook == .output
+            ? (map.sourceOffset, map.destinationOffset) : (map.destinationOffset, map.sourceOffset)
+        let (localPort, remotePort): (UInt32, UInt32) = hook == .output ? (0, 2) : (2, 0)
+        return [
+            NftExpression.meta(NFT_META_NFPROTO, into: r1),
+            NftExpression.compare(NFT_CMP_EQ, register: r1, [map.nfproto]),
+            NftExpression.payload(NFT_PAYLOAD_NETWORK_HEADER, offset: localAddress, length: map.addressLength,
+                                  into: NftRegister.r32(0)),
+            NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: localPort, length: 2,
+                                  into: NftRegister.r32(addressWords)),
+            NftExpression.payload(NFT_PAYLOAD_NETWORK_HEADER, offset: remoteAddress, length: map.addressLength,
+                                  into: NftRegister.r32(addressWords + 1)),
+            NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: remotePort, length: 2,
+                                  into: NftRegister.r32(2 * addressWords + 1)),
+        ]
+    }
+
+    private func queue(bypass: Bool) -> OpaquePointer {
+        switch variant {
+        case .native: return NftExpression.nativeQueue(number: queueNumber, bypass: bypass)
+        case .compat: return NftExpression.compatQueue(number: queueNumber, bypass: bypass)
+        }
+    }
+
+    /// The bytes of a value in host order, as registers hold meta values.
+    private func bytesOf<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+        withUnsafeBytes(of: value) { Array($0) }
+    }
+}

@@ -1,0 +1,56 @@
+// rackd — a moved connection whose mapping the kernel carries alone (docs/architecture.md, "Data path":
+// moved flows in the kernel).
+//
+// Between two rackds a move changes only addresses and ports: both ends choose the new connection's ISNs
+// so that the wire's sequence space is the sockets' (Core/WireMapping.swift). nftables can rewrite
+// addresses and ports, checksums included, but has no arithmetic for sequence numbers. So a confirmed,
+// unheld mapping with no sequence shift leaves the queue: rackd installs the two halves below as map
+// elements and the kernel rewrites every packet. What still needs a decision is queued as before: rackd's
+// messages (option 253), a reset from the peer (ConnectionCore.screenBareReset), anything once the
+// connection is suspect of a failure and held. A mapping with a sequence shift (a rocks peer's splice, a
+// middlebox that rewrote the peer's ISN) stays in the queue.
+
+/// One kernel rewrite: the socket's tuple and the wire's, each written local end first.
+public struct KernelRewrite: Hashable, Sendable, CustomStringConvertible {
+    /// The tuple the local socket knows: outbound packets carry it until the kernel rewrites them.
+    public var socket: FlowKey
+    /// The tuple on the wire: inbound packets carry it until the kernel rewrites them.
+    public var wire: FlowKey
+
+    public init(socket: FlowKey, wire: FlowKey) {
+        self.socket = socket
+        self.wire = wire
+    }
+
+    public var description: String { "\(socket) as \(wire)" }
+}
+
+/// What the kernel holds for the managed connections: the flows it queues and the rewrites it does.
+/// rackd installs it whole at start and after someone took its rules away (Firewall/NftablesInstaller.swift).
+public struct KernelFlows: Equatable, Sendable {
+    public var queued: Set<FlowKey>
+    public var rewrites: Set<KernelRewrite>
+
+    public init(queued: Set<FlowKey> = [], rewrites: Set<KernelRewrite> = []) {
+        self.queued = queued
+        self.rewrites = rewrites
+    }
+
+    public var count: Int { queued.count + rewrites.count }
+}
+
+extension Connection {
+    /// The rewrite the kernel may do for this connection on its own, or nil while rackd must see its
+    /// packets: a roam not yet confirmed both ways (the peer has yet to send on the new path, or an offer
+    /// is open), a hold, a reset from the peer not yet confirmed, a sequence shift, a change of address
+    /// family, a rocks peer.
+    var kernelRewrite: KernelRewrite? {
+        guard let mapping, hold == nil, unconfirmedResetAt == nil, mapping.wire != socketFlow,
+              // One header format: a move between IPv4 and IPv6 is rewritten by rackd.
+              mapping.wire.local.address.bytes.count == socketFlow.local.address.bytes.count,
+              mapping.localSequenceOffset == .zero, mapping.peerSequenceOffset == .zero,
+              case .rackd(let rackd) = peer, rackd.confirmRepeat == nil, rackd.roamOffers.isEmpty
+        else { return nil }
+        return KernelRewrite(socket: socketFlow, wire: mapping.wire)
+    }
+}
