@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # test_moved_in_kernel.sh: once a moved connection is confirmed, the kernel rewrites its packets and the
-# queue sees none of its bulk data (Core/KernelRewrite.swift, docs/architecture.md "Data path"). A moves to
-# another network under a bidirectional transfer; then, on both hosts: the rewrite is in rackd's maps
-# (wire_of4, socket_of4), and while the transfer runs for 3 s the queue's packet counter
-# (/proc/net/netfilter/nfnetlink_queue) grows by at most a handful of packets (heartbeat answers, rackd's
-# messages). The mapping must survive losing the rules (`nft flush ruleset` in B: rackd puts the rewrite
-# back) and restarts (rackd on A stopped with SIGTERM, on B killed with SIGKILL, each started again: the
-# rules outlive rackd, so data keeps moving while it is away). SHA-256 of both byte streams at the end;
-# once the connection closes, nothing of it stays in the maps.
+# queue sees none of its bulk data (Core/KernelRewrite.swift, docs/architecture.md "Moved flows in the
+# kernel"). A moves to another network under a bidirectional transfer; then, on both hosts: the rewrite is
+# in rackd's maps (wire_of4, socket_of4), `rackctl status` says "mapped by kernel", and while the transfer
+# runs for 3 s the queue's packet counter (/proc/net/netfilter/nfnetlink_queue) grows by at most a handful
+# of packets (rackd's messages). The mapping must survive losing the rules (`nft flush ruleset` in B: rackd
+# puts the rewrite back) and restarts (rackd on A stopped with SIGTERM, on B killed with SIGKILL, each
+# started again: the rules outlive rackd, so data keeps moving while it is away). SHA-256 of both byte
+# streams at the end; once the connection closes, nothing of it stays in the maps.
 # timeout: 300
 set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -40,6 +40,8 @@ assert_bulk_not_queued() {
     local label=$1 qa qb ra rb
     tb_assert "$label: A has the kernel rewrite the connection" tb_wait_for "rewritten $TB_A" 10 0.05
     tb_assert "$label: B has the kernel rewrite the connection" tb_wait_for "rewritten $TB_B" 10 0.05
+    tb_assert "$label: rackctl status on A says the kernel maps it" tb_wait_for "tb_rackctl a status | grep -q 'mapped by kernel'" 5 0.1
+    tb_assert "$label: rackctl status on B says the kernel maps it" tb_wait_for "tb_rackctl b status | grep -q 'mapped by kernel'" 5 0.1
     qa=$(queued_packets "$TB_A") qb=$(queued_packets "$TB_B") ra=$(received "$TB_A" 5001) rb=$(received "$TB_B" 5001)
     sleep 3
     qa=$(($(queued_packets "$TB_A") - qa)) qb=$(($(queued_packets "$TB_B") - qb))

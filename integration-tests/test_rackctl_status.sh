@@ -18,7 +18,7 @@ tb_require_rackd
 trap control_watch_stop EXIT
 
 racks_setup
-tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 30M 30M --rate 2500K -- --rate 2500K
+tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 60M 60M --rate 2500K -- --rate 2500K
 racks_wait_managed
 tb_assert "A's status shows the connection healthy" control_wait_state a healthy 5
 tb_assert "B's status shows the connection healthy" control_wait_state b healthy 5
@@ -66,5 +66,7 @@ echo "states B reported: $(paste -sd' ' "$TB_DIR/states-b")"
 # "suspect" (quiet, probes outstanding) may come between healthy and suspended.
 tb_assert "B went healthy -> suspended -> resuming -> healthy" \
     grep -Eqx "healthy (suspect )?suspended resuming healthy" <<<"$(paste -sd' ' "$TB_DIR/states-b")"
-tb_assert "status counts one resumption" test "$(control_field b 's["connections"][0]["resumptions"]')" = 1
-tb_assert "30 MiB each way arrive intact (SHA-256)" tb_xfer_finish bulk 300
+# (The daemon's count: the transfer catches up at full speed after the outage and may have closed the
+# connection by now.)
+tb_assert "status counts one resumption" test "$(control_field b 's["daemon"]["resumptions"]')" = 1
+tb_assert "60 MiB each way arrive intact (SHA-256)" tb_xfer_finish bulk 300

@@ -78,6 +78,9 @@ public struct ConnectionReport: Codable, Sendable, Equatable {
     /// After a move to a new address: the endpoints the packets carry on the wire.
     public var wireLocal: String?
     public var wirePeer: String?
+    /// Who rewrites a moved connection's packets: "kernel" (nftables, nothing queued) or "rackd" (every
+    /// packet through the queue); nil when nothing is rewritten.
+    public var rewrittenBy: String?
     /// "rackd" (a rackd peer); "rocks" once rocks peers are supported.
     public var peerKind: String
     /// "client" (this host opened the connection) or "server".
@@ -96,7 +99,7 @@ public struct ConnectionReport: Codable, Sendable, Equatable {
     public var keySuite: String
 
     public init(id: UInt64, local: String, peer: String, wireLocal: String? = nil, wirePeer: String? = nil,
-                peerKind: String, role: String, state: String, heldByOperator: Bool, lastHeardSecondsAgo: Double,
+                rewrittenBy: String? = nil, peerKind: String, role: String, state: String, heldByOperator: Bool, lastHeardSecondsAgo: Double,
                 suspendedSince: String? = nil, suspendedSeconds: Double? = nil, bytesHeld: UInt64? = nil,
                 resumptions: Int, keySuite: String) {
         self.id = id
@@ -104,6 +107,7 @@ public struct ConnectionReport: Codable, Sendable, Equatable {
         self.peer = peer
         self.wireLocal = wireLocal
         self.wirePeer = wirePeer
+        self.rewrittenBy = rewrittenBy
         self.peerKind = peerKind
         self.role = role
         self.state = state

@@ -22,6 +22,7 @@ public enum StatusTable {
         if let wirePeer = connection.wirePeer, wirePeer != connection.peer { peer += " via \(wirePeer)" }
         var local = connection.local
         if let wireLocal = connection.wireLocal, wireLocal != connection.local { local += " via \(wireLocal)" }
+        if let rewriter = connection.rewrittenBy { state += " (mapped by \(rewriter))" }
         return [
             String(connection.id), local, peer, connection.peerKind, state,
             duration(connection.lastHeardSecondsAgo) + " ago",

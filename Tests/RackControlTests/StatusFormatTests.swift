@@ -10,7 +10,7 @@ import Testing
         connections: [
             ConnectionReport(
                 id: 7, local: "10.1.0.2:40000", peer: "10.2.0.2:22", wireLocal: "10.3.0.2:40000",
-                wirePeer: "10.2.0.2:22", peerKind: "rackd", role: "client", state: "suspended", heldByOperator: true,
+                wirePeer: "10.2.0.2:22", rewrittenBy: "rackd", peerKind: "rackd", role: "client", state: "suspended", heldByOperator: true,
                 lastHeardSecondsAgo: 75.5, suspendedSince: "2026-11-21T15:22:21Z", suspendedSeconds: 72.25,
                 bytesHeld: 130_696, resumptions: 2, keySuite: "x25519-hkdf-sha256/hmac-sha256-128")
         ])
@@ -20,7 +20,7 @@ import Testing
         let json = String(decoding: try ControlCoding.line(Self.report), as: UTF8.self)
         for key in ["\"format\":1", "\"connections_released\":3", "\"uptime_seconds\":3725", "\"held_by_operator\":true",
                     "\"last_heard_seconds_ago\":75.5", "\"suspended_since\":\"2026-11-21T15:22:21Z\"",
-                    "\"bytes_held\":130696", "\"key_suite\"", "\"peer_kind\":\"rackd\"", "\"wire_local\":\"10.3.0.2:40000\"",
+                    "\"bytes_held\":130696", "\"key_suite\"", "\"peer_kind\":\"rackd\"", "\"wire_local\":\"10.3.0.2:40000\"", "\"rewritten_by\":\"rackd\"",
                     "\"queue\":{\"accepted\":7,\"dropped\":2,\"modified\":1,\"number\":3939,\"received\":10}"] {
             #expect(json.contains(key), "missing \(key) in \(json)")
         }
@@ -46,7 +46,7 @@ import Testing
         let lines = StatusTable.render(Self.report).split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines[0].hasPrefix("ID  LOCAL"))
         #expect(lines[1].contains("10.1.0.2:40000 via 10.3.0.2:40000"))
-        #expect(lines[1].contains("suspended (held)"))
+        #expect(lines[1].contains("suspended (held) (mapped by rackd)"))
         #expect(lines[1].contains("1m15s ago"))
         #expect(lines[1].contains("127.6 KiB"))
         #expect(lines[3] == "rackd 0.1.0, pid 42, up 1h02m, mode racks, rules compat (xtables NFQUEUE target)")

@@ -181,6 +181,8 @@ public struct ConnectionStatus: Sendable, Equatable {
     public var resumptions: Int
     /// The tuple the wire carries, when the connection moved.
     public var wire: FlowKey?
+    /// Whether the kernel maps the moved connection alone (nothing of it is queued; Core/KernelRewrite.swift).
+    public var rewrittenByKernel: Bool
     /// Suspended by `rackctl suspend` and held until `rackctl resume`.
     public var heldByOperator: Bool
     /// Bytes the local socket holds that the peer has not acknowledged, at the latest snapshot.
@@ -196,6 +198,7 @@ public struct ConnectionStatus: Sendable, Equatable {
         lastHeard = connection.lastHeard
         resumptions = connection.resumptions
         wire = connection.mapping?.wire
+        rewrittenByKernel = connection.kernelRewrite != nil
         bytesHeld = connection.socket.map { UInt64($0.sendQueueBytes) }
         suspendedSince = connection.hold?.since
         heldByOperator = connection.hold?.holder == .operator
