@@ -57,6 +57,8 @@ public final class DataPlane: Sendable {
         var rejectionLog = RejectionLogLimiter()
         var tally = EventTally()
         var pendingRuleChanges: [RuleChange] = []
+        /// Destinations the engine found ordinary, for the kernel's ordinary sets.
+        var pendingOrdinary: [OrdinaryDestination] = []
         var pendingTransmits: [[UInt8]] = []
         var pendingReleases: [HeldPacketRelease] = []
         var pendingDatagrams: [Datagram] = []
@@ -153,7 +155,8 @@ public final class DataPlane: Sendable {
         // One batch replaces whatever table the last rackd left with one that already holds the restored
         // flows: at no instant is a kept flow's packet left unqueued.
         try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
-                              preference: configuration.rules, managedFlows: engine.racksManagedFlows)
+                              preference: configuration.rules, managedFlows: engine.racksManagedFlows,
+                              exclusions: configuration.mode == .racks ? configuration.policy : Policy())
         restored.ruleChanges = []
         try stateDirectory.save(DaemonRecord(rocksHeartbeatPort: heartbeatSocket?.port,
                                              rocksReconnectionPort: reconnectionSocket?.port))
@@ -365,7 +368,8 @@ public final class DataPlane: Sendable {
                                   metadata: ["nft.table": "inet rackd"])
                 return
             }
-            try state.installer.reinstall(managedFlows: flows)
+            try state.installer.reinstall(managedFlows: flows,
+                                          ordinary: state.engine.ordinaryDestinations(now: MonotonicClock.now()))
             state.logger.notice("rules restored", metadata: [
                 "nft.table": "inet rackd", "rules.reason": "\(restoration.trigger)", "nft.elements": "\(flows.count)",
                 "rules.restore-ms": "\(restoration.millisecondsSinceNoticed(now: MonotonicClock.now()))",
@@ -410,6 +414,7 @@ public final class DataPlane: Sendable {
     /// keeps rule changes and transmits for `finishInput`.
     private func carryOut(_ output: EngineOutput) {
         state.pendingRuleChanges += output.ruleChanges
+        state.pendingOrdinary += output.ordinary
         for change in output.addressChanges {
             do {
                 switch change {
@@ -455,6 +460,7 @@ public final class DataPlane: Sendable {
     private func finishInput() {
         sendReleases()
         commitRuleChanges()
+        commitOrdinary()
         flushTransmits()
         flushDatagrams()
         startProbes()
@@ -519,6 +525,19 @@ public final class DataPlane: Sendable {
         state.pendingRuleChanges.removeAll(keepingCapacity: true)
     }
 
+    /// Adds the destinations the engine found ordinary to the kernel's sets. A failure (a full set) costs
+    /// only queued handshakes: the engine finds the destination ordinary again on its next connection.
+    private func commitOrdinary() {
+        guard !state.pendingOrdinary.isEmpty else { return }
+        do {
+            try state.installer.addOrdinary(state.pendingOrdinary)
+        } catch {
+            state.logger.warning("could not cache ordinary destinations in the kernel; their handshakes stay queued",
+                                 metadata: ["nft.elements": "\(state.pendingOrdinary.count)", "error": "\(error)"])
+        }
+        state.pendingOrdinary.removeAll(keepingCapacity: true)
+    }
+
     /// Injects what the engine asked for, after the verdicts of the packets that caused it.
     private func flushTransmits() {
         guard !state.pendingTransmits.isEmpty else { return }
@@ -556,7 +575,8 @@ public final class DataPlane: Sendable {
         switch request.command {
         case .status:
             let report = state.statusBuilder.report(
-                connections: state.engine.connections, queue: state.reader.counters, tally: state.tally, now: now,
+                connections: state.engine.connections, queue: state.reader.counters, tally: state.tally,
+                ordinaryDestinations: state.engine.ordinaryDestinationCount, now: now,
                 wallNow: Self.wallClock())
             return ControlResponse(ok: true, status: report)
         case .suspend, .resume:

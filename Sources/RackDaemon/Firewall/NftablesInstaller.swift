@@ -35,7 +35,8 @@ public final class NftablesInstaller {
     /// table, or one without its elements, and a failed attempt leaves what was there.
     @discardableResult
     public func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant,
-                        managedFlows: Set<FlowKey> = []) throws(NftablesError) -> QueueRuleVariant
+                        managedFlows: Set<FlowKey> = [], exclusions: Policy = Policy()) throws(NftablesError)
+        -> QueueRuleVariant
     {
         let candidates: [QueueRuleVariant]
         switch preference {
@@ -46,7 +47,8 @@ public final class NftablesInstaller {
         let hadTable = tableExists()
         var lastError: NftablesError? = nil
         for variant in candidates {
-            let ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant)
+            let ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant,
+                                       exclusions: SYNExclusions(exclusions))
             do {
                 try replace(with: ruleset, managedFlows: managedFlows)
                 installedVariant = variant
@@ -70,23 +72,36 @@ public final class NftablesInstaller {
         throw lastError!
     }
 
-    /// Puts the table `install` made back, with the variant it chose, holding `managedFlows`: one batch
-    /// that replaces whatever is there now (nothing, part of it, or all of it).
-    public func reinstall(managedFlows: Set<FlowKey>) throws(NftablesError) {
+    /// Puts the table `install` made back, with the variant it chose, holding `managedFlows` and the
+    /// `ordinary` destinations (with what is left of their lifetimes): one batch that replaces whatever
+    /// is there now (nothing, part of it, or all of it).
+    public func reinstall(managedFlows: Set<FlowKey>, ordinary: [OrdinaryDestination] = []) throws(NftablesError) {
         guard let ruleset = installedRuleset else {
             preconditionFailure("reinstall before a successful install")
         }
-        try replace(with: ruleset, managedFlows: managedFlows)
+        try replace(with: ruleset, managedFlows: managedFlows, ordinary: ordinary)
         installedVariant = ruleset.variant
     }
 
-    private func replace(with ruleset: RackdRuleset, managedFlows: Set<FlowKey>) throws(NftablesError) {
+    private func replace(with ruleset: RackdRuleset, managedFlows: Set<FlowKey>,
+                         ordinary: [OrdinaryDestination] = []) throws(NftablesError) {
         let elements = managedFlows.map(ManagedFlowKey.init)
-        let messages = ruleset.replaceMessageCount(elementCount: elements.count)
+        let messages = ruleset.replaceMessageCount(elementCount: elements.count, ordinaryCount: ordinary.count)
         // The ruleset takes some KiB; an IPv6 element about 60 bytes.
         let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(messages)),
-                                  capacity: 256 * 1024 + 64 * elements.count)
-        ruleset.appendReplace(holding: elements, to: batch)
+                                  capacity: 256 * 1024 + 64 * (elements.count + ordinary.count))
+        ruleset.appendReplace(holding: elements, ordinary: ordinary, to: batch)
+        try batch.commit(on: socket)
+    }
+
+    /// Adds `destinations` to the ordinary sets, each with its lifetime as the element's timeout, in one
+    /// batch: their handshakes are not queued until it runs out (RackdRuleset+Ordinary.swift).
+    public func addOrdinary(_ destinations: [OrdinaryDestination]) throws(NftablesError) {
+        guard !destinations.isEmpty else { return }
+        let messages = (destinations.count + RackdRuleset.elementsPerMessage - 1) / RackdRuleset.elementsPerMessage
+        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(messages) * 2 + 2),
+                                  capacity: 4096 + 64 * destinations.count)
+        RackdRuleset.appendOrdinary(destinations, to: batch)
         try batch.commit(on: socket)
     }
 
@@ -105,7 +120,9 @@ public final class NftablesInstaller {
                       rule.table == RackdRuleset.tableName, let chain = rule.name else { return }
                 rulesPerChain[chain, default: 0] += 1
             }
-            for hook in RackdRuleset.Hook.allCases where rulesPerChain[hook.chainName] != ruleset.ruleCount(for: hook) {
+            for hook in RackdRuleset.Hook.allCases where rulesPerChain[hook.chainName] != ruleset.ruleCount(for: hook)
+                || rulesPerChain[RackdRuleset.synChainName(hook)] != ruleset.synRuleCount(for: hook)
+            {
                 return false
             }
             var found: Set<[UInt8]> = []

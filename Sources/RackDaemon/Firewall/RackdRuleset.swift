@@ -32,6 +32,7 @@
 // frozen, not broken.
 
 import CNftables
+import RackEngine
 
 #if canImport(Glibc)
 import Glibc
@@ -76,6 +77,8 @@ struct RackdRuleset {
     var queueNumber: UInt16
     var firewallMark: UInt32
     var variant: QueueRuleVariant
+    /// The policy's exclusions, which the SYN chains skip (RackdRuleset+Ordinary.swift).
+    var exclusions = SYNExclusions()
 
     // MARK: Batches
 
@@ -84,23 +87,24 @@ struct RackdRuleset {
     /// table`, then the create and the elements. The kernel commits a batch at once, so nobody ever sees no
     /// table, or a table without its elements. (NFT_MSG_DESTROYTABLE, which would spare the `add`, needs
     /// Linux 6.3; Debian 12 has 6.1.)
-    func appendReplace(holding elements: [ManagedFlowKey], to batch: NftablesBatch) {
+    func appendReplace(holding elements: [ManagedFlowKey], ordinary: [OrdinaryDestination] = [],
+                       to batch: NftablesBatch) {
         Self.appendAddTable(to: batch, step: "make sure table inet rackd exists")
         Self.appendDelete(to: batch)
-        appendCreate(to: batch)
+        appendCreate(ordinary: ordinary, to: batch)
         Self.appendElements(elements, to: batch)
     }
 
     /// How many messages `appendReplace` adds for `elementCount` elements, at most.
-    func replaceMessageCount(elementCount: Int) -> Int {
+    func replaceMessageCount(elementCount: Int, ordinaryCount: Int = 0) -> Int {
         let chainsAndRules = Hook.allCases.reduce(0) { $0 + 1 + ruleCount(for: $1) }
         let elementMessages = (elementCount + Self.elementsPerMessage - 1) / Self.elementsPerMessage
         // The batch's begin and end; add, delete; the table and its two sets; chains, rules, elements.
-        return 2 + 2 + 3 + chainsAndRules + elementMessages
+        return 2 + 2 + 3 + chainsAndRules + elementMessages + synChainsMessageCount(ordinaryCount: ordinaryCount)
     }
 
     /// Adds "create the whole table" to `batch`.
-    func appendCreate(to batch: NftablesBatch) {
+    func appendCreate(ordinary: [OrdinaryDestination] = [], to batch: NftablesBatch) {
         Self.appendAddTable(to: batch, step: "add table inet rackd")
         for set in [Self.managedIPv4, Self.managedIPv6] {
             batch.append("add set \(set.name)", type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { header in
@@ -116,6 +120,7 @@ struct RackdRuleset {
                 nftnl_set_nlmsg_build_payload(header, nftSet)
             }
         }
+        appendSYNChains(holding: ordinary, to: batch)
         for hook in Hook.allCases {
             batch.append("add chain \(hook.chainName)", type: NFT_MSG_NEWCHAIN, flags: NLM_F_CREATE) { header in
                 let chain = nftnl_chain_alloc()!
@@ -256,7 +261,6 @@ struct RackdRuleset {
 
     func rules(for hook: Hook) -> [Rule] {
         let r1 = NftRegister.r32(0)
-        let tcp = NftExpression.compare(NFT_CMP_EQ, register: r1, [UInt8(IPPROTO_TCP)])
         var rules: [Rule] = []
         // meta oiftype loopback accept  /  meta iiftype loopback accept
         rules.append(Rule(comment: "loopback is never managed", expressions: [
@@ -271,15 +275,8 @@ struct RackdRuleset {
             NftExpression.compare(NFT_CMP_EQ, register: r1, bytesOf(firewallMark)),
             NftExpression.accept(),
         ]))
-        // meta l4proto tcp tcp flags & syn == syn queue num Q bypass
-        rules.append(Rule(comment: "TCP SYN and SYN-ACK: detection", expressions: [
-            NftExpression.meta(NFT_META_L4PROTO, into: r1),
-            tcp,
-            NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, length: 1, into: r1),
-            NftExpression.and(register: r1, mask: [0x02]),
-            NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
-            queue(bypass: true),
-        ]))
+        // meta l4proto tcp tcp flags & syn == syn jump syn-output / syn-input (RackdRuleset+Ordinary.swift)
+        rules.append(synJumpRule(for: hook))
         if hook == .input {
             // meta l4proto tcp tcp option 253 exists queue num Q bypass
             // rackd's messages (key exchange, resumption) arrive for flows that are not queued: a
@@ -325,7 +322,7 @@ struct RackdRuleset {
         ]
     }
 
-    private func queue(bypass: Bool) -> OpaquePointer {
+    func queue(bypass: Bool) -> OpaquePointer {
         switch variant {
         case .native: return NftExpression.nativeQueue(number: queueNumber, bypass: bypass)
         case .compat: return NftExpression.compatQueue(number: queueNumber, bypass: bypass)
@@ -335,7 +332,7 @@ struct RackdRuleset {
     // MARK: Helpers
 
     /// Rules carry a comment in their user data, so `nft list` shows why each exists.
-    private static func attachComment(_ comment: String, to rule: OpaquePointer) {
+    static func attachComment(_ comment: String, to rule: OpaquePointer) {
         let text = "rackd: " + comment
         let userData = nftnl_udata_buf_alloc(UInt32(text.utf8.count + 16))!
         defer { nftnl_udata_buf_free(userData) }

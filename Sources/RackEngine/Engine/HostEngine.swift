@@ -115,6 +115,15 @@ public struct HostEngine: Sendable {
     /// The flows whose every packet the data plane has been told to queue.
     public var racksManagedFlows: Set<FlowKey> { core.table.managedFlows }
 
+    /// How many destinations are cached as ordinary peers now (`EngineOutput.ordinary`).
+    public var ordinaryDestinationCount: Int { core.ordinaryDestinations.count }
+
+    /// The ordinary destinations cached at `now`, with what is left of their lifetimes: what the kernel's
+    /// sets should hold when the table is put back.
+    public func ordinaryDestinations(now: EngineInstant) -> [OrdinaryDestination] {
+        core.ordinaryDestinations.cached(now: now)
+    }
+
     /// How many flows the engine is tracking.
     public var flowCount: Int { passthrough.flowCount + core.table.count }
 

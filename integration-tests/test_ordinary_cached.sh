@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# test_ordinary_cached.sh: rackd in A only; B is an ordinary host. The first connection to B:5001 is
+# queued (its SYN and SYN-ACK), and makes B:5001 an ordinary destination in the kernel's set `ordinary4`;
+# the next connections to it are not queued at all. Connections to a destination the configuration
+# excludes (port 5002, and B's IPv6 prefix) are never queued. The default log level records no line per
+# connection left to plain TCP; `rackctl status` counts the destination.
+# timeout: 120
+set -euo pipefail
+here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=testbed/netns.sh
+source "$here/../testbed/netns.sh"
+tb_require_rackd
+
+tb_setup
+conf=$TB_DIR/rackd.conf
+cat >"$conf" <<CONF
+[policy]
+exclude-ports = 5002
+exclude-addresses = fd00:2::/64, 192.0.2.0/24
+ordinary-cache = 5m
+CONF
+tb_start_rackd "$TB_A" a --config "$conf"
+tb_bg "$TB_B" server4 "$TB_TOOLS/connect_times.py" serve --listen 0.0.0.0 --port 5001,5002,5003 --ready-file "$TB_DIR/ready4"
+tb_bg "$TB_B" server6 "$TB_TOOLS/connect_times.py" serve --listen :: --port 5004 --ready-file "$TB_DIR/ready6"
+tb_wait_for "test -f '$TB_DIR/ready4' && test -f '$TB_DIR/ready6'" 10
+
+# queued: the id counter of rackd's queue in A (the kernel numbers every packet it queues).
+queued() { ip netns exec "$TB_A" awk '$1 == 3939 {print $8}' /proc/net/netfilter/nfnetlink_queue; }
+# connections ADDR PORT N: N connections from A, one after another.
+connections() { tb_exec "$TB_A" "$TB_TOOLS/connect_times.py" connect --address "$1" --port "$2" --count "$3" >/dev/null; }
+# cached ADDR PORT: whether A's ordinary4 set holds the destination.
+cached() { ip netns exec "$TB_A" nft list set inet rackd ordinary4 | grep -q "$1 \. $2 "; }
+
+before=$(queued)
+connections "$TB_B_ADDR4" 5001 1
+first=$(queued)
+echo "first connection to B:5001: $((first - before)) packets queued"
+tb_assert "the first connection to an ordinary peer is queued (SYN and SYN-ACK)" test "$((first - before))" = 2
+tb_assert "B:5001 is cached in the kernel as an ordinary destination" tb_wait_for "cached $TB_B_ADDR4 5001" 5
+ip netns exec "$TB_A" nft list set inet rackd ordinary4
+tb_assert "the element carries a timeout" bash -c "ip netns exec '$TB_A' nft list set inet rackd ordinary4 | grep -q 'expires'"
+
+connections "$TB_B_ADDR4" 5001 20
+second=$(queued)
+echo "20 more connections to B:5001: $((second - first)) packets queued"
+tb_assert "later connections to the cached destination are not queued" test "$second" = "$first"
+
+connections "$TB_B_ADDR4" 5003 1
+third=$(queued)
+tb_assert "another port of the same host is a destination of its own: queued" test "$((third - second))" = 2
+
+connections "$TB_B_ADDR4" 5002 5
+connections "$TB_B_ADDR6" 5004 5
+excluded=$(queued)
+echo "connections to excluded destinations: $((excluded - third)) packets queued"
+tb_assert "connections to an excluded port and an excluded prefix are never queued" test "$excluded" = "$third"
+
+status=$(tb_rackctl a status --json)
+echo "$status"
+tb_assert "status counts the cached destinations" grep -q '"ordinary_destinations":2' <<<"$status"
+tb_assert "status counts the connections left to plain TCP" grep -q '"fallbacks":2' <<<"$status"
+tb_assert_fails "no per-connection line at the default log level" grep -q "connection left to plain TCP" "$TB_DIR/rackd-a.log"
+
+# A table put back after someone deleted it keeps the cached destinations (docs/rules-restore.md).
+ip netns exec "$TB_A" nft delete table inet rackd
+tb_assert "the table is restored with the cached destinations" tb_wait_for "cached $TB_B_ADDR4 5001" 10
+restored=$(queued)
+connections "$TB_B_ADDR4" 5001 5
+tb_assert "after the restore, the cached destination is still not queued" test "$(queued)" = "$restored"
+tb_stop_rackd "$TB_A" a TERM
