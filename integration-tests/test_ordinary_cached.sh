@@ -20,14 +20,14 @@ exclude-addresses = fd00:2::/64, 192.0.2.0/24
 ordinary-cache = 5m
 CONF
 tb_start_rackd "$TB_A" a --config "$conf"
-tb_bg "$TB_B" server4 "$TB_TOOLS/connect_times.py" serve --listen 0.0.0.0 --port 5001,5002,5003 --ready-file "$TB_DIR/ready4"
-tb_bg "$TB_B" server6 "$TB_TOOLS/connect_times.py" serve --listen :: --port 5004 --ready-file "$TB_DIR/ready6"
+tb_bg "$TB_B" server4 "$TB_TOOLS/short_connects.py" serve --listen 0.0.0.0 --port 5001,5002,5003 --ready-file "$TB_DIR/ready4"
+tb_bg "$TB_B" server6 "$TB_TOOLS/short_connects.py" serve --listen :: --port 5004 --ready-file "$TB_DIR/ready6"
 tb_wait_for "test -f '$TB_DIR/ready4' && test -f '$TB_DIR/ready6'" 10
 
 # queued: the id counter of rackd's queue in A (the kernel numbers every packet it queues).
 queued() { ip netns exec "$TB_A" awk '$1 == 3939 {print $8}' /proc/net/netfilter/nfnetlink_queue; }
 # connections ADDR PORT N: N connections from A, one after another.
-connections() { tb_exec "$TB_A" "$TB_TOOLS/connect_times.py" connect --address "$1" --port "$2" --count "$3" >/dev/null; }
+connections() { tb_exec "$TB_A" "$TB_TOOLS/short_connects.py" connect --address "$1" --port "$2" --count "$3" >/dev/null; }
 # cached ADDR PORT: whether A's ordinary4 set holds the destination.
 cached() { ip netns exec "$TB_A" nft list set inet rackd ordinary4 | grep -q "$1 \. $2 "; }
 

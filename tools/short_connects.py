@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""connect_times.py: time many short TCP connections (bench/connect, integration-tests). Python 3 stdlib only.
+"""short_connects.py: time many short TCP connections, no data (bench/connect, test_ordinary_cached). Python 3
+stdlib only; tools/connect_time.py also times a first byte and needs an echo server.
 
-    connect_times.py serve --listen ADDR --port P[,Q...] [--ready-file F]
-    connect_times.py connect --address ADDR --port P [--count N] [--timeout S]
+    short_connects.py serve --listen ADDR --port P[,Q...] [--ready-file F]
+    short_connects.py connect --address ADDR --port P [--count N] [--timeout S]
 
 serve: accepts on every listed port and closes each connection at once; serves until killed. Writes
 --ready-file once every port listens.
