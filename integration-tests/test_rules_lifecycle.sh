@@ -19,7 +19,11 @@ echo "$listing"
 tb_assert "output chain hooks output" grep -q "type filter hook output priority mangle" <<<"$listing"
 tb_assert "input chain hooks input" grep -q "type filter hook input priority mangle" <<<"$listing"
 tb_assert "rackd-marked packets are accepted first" grep -q "meta mark & 0x10000000 == 0x10000000 accept" <<<"$listing"
-tb_assert "TCP SYNs are queued, with bypass" grep -q "tcp flags syn queue num 3939 bypass" <<<"$listing"
+tb_assert "TCP SYNs go to the SYN chains" grep -q "tcp flags syn jump syn-output" <<<"$listing"
+tb_assert "TCP SYNs coming in too" grep -q "tcp flags syn jump syn-input" <<<"$listing"
+tb_assert "there, what rackd could enhance is queued, with bypass" \
+    grep -q 'queue num 3939 bypass comment "rackd: every other SYN and SYN-ACK: detection"' <<<"$listing"
+tb_assert "ordinary destinations skip the queue" grep -q "th dport @ordinary4 return" <<<"$listing"
 tb_assert "managed IPv4 flows are queued" grep -q "@managed4 queue num 3939" <<<"$listing"
 tb_assert "managed IPv6 flows are queued" grep -q "@managed6 queue num 3939" <<<"$listing"
 tb_assert "the marked-packet rule comes before the SYN rule" \

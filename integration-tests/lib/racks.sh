@@ -29,7 +29,8 @@ racks_wait_managed() {
 # dies of SIGPIPE, and the negation would then report "empty" wrongly.)
 racks_managed_sets_empty() {
     local listing
-    listing=$(tb_exec "$1" nft list table inet rackd 2>/dev/null) || return 1
+    listing=$(tb_exec "$1" nft list set inet rackd managed4 2>/dev/null) || return 1
+    listing+=$(tb_exec "$1" nft list set inet rackd managed6 2>/dev/null) || return 1
     [[ $listing != *elements* ]]
 }
 

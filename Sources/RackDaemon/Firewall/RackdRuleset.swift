@@ -6,17 +6,20 @@
 //     table inet rackd {
 //         set managed4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }
 //         set managed6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }
+//         (the SYN chains' sets: ordinary4, ordinary6, excluded4, excluded6, excluded-ports, managed-ports)
+//         chain syn-output { ... }  chain syn-input { ... }   (RackdRuleset+Ordinary.swift: policy exclusions
+//                                    and ordinary destinations return unqueued; the rest: queue num Q bypass)
 //         chain output {
 //             type filter hook output priority mangle; policy accept;
 //             meta oiftype loopback accept
 //             meta mark & MARK == MARK accept
-//             meta l4proto tcp tcp flags & syn == syn queue num Q bypass
+//             meta l4proto tcp tcp flags & syn == syn jump syn-output
 //             meta nfproto ipv4 meta l4proto tcp ip saddr . tcp sport . ip daddr . tcp dport @managed4 queue num Q
 //             meta nfproto ipv6 meta l4proto tcp ip6 saddr . tcp sport . ip6 daddr . tcp dport @managed6 queue num Q
 //         }
 //         chain input {
 //             type filter hook input priority mangle; policy accept;
-//             (the same, with iiftype, and with the set key read as daddr . dport . saddr . sport), and:
+//             (the same, with iiftype, jump syn-input, and the set key read as daddr . dport . saddr . sport), and:
 //             meta l4proto tcp tcp option 253 exists queue num Q bypass
 //         }
 //     }
@@ -24,7 +27,7 @@
 // Set elements are always written local address . local port . remote address . remote port, so one
 // element covers both directions of a flow.
 //
-// Fail-open or fail-closed (docs/architecture.md, "Kernel facts": queueing and rules): the SYN rule has
+// Fail-open or fail-closed (docs/architecture.md, "Kernel facts": queueing and rules): the SYN chains' queue rule has
 // `bypass`, so if rackd is gone new connections still open, as plain TCP. The managed-flow rules do not: a
 // flow rackd manages may be rewritten, and letting its packets through untouched would corrupt it. Such
 // flows stall until rackd is back (or until `rackd cleanup`). For the same reason the table does not carry
