@@ -3,7 +3,8 @@
 # queued (its SYN and SYN-ACK), and makes B:5001 an ordinary destination in the kernel's set `ordinary4`;
 # the next connections to it are not queued at all. Connections to a destination the configuration
 # excludes (port 5002, and B's IPv6 prefix) are never queued. The default log level records no line per
-# connection left to plain TCP; `rackctl status` counts the destination.
+# connection left to plain TCP; `rackctl status` counts the destination. A restored table keeps the cache; a
+# restarted rackd does not; an expired element makes the next connection first contact again.
 # timeout: 120
 set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -68,3 +69,23 @@ restored=$(queued)
 connections "$TB_B_ADDR4" 5001 5
 tb_assert "after the restore, the cached destination is still not queued" test "$(queued)" = "$restored"
 tb_stop_rackd "$TB_A" a TERM
+
+# An element that expires goes quietly: the destination's next connection is first contact again, and the
+# kernel's removal of the element is no "rules taken away" (no restore).
+printf '[policy]\nordinary-cache = 2s\n' >"$TB_DIR/short.conf"
+tb_start_rackd "$TB_A" short --config "$TB_DIR/short.conf"
+start=$(queued)
+connections "$TB_B_ADDR4" 5001 1
+tb_assert "first contact again after a restart (the cache is not kept)" test "$(($(queued) - start))" = 2
+tb_assert "cached for 2 s" tb_wait_for "cached $TB_B_ADDR4 5001" 5
+tb_assert "the element expires" tb_wait_for "! cached $TB_B_ADDR4 5001" 10
+# The kernel collects expired elements on its own schedule; its collection must not look like a deletion.
+tb_assert "the engine's copy expires too" \
+    tb_wait_for "tb_rackctl short status --json | grep -Eq '\"ordinary_destinations\" *: *0'" 10
+expired=$(queued)
+connections "$TB_B_ADDR4" 5001 1
+tb_assert "after expiry the next connection is queued (first contact)" test "$(($(queued) - expired))" = 2
+tb_assert "cached again" tb_wait_for "cached $TB_B_ADDR4 5001" 5
+tb_assert "the kernel's own expiry never made rackd restore its table" tb_wait_for "! cached $TB_B_ADDR4 5001" 10
+tb_assert_fails "no restore was logged" grep -q "rules restored" "$TB_DIR/rackd-short.log"
+tb_stop_rackd "$TB_A" short TERM
