@@ -14,7 +14,9 @@
 //   nftables batch of the rule changes the input caused, then the packets the engine asked to inject,
 //   then its UDP datagrams, then the rocks probes it asked for. A drain of the queue is one input.
 //   Injected packets may depend on the rules (a managed flow must be queued before the peer answers),
-//   and must not overtake the packets that caused them;
+//   and must not overtake the packets that caused them. One exception: destinations a packet showed to
+//   be ordinary go into the kernel's ordinary sets before that packet's verdict (their next SYN may
+//   follow it at once);
 // - stop: hold no more and close the probes; delete the queue rules but not the chains, give every
 //   packet queued its verdict and let the held ones through, then delete the table (deleting it first
 //   would make the kernel drop whatever is queued), then unbind.
@@ -293,6 +295,9 @@ public final class DataPlane: Sendable {
             packet.bytes, direction: packet.metadata.hook.direction, checksum: checksum,
             truncated: packet.isTruncated, now: now)
         carryOut(output)
+        // Before the verdict: the SYN-ACK that made the destination ordinary lets the application connect
+        // again at once, and that connection's SYN must find the element.
+        if !output.ordinary.isEmpty { commitOrdinary() }
         return output.verdict
     }
 
