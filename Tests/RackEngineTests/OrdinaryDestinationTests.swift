@@ -135,3 +135,28 @@ import Testing
         }
     }
 }
+
+@Suite struct OrdinaryDestinationRestoreTests {
+    @Test func destinationsTakenBackKeepTheTimeTheyHadLeft() throws {
+        var engine = HostEngine(configuration: Configuration(), random: SeededRandom(seed: 1))
+        let destination = TCPEndpoint(address: IPAddress(parsing: "10.2.0.2")!, port: 5001)
+        let now = EngineInstant.seconds(50)
+        let kept = engine.restoreOrdinaryDestinations([OrdinaryDestination(destination: destination, lifetime: .seconds(30))],
+                                                      now: now)
+        #expect(kept.count == 1 && engine.ordinaryDestinationCount == 1)
+        #expect(engine.ordinaryDestinations(now: now + .seconds(10))
+            == [OrdinaryDestination(destination: destination, lifetime: .seconds(20))])
+        _ = engine.handleTimeout(now: now + .seconds(30))
+        #expect(engine.ordinaryDestinationCount == 0)
+    }
+
+    @Test func aZeroLifetimeTakesNothingBack() {
+        var configuration = Configuration()
+        configuration.ordinaryCacheLifetime = .zero
+        var engine = HostEngine(configuration: configuration, random: SeededRandom(seed: 1))
+        let destination = TCPEndpoint(address: IPAddress(parsing: "10.2.0.2")!, port: 5001)
+        #expect(engine.restoreOrdinaryDestinations([OrdinaryDestination(destination: destination, lifetime: .seconds(30))],
+                                                   now: .seconds(1)).isEmpty)
+        #expect(engine.ordinaryDestinationCount == 0)
+    }
+}

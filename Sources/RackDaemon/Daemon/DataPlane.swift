@@ -154,11 +154,18 @@ public final class DataPlane: Sendable {
         let installer = try NftablesInstaller(logger: logger)
         // Before the install, so no deletion after it goes unseen; rackd's own batches are told apart by port.
         let rulesetMonitor = try RulesetMonitor(ownPortID: installer.portID, logger: logger)
+        // The ordinary destinations the last rackd cached, with the time each has left, go into the new table.
+        let ordinary = configuration.mode == .racks
+            ? engine.restoreOrdinaryDestinations(installer.cachedOrdinary(), now: startedAt) : []
+        if !ordinary.isEmpty {
+            logger.notice("ordinary destinations taken back from the last rackd", metadata: ["nft.elements": "\(ordinary.count)"])
+        }
         // One batch replaces whatever table the last rackd left with one that already holds the restored
         // flows: at no instant is a kept flow's packet left unqueued.
         try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
                               preference: configuration.rules, managedFlows: engine.racksManagedFlows,
-                              exclusions: configuration.mode == .racks ? configuration.policy : Policy())
+                              exclusions: configuration.mode == .racks ? configuration.policy : Policy(),
+                              ordinary: ordinary)
         restored.ruleChanges = []
         try stateDirectory.save(DaemonRecord(rocksHeartbeatPort: heartbeatSocket?.port,
                                              rocksReconnectionPort: reconnectionSocket?.port))

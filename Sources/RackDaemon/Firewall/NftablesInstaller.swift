@@ -35,7 +35,8 @@ public final class NftablesInstaller {
     /// table, or one without its elements, and a failed attempt leaves what was there.
     @discardableResult
     public func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant,
-                        managedFlows: Set<FlowKey> = [], exclusions: Policy = Policy()) throws(NftablesError)
+                        managedFlows: Set<FlowKey> = [], exclusions: Policy = Policy(),
+                        ordinary: [OrdinaryDestination] = []) throws(NftablesError)
         -> QueueRuleVariant
     {
         let candidates: [QueueRuleVariant]
@@ -50,7 +51,7 @@ public final class NftablesInstaller {
             let ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant,
                                        exclusions: SYNExclusions(exclusions))
             do {
-                try replace(with: ruleset, managedFlows: managedFlows)
+                try replace(with: ruleset, managedFlows: managedFlows, ordinary: ordinary)
                 installedVariant = variant
                 installedRuleset = ruleset
                 if hadTable {
@@ -140,6 +141,25 @@ public final class NftablesInstaller {
         } catch {
             throw NftablesError(step: "check table inet rackd", error: error)
         }
+    }
+
+    /// The ordinary destinations the table there now holds (left by an earlier rackd), each with the time
+    /// its element has left; none when there is no table, no ordinary set, or the kernel cannot say. Read
+    /// before `install` replaces the table, so a restart keeps them (docs/restarts.md).
+    public func cachedOrdinary() -> [OrdinaryDestination] {
+        var found: [OrdinaryDestination] = []
+        for set in [RackdRuleset.ordinaryIPv4, RackdRuleset.ordinaryIPv6] {
+            do throws(SystemError) {
+                _ = try socket.dump(type: Self.messageType(13),  // GETSETELEM
+                                    bytes: Self.request([(1, RackdRuleset.tableName), (2, set.name)]),
+                                    call: "list elements of \(set.name)") { message in
+                    found += OrdinaryElementDump.destinations(in: message)
+                }
+            } catch {
+                continue
+            }
+        }
+        return found
     }
 
     /// Whether table inet rackd exists (NFT_MSG_GETTABLE); false too when the kernel cannot say.
