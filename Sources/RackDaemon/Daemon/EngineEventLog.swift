@@ -66,7 +66,7 @@ extension Logger {
         case .rocksProbed(let destination, .rock):
             info("rocks probe: a rock", metadata: ["rocks.destination": "\(destination)"])
         case .rocksProbed(let destination, .notRock(let reason)):
-            debug("rocks probe: not a rock; not probed again until the negative cache expires",
+            info("rocks probe: not a rock; not probed again until the negative cache expires",
                  metadata: ["rocks.destination": "\(destination)", "reason": "\(reason)"])
         }
     }

@@ -47,7 +47,7 @@ import Glibc
 
 /// The policy's exclusions, as the kernel's interval sets hold them: sorted, merged ranges of
 /// big-endian keys, inclusive.
-struct SYNExclusions: Equatable {
+struct SYNExclusions {
     typealias Range = (lower: [UInt8], upper: [UInt8])
 
     var addresses4: [Range] = []
@@ -79,15 +79,6 @@ struct SYNExclusions: Equatable {
         addresses6 = Self.merged(policy.excludeAddresses.filter { !$0.address.isIPv4 }.map(prefixRange))
         ports = Self.merged(policy.excludePorts.map(portRange))
         managedPorts = policy.managePorts.isEmpty ? nil : Self.merged(policy.managePorts.map(portRange))
-    }
-
-    static func == (lhs: SYNExclusions, rhs: SYNExclusions) -> Bool {
-        func same(_ a: [Range], _ b: [Range]) -> Bool {
-            a.count == b.count && zip(a, b).allSatisfy { $0.lower == $1.lower && $0.upper == $1.upper }
-        }
-        return same(lhs.addresses4, rhs.addresses4) && same(lhs.addresses6, rhs.addresses6)
-            && same(lhs.ports, rhs.ports) && (lhs.managedPorts == nil) == (rhs.managedPorts == nil)
-            && same(lhs.managedPorts ?? [], rhs.managedPorts ?? [])
     }
 
     static func portKey(_ port: UInt16) -> [UInt8] { [UInt8(port >> 8), UInt8(port & 0xff)] }
