@@ -2,7 +2,7 @@
 # test_ordinary_cached.sh: rackd in A only; B is an ordinary host. The first connection to B:5001 is
 # queued (its SYN and SYN-ACK), and makes B:5001 an ordinary destination in the kernel's set `ordinary4`;
 # the next connections to it are not queued at all. Connections to a destination the configuration
-# excludes (port 5002, and B's IPv6 prefix) are never queued. The default log level records no line per
+# excludes (port 5002, B's IPv6 prefix, ports outside manage-ports) are never queued. The default log level records no line per
 # connection left to plain TCP; `rackctl status` counts the destination. A restored table keeps the cache, and so
 # does the next rackd after a crash; a clean stop does not; an expired element makes the next connection first
 # contact again.
@@ -26,6 +26,7 @@ tb_bg "$TB_B" server4 "$TB_TOOLS/short_connects.py" serve --listen 0.0.0.0 --por
 tb_bg "$TB_B" server6 "$TB_TOOLS/short_connects.py" serve --listen :: --port 5004 --ready-file "$TB_DIR/ready6"
 tb_wait_for "test -f '$TB_DIR/ready4' && test -f '$TB_DIR/ready6'" 10
 
+# shellcheck disable=SC2016 # awk's $1 and $8
 # queued: the id counter of rackd's queue in A (the kernel numbers every packet it queues).
 queued() { ip netns exec "$TB_A" awk '$1 == 3939 {print $8}' /proc/net/netfilter/nfnetlink_queue; }
 # connections ADDR PORT N: N connections from A, one after another.
@@ -86,6 +87,17 @@ tb_assert "connections to them are still not queued" test "$(queued)" = "$kept"
 status=$(tb_rackctl b status --json)
 tb_assert "its status counts them" grep -Eq '"ordinary_destinations" *: *2' <<<"$status"
 tb_stop_rackd "$TB_A" b TERM
+
+# manage-ports narrows what is queued to its server ports, in the kernel too.
+printf '[policy]\nmanage-ports = 5003, 6000-6100\n' >"$TB_DIR/narrow.conf"
+tb_start_rackd "$TB_A" narrow --config "$TB_DIR/narrow.conf"
+start=$(queued)
+connections "$TB_B_ADDR4" 5001 3
+connections "$TB_B_ADDR6" 5004 3
+tb_assert "connections to server ports outside manage-ports are never queued" test "$(queued)" = "$start"
+connections "$TB_B_ADDR4" 5003 3
+tb_assert "a listed server port's first connection is queued, the next ones not" test "$(($(queued) - start))" = 2
+tb_stop_rackd "$TB_A" narrow TERM
 
 # An element that expires goes quietly: the destination's next connection is first contact again, and the
 # kernel's removal of the element is no "rules taken away" (no restore).
