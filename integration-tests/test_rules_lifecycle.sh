@@ -20,14 +20,18 @@ tb_assert "output chain hooks output (route: a rewritten packet is routed again)
 tb_assert "input chain hooks input" grep -q "type filter hook input priority mangle" <<<"$listing"
 tb_assert "anything but TCP leaves at the first rule" grep -q "meta l4proto != tcp accept" <<<"$listing"
 tb_assert "rackd-marked packets are accepted first" grep -q "meta mark & 0x10000000 == 0x10000000 accept" <<<"$listing"
-tb_assert "TCP SYNs are queued, with bypass, loopback aside" \
-    grep -q "@th,104,8 & 0x2 != 0x0 meta oiftype != loopback queue num 3939 bypass" <<<"$listing"
+tb_assert "TCP SYNs go to the SYN chains, loopback aside" \
+    grep -q "@th,104,8 & 0x2 != 0x0 meta oiftype != loopback jump syn-output" <<<"$listing"
+tb_assert "TCP SYNs coming in too" grep -q "@th,104,8 & 0x2 != 0x0 meta iiftype != loopback jump syn-input" <<<"$listing"
+tb_assert "there, what rackd could enhance is queued, with bypass" \
+    grep -q 'queue num 3939 bypass comment "rackd: every other SYN and SYN-ACK: detection"' <<<"$listing"
+tb_assert "ordinary destinations skip the queue" grep -q "th dport @ordinary4 return" <<<"$listing"
 tb_assert "rackd's messages are looked for in small segments only" \
     grep -q "meta length <= 120 meta iiftype != loopback tcp option 253 exists queue num 3939 bypass" <<<"$listing"
 tb_assert "managed IPv4 flows: one lookup per packet" grep -q "ip saddr . th sport . ip daddr . th dport vmap @flows_out4" <<<"$listing"
 tb_assert "managed IPv6 flows: one lookup per packet" grep -q "ip6 daddr . th dport . ip6 saddr . th sport vmap @flows_in6" <<<"$listing"
-tb_assert "queued flows are queued without bypass" \
-    bash -c "tb_exec() { ip netns exec \"\$1\" \"\${@:2}\"; }; ip netns exec $TB_A nft list chain inet rackd queued | grep -qE 'queue num 3939\$|queue num 3939 comment'"
+queued_chain=$(tb_exec "$TB_A" nft list chain inet rackd queued)
+tb_assert "queued flows are queued without bypass" grep -q 'queue num 3939 comment' <<<"$queued_chain"
 tb_assert "moved flows are rewritten with their checksums" \
     grep -q "ip saddr . th sport . ip daddr . th dport map @wire_of4" <<<"$listing"
 tb_assert "the marked-packet rule comes before the SYN rule" \

@@ -32,9 +32,12 @@ public struct DaemonReport: Codable, Sendable, Equatable {
     public var fallbacks: UInt64
     /// Resumptions since rackd started, all connections together.
     public var resumptions: UInt64
+    /// Destinations cached now as ordinary peers, whose handshakes the kernel does not queue (their
+    /// connections are left to plain TCP without rackd seeing them). Absent from older rackd.
+    public var ordinaryDestinations: UInt64?
 
     public init(version: String, pid: Int32, mode: String, rules: String, uptimeSeconds: Double, queue: QueueReport,
-                connectionsReleased: UInt64, fallbacks: UInt64, resumptions: UInt64) {
+                connectionsReleased: UInt64, fallbacks: UInt64, resumptions: UInt64, ordinaryDestinations: UInt64? = nil) {
         self.version = version
         self.pid = pid
         self.mode = mode
@@ -44,6 +47,7 @@ public struct DaemonReport: Codable, Sendable, Equatable {
         self.connectionsReleased = connectionsReleased
         self.fallbacks = fallbacks
         self.resumptions = resumptions
+        self.ordinaryDestinations = ordinaryDestinations
     }
 }
 

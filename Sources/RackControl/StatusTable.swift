@@ -44,7 +44,9 @@ public enum StatusTable {
                 + (queue.held.map { $0 > 0 ? ", \($0) held" : "" } ?? ""),
             "connections: \(report.connections.count) managed (\(suspended) suspended), \(daemon.connectionsReleased) released, "
                 + "\(daemon.fallbacks) left to plain TCP, \(daemon.resumptions) resumptions",
-        ]
+        ] + (daemon.ordinaryDestinations.map {
+            ["ordinary peers: \($0) destinations cached (their connections are not queued)"]
+        } ?? [])
     }
 
     /// Pads every column but the last to its widest cell.

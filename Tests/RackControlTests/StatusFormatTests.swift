@@ -54,6 +54,18 @@ import Testing
         #expect(lines[5] == "connections: 1 managed (1 suspended), 3 released, 1 left to plain TCP, 4 resumptions")
     }
 
+    /// `daemon.ordinary_destinations` is optional: absent from an older rackd's JSON, and its table line too.
+    @Test func ordinaryDestinationsAreAnOptionalAddition() throws {
+        var report = Self.report
+        report.daemon.ordinaryDestinations = 5
+        #expect(String(decoding: try ControlCoding.line(report), as: UTF8.self).contains("\"ordinary_destinations\":5"))
+        let lines = StatusTable.render(report).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[6] == "ordinary peers: 5 destinations cached (their connections are not queued)")
+        #expect(!StatusTable.render(Self.report).contains("ordinary peers"))
+        let older = try ControlCoding.line(ControlResponse(ok: true, status: Self.report))
+        #expect(try ControlCoding.decode(ControlResponse.self, from: older.dropLast()).status?.daemon.ordinaryDestinations == nil)
+    }
+
     /// `daemon.queue.held` is optional: absent from an older rackd's JSON, which still decodes, and shown in
     /// the table only when packets were held.
     @Test func heldPacketsAreAnOptionalAddition() throws {

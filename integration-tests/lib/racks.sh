@@ -23,13 +23,15 @@ racks_wait_managed() {
     tb_assert "B manages the connection" racks_wait_count b "connection managed" 1 10
 }
 
-# racks_managed_sets_empty NS: true when rackd's managed sets in NS have no element (nothing is queued
-# beyond handshakes and rackd's own messages).
+# racks_managed_sets_empty NS: true when rackd's flow maps in NS have no element: nothing is queued beyond
+# handshakes and rackd's own messages, and nothing is rewritten (Firewall/RackdMaps.swift).
 # (The listing is read whole first: with pipefail, `nft … | grep -q` can fail when grep exits early and nft
 # dies of SIGPIPE, and the negation would then report "empty" wrongly.)
 racks_managed_sets_empty() {
-    local listing
-    listing=$(tb_exec "$1" nft list table inet rackd 2>/dev/null) || return 1
+    local listing="" map
+    for map in flows_out4 flows_in4 flows_out6 flows_in6 wire_of4 socket_of4 wire_of6 socket_of6; do
+        listing+=$(tb_exec "$1" nft list map inet rackd "$map" 2>/dev/null) || return 1
+    done
     [[ $listing != *elements* ]]
 }
 

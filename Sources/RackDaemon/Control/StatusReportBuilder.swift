@@ -30,14 +30,15 @@ struct StatusReportBuilder {
     let startedAt: EngineInstant
 
     func report(connections: [ConnectionStatus], queue: NFQueueReader.Counters, tally: EventTally,
-                now: EngineInstant, wallNow: timespec) -> StatusReport {
+                ordinaryDestinations: Int = 0, now: EngineInstant, wallNow: timespec) -> StatusReport {
         let daemon = DaemonReport(
             version: RackEngineVersion.string, pid: getpid(), mode: configuration.mode.rawValue, rules: rulesVariant,
             uptimeSeconds: seconds(now.duration(since: startedAt)),
             queue: QueueReport(number: configuration.queueNumber, received: UInt64(queue.received),
                                accepted: UInt64(queue.accepted), modified: UInt64(queue.modified),
                                dropped: UInt64(queue.dropped), held: UInt64(queue.held)),
-            connectionsReleased: tally.connectionsReleased, fallbacks: tally.fallbacks, resumptions: tally.resumptions)
+            connectionsReleased: tally.connectionsReleased, fallbacks: tally.fallbacks, resumptions: tally.resumptions,
+            ordinaryDestinations: UInt64(ordinaryDestinations))
         return StatusReport(daemon: daemon, connections: connections.map { connection in
             let suspendedFor = connection.suspendedSince.map { seconds(now.duration(since: $0)) }
             return ConnectionReport(

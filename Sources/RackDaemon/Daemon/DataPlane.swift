@@ -14,7 +14,9 @@
 //   nftables batch of the rule changes the input caused, then the packets the engine asked to inject,
 //   then its UDP datagrams, then the rocks probes it asked for. A drain of the queue is one input.
 //   Injected packets may depend on the rules (a managed flow must be queued before the peer answers),
-//   and must not overtake the packets that caused them;
+//   and must not overtake the packets that caused them. One exception: destinations a packet showed to
+//   be ordinary go into the kernel's ordinary sets before that packet's verdict (their next SYN may
+//   follow it at once);
 // - stop: hold no more and close the probes; delete the queue rules but not the chains, give every
 //   packet queued its verdict and let the held ones through, then delete the table (deleting it first
 //   would make the kernel drop whatever is queued), then unbind.
@@ -57,6 +59,8 @@ public final class DataPlane: Sendable {
         var rejectionLog = RejectionLogLimiter()
         var tally = EventTally()
         var pendingRuleChanges: [RuleChange] = []
+        /// Destinations the engine found ordinary, for the kernel's ordinary sets.
+        var pendingOrdinary: [OrdinaryDestination] = []
         var pendingTransmits: [[UInt8]] = []
         var pendingReleases: [HeldPacketRelease] = []
         var pendingDatagrams: [Datagram] = []
@@ -150,10 +154,18 @@ public final class DataPlane: Sendable {
         let installer = try NftablesInstaller(logger: logger)
         // Before the install, so no deletion after it goes unseen; rackd's own batches are told apart by port.
         let rulesetMonitor = try RulesetMonitor(ownPortID: installer.portID, logger: logger)
+        // The ordinary destinations the last rackd cached, with the time each has left, go into the new table.
+        let ordinary = configuration.mode == .racks
+            ? engine.restoreOrdinaryDestinations(installer.cachedOrdinary(), now: startedAt) : []
+        if !ordinary.isEmpty {
+            logger.notice("ordinary destinations taken back from the last rackd", metadata: ["nft.elements": "\(ordinary.count)"])
+        }
         // One batch replaces whatever table the last rackd left with one that already holds the restored
         // flows: at no instant is a kept flow's packet left unqueued.
         try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
-                              preference: configuration.rules, flows: engine.kernelFlows)
+                              preference: configuration.rules, flows: engine.kernelFlows,
+                              exclusions: configuration.mode == .racks ? configuration.policy : Policy(),
+                              ordinary: ordinary)
         restored.ruleChanges = []
         try stateDirectory.save(DaemonRecord(rocksHeartbeatPort: heartbeatSocket?.port,
                                              rocksReconnectionPort: reconnectionSocket?.port))
@@ -290,6 +302,9 @@ public final class DataPlane: Sendable {
             packet.bytes, direction: packet.metadata.hook.direction, checksum: checksum,
             truncated: packet.isTruncated, now: now)
         carryOut(output)
+        // Before the verdict: the SYN-ACK that made the destination ordinary lets the application connect
+        // again at once, and that connection's SYN must find the element.
+        if !output.ordinary.isEmpty { commitOrdinary() }
         return output.verdict
     }
 
@@ -365,7 +380,8 @@ public final class DataPlane: Sendable {
                                   metadata: ["nft.table": "inet rackd"])
                 return
             }
-            try state.installer.reinstall(flows: flows)
+            try state.installer.reinstall(flows: flows,
+                                          ordinary: state.engine.ordinaryDestinations(now: MonotonicClock.now()))
             state.logger.notice("rules restored", metadata: [
                 "nft.table": "inet rackd", "rules.reason": "\(restoration.trigger)", "nft.elements": "\(flows.count)",
                 "rules.restore-ms": "\(restoration.millisecondsSinceNoticed(now: MonotonicClock.now()))",
@@ -410,6 +426,7 @@ public final class DataPlane: Sendable {
     /// keeps rule changes and transmits for `finishInput`.
     private func carryOut(_ output: EngineOutput) {
         state.pendingRuleChanges += output.ruleChanges
+        state.pendingOrdinary += output.ordinary
         for change in output.addressChanges {
             do {
                 switch change {
@@ -455,6 +472,7 @@ public final class DataPlane: Sendable {
     private func finishInput() {
         sendReleases()
         commitRuleChanges()
+        commitOrdinary()
         flushTransmits()
         flushDatagrams()
         startProbes()
@@ -519,6 +537,19 @@ public final class DataPlane: Sendable {
         state.pendingRuleChanges.removeAll(keepingCapacity: true)
     }
 
+    /// Adds the destinations the engine found ordinary to the kernel's sets. A failure (a full set) costs
+    /// only queued handshakes: the engine finds the destination ordinary again on its next connection.
+    private func commitOrdinary() {
+        guard !state.pendingOrdinary.isEmpty else { return }
+        do {
+            try state.installer.addOrdinary(state.pendingOrdinary)
+        } catch {
+            state.logger.warning("could not cache ordinary destinations in the kernel; their handshakes stay queued",
+                                 metadata: ["nft.elements": "\(state.pendingOrdinary.count)", "error": "\(error)"])
+        }
+        state.pendingOrdinary.removeAll(keepingCapacity: true)
+    }
+
     /// Injects what the engine asked for, after the verdicts of the packets that caused it.
     private func flushTransmits() {
         guard !state.pendingTransmits.isEmpty else { return }
@@ -556,7 +587,8 @@ public final class DataPlane: Sendable {
         switch request.command {
         case .status:
             let report = state.statusBuilder.report(
-                connections: state.engine.connections, queue: state.reader.counters, tally: state.tally, now: now,
+                connections: state.engine.connections, queue: state.reader.counters, tally: state.tally,
+                ordinaryDestinations: state.engine.ordinaryDestinationCount, now: now,
                 wallNow: Self.wallClock())
             return ControlResponse(ok: true, status: report)
         case .suspend, .resume:

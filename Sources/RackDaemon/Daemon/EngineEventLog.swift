@@ -34,7 +34,9 @@ extension Logger {
                 "conn.peer-kind": "\(peerKind)",
             ])
         case .fellBack(let flow, let reason):
-            info("connection left to plain TCP", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
+            // Debug: at a higher level a laptop's journal would list every site it visited. `rackctl status`
+            // counts them (`fallbacks`).
+            debug("connection left to plain TCP", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
         case .phaseChanged(let id, let flow, let from, let to, let reason):
             notice("connection state changed", metadata: [
                 "conn.id": "\(id)", "conn.state": "\(to.rawValue)", "conn.previous": "\(from.rawValue)",

@@ -1,4 +1,4 @@
-// rackd — a flow's key in rackd's managed sets.
+// rackd — a flow's key in rackd's flow maps (RackdMaps.swift).
 
 import RackEngine
 

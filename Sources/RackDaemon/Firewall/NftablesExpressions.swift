@@ -81,12 +81,30 @@ enum NftExpression {
         return e
     }
 
-    /// Matches when the key starting at `register` is an element of the named set.
-    static func lookup(set name: String, setID: UInt32, register: UInt32) -> OpaquePointer {
+    /// Matches when the key starting at `register` is an element of the named set (`inverted`: is not).
+    static func lookup(set name: String, setID: UInt32, register: UInt32, inverted: Bool = false) -> OpaquePointer {
         let e = make("lookup")
         nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_LOOKUP_SREG), register)
         nftnl_expr_set_str(e, attribute(NFTNL_EXPR_LOOKUP_SET), name)
         nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_LOOKUP_SET_ID), setID)
+        if inverted { nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_LOOKUP_FLAGS), UInt32(NFT_LOOKUP_F_INV.rawValue)) }
+        return e
+    }
+
+    /// The verdict `jump CHAIN`: on to a regular chain, back after it with `return`.
+    static func jump(to chain: String) -> OpaquePointer {
+        let e = make("immediate")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_DREG), NftRegister.verdict)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
+        nftnl_expr_set_str(e, attribute(NFTNL_EXPR_IMM_CHAIN), chain)
+        return e
+    }
+
+    /// The verdict `return`: back to the chain that jumped here, at its next rule.
+    static func returnVerdict() -> OpaquePointer {
+        let e = make("immediate")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_DREG), NftRegister.verdict)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_RETURN.rawValue))
         return e
     }
 

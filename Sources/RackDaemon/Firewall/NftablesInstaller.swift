@@ -35,7 +35,9 @@ public final class NftablesInstaller {
     /// table, or one without its elements, and a failed attempt leaves what was there.
     @discardableResult
     public func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant,
-                        flows: KernelFlows = KernelFlows()) throws(NftablesError) -> QueueRuleVariant
+                        flows: KernelFlows = KernelFlows(), exclusions: Policy = Policy(),
+                        ordinary: [OrdinaryDestination] = []) throws(NftablesError)
+        -> QueueRuleVariant
     {
         let candidates: [QueueRuleVariant]
         switch preference {
@@ -46,9 +48,10 @@ public final class NftablesInstaller {
         let hadTable = tableExists()
         var lastError: NftablesError? = nil
         for variant in candidates {
-            let ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant)
+            let ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant,
+                                       exclusions: SYNExclusions(exclusions))
             do {
-                try replace(with: ruleset, flows: flows)
+                try replace(with: ruleset, flows: flows, ordinary: ordinary)
                 installedVariant = variant
                 installedRuleset = ruleset
                 if hadTable {
@@ -70,23 +73,36 @@ public final class NftablesInstaller {
         throw lastError!
     }
 
-    /// Puts the table `install` made back, with the variant it chose, holding `flows`: one batch that
-    /// replaces whatever is there now (nothing, part of it, or all of it).
-    public func reinstall(flows: KernelFlows) throws(NftablesError) {
+    /// Puts the table `install` made back, with the variant it chose, holding `flows` and the `ordinary`
+    /// destinations (with what is left of their lifetimes): one batch that replaces whatever is there now
+    /// (nothing, part of it, or all of it).
+    public func reinstall(flows: KernelFlows, ordinary: [OrdinaryDestination] = []) throws(NftablesError) {
         guard let ruleset = installedRuleset else {
             preconditionFailure("reinstall before a successful install")
         }
-        try replace(with: ruleset, flows: flows)
+        try replace(with: ruleset, flows: flows, ordinary: ordinary)
         installedVariant = ruleset.variant
     }
 
-    private func replace(with ruleset: RackdRuleset, flows: KernelFlows) throws(NftablesError) {
+    private func replace(with ruleset: RackdRuleset, flows: KernelFlows,
+                         ordinary: [OrdinaryDestination] = []) throws(NftablesError) {
         let elements = FlowMapElement.elements(for: flows)
-        let messages = ruleset.replaceMessageCount(elements: elements)
+        let messages = ruleset.replaceMessageCount(elements: elements, ordinaryCount: ordinary.count)
         // The ruleset takes some KiB; an IPv6 element with IPv6 data about 110 bytes.
         let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(messages)),
-                                  capacity: 256 * 1024 + 112 * elements.count)
-        ruleset.appendReplace(holding: elements, to: batch)
+                                  capacity: 256 * 1024 + 112 * elements.count + 64 * ordinary.count)
+        ruleset.appendReplace(holding: elements, ordinary: ordinary, to: batch)
+        try batch.commit(on: socket)
+    }
+
+    /// Adds `destinations` to the ordinary sets, each with its lifetime as the element's timeout, in one
+    /// batch: their handshakes are not queued until it runs out (RackdRuleset+Ordinary.swift).
+    public func addOrdinary(_ destinations: [OrdinaryDestination]) throws(NftablesError) {
+        guard !destinations.isEmpty else { return }
+        let messages = (destinations.count + RackdRuleset.elementsPerMessage - 1) / RackdRuleset.elementsPerMessage
+        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(messages) * 2 + 2),
+                                  capacity: 4096 + 64 * destinations.count)
+        RackdRuleset.appendOrdinary(destinations, to: batch)
         try batch.commit(on: socket)
     }
 
@@ -105,7 +121,7 @@ public final class NftablesInstaller {
                       rule.table == RackdRuleset.tableName, let chain = rule.name else { return }
                 rulesPerChain[chain, default: 0] += 1
             }
-            for chain in RackdRuleset.chains where rulesPerChain[chain.name, default: 0] != ruleset.ruleCount(for: chain.name) {
+            for chain in RackdRuleset.chainNames where rulesPerChain[chain, default: 0] != ruleset.ruleCount(for: chain) {
                 return false
             }
             var found: Set<[UInt8]> = []
@@ -124,6 +140,25 @@ public final class NftablesInstaller {
         } catch {
             throw NftablesError(step: "check table inet rackd", error: error)
         }
+    }
+
+    /// The ordinary destinations the table there now holds (left by an earlier rackd), each with the time
+    /// its element has left; none when there is no table, no ordinary set, or the kernel cannot say. Read
+    /// before `install` replaces the table, so a restart keeps them (docs/restarts.md).
+    public func cachedOrdinary() -> [OrdinaryDestination] {
+        var found: [OrdinaryDestination] = []
+        for set in [RackdRuleset.ordinaryIPv4, RackdRuleset.ordinaryIPv6] {
+            do throws(SystemError) {
+                _ = try socket.dump(type: Self.messageType(13),  // GETSETELEM
+                                    bytes: Self.request([(1, RackdRuleset.tableName), (2, set.name)]),
+                                    call: "list elements of \(set.name)") { message in
+                    found += OrdinaryElementDump.destinations(in: message)
+                }
+            } catch {
+                continue
+            }
+        }
+        return found
     }
 
     /// Whether table inet rackd exists (NFT_MSG_GETTABLE); false too when the kernel cannot say.
@@ -176,7 +211,7 @@ public final class NftablesInstaller {
         }
     }
 
-    /// Commits `changes` to the managed sets in one batch, in order, and returns the changes that failed.
+    /// Commits `changes` to the flow maps in one batch, in order, and returns the changes that failed.
     ///
     /// A batch fails whole, and deleting an element that is not in its set fails it with ENOENT (Linux 6.1
     /// has no DESTROY, which would not): then the changes are committed one by one, and such a delete

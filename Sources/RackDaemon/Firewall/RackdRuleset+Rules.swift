@@ -22,6 +22,7 @@ extension RackdRuleset {
     /// The rules of the chain named `chain`; the caller owns the expressions.
     func rules(for chain: String) -> [Rule] {
         if let hook = Hook.allCases.first(where: { $0.chainName == chain }) { return hookRules(hook) }
+        if let hook = Hook.allCases.first(where: { Self.synChainName($0) == chain }) { return synRules(for: hook) }
         if chain == Self.queuedChain {
             return [Rule(comment: "every packet of a queued flow", expressions: [queue(bypass: false)])]
         }
@@ -51,14 +52,15 @@ extension RackdRuleset {
             NftExpression.compare(NFT_CMP_EQ, register: r1, bytesOf(firewallMark)),
             NftExpression.accept(),
         ]))
-        // tcp flags & syn == syn meta oiftype != loopback queue num Q bypass
-        rules.append(Rule(comment: "TCP SYN and SYN-ACK: detection", expressions: [
+        // tcp flags & syn == syn meta oiftype != loopback jump syn-output: the SYN chains queue it for
+        // detection unless it could not be enhanced (RackdRuleset+Ordinary.swift)
+        rules.append(Rule(comment: "TCP SYN and SYN-ACK: detection, unless it could not enhance them", expressions: [
             NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, length: 1, into: r1),
             NftExpression.and(register: r1, mask: [0x02]),
             NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
             NftExpression.meta(interfaceType, into: r1),
             NftExpression.compare(NFT_CMP_NEQ, register: r1, loopback),
-            queue(bypass: true),
+            NftExpression.jump(to: Self.synChainName(hook)),
         ]))
         if hook == .input {
             // meta len <= 120 meta iiftype != loopback tcp option 253 exists queue num Q bypass
@@ -150,7 +152,7 @@ extension RackdRuleset {
         ]
     }
 
-    private func queue(bypass: Bool) -> OpaquePointer {
+    func queue(bypass: Bool) -> OpaquePointer {
         switch variant {
         case .native: return NftExpression.nativeQueue(number: queueNumber, bypass: bypass)
         case .compat: return NftExpression.compatQueue(number: queueNumber, bypass: bypass)

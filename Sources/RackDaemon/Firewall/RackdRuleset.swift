@@ -8,11 +8,14 @@
 //         map flows_in4, flows_out6, flows_in6 (the same; ipv6_addr for 6)
 //         map wire_of4 { type ipv4_addr . inet_service . ipv4_addr . inet_service : ipv4_addr . inet_service . ipv4_addr . inet_service; }
 //         map socket_of4, wire_of6, socket_of6 (the same)
+//         (the SYN chains' sets: ordinary4, ordinary6, excluded4, excluded6, excluded-ports, managed-ports)
+//         chain syn-output { ... }  chain syn-input { ... }   (RackdRuleset+Ordinary.swift: policy exclusions
+//                                    and ordinary destinations return unqueued; the rest: queue num Q bypass)
 //         chain output {
 //             type route hook output priority mangle; policy accept;
 //             meta l4proto != tcp accept
 //             meta mark & MARK == MARK accept
-//             tcp flags & syn == syn meta oiftype != loopback queue num Q bypass
+//             tcp flags & syn == syn meta oiftype != loopback jump syn-output
 //             meta nfproto ipv4 ip saddr . tcp sport . ip daddr . tcp dport vmap @flows_out4
 //             meta nfproto ipv6 ip6 saddr . tcp sport . ip6 daddr . tcp dport vmap @flows_out6
 //         }
@@ -20,7 +23,7 @@
 //             type filter hook input priority mangle; policy accept;
 //             meta l4proto != tcp accept
 //             meta mark & MARK == MARK accept
-//             tcp flags & syn == syn meta iiftype != loopback queue num Q bypass
+//             tcp flags & syn == syn meta iiftype != loopback jump syn-input
 //             meta len <= 120 meta iiftype != loopback tcp option 253 exists queue num Q bypass
 //             meta nfproto ipv4 ip daddr . tcp dport . ip saddr . tcp sport vmap @flows_in4
 //             meta nfproto ipv6 (the same) vmap @flows_in6
@@ -46,14 +49,15 @@
 // The output chain is of type `route`: when a rewrite changes a packet's addresses the kernel routes it
 // again, as it does for a packet the queue changed.
 //
-// Fail-open or fail-closed (docs/architecture.md, "Kernel facts": queueing and rules): the SYN rule has
-// `bypass`, so if rackd is gone new connections still open, as plain TCP. The managed-flow rules do not: a
+// Fail-open or fail-closed (docs/architecture.md, "Kernel facts": queueing and rules): the SYN chains' queue
+// rule has `bypass`, so if rackd is gone new connections still open, as plain TCP. The managed-flow rules do not: a
 // flow rackd manages may be rewritten, and letting its packets through untouched would corrupt it. Such
 // flows stall until rackd is back (or until `rackd cleanup`). A moved flow the kernel rewrites keeps
 // running without rackd. For the same reason the table does not carry NFT_TABLE_F_OWNER: a crashed rackd
 // leaves the rules in place so that a restarted rackd finds its flows frozen, or still moving, not broken.
 
 import CNftables
+import RackEngine
 
 #if canImport(Glibc)
 import Glibc
@@ -75,6 +79,8 @@ struct RackdRuleset {
     var queueNumber: UInt16
     var firewallMark: UInt32
     var variant: QueueRuleVariant
+    /// The policy's exclusions, which the SYN chains skip (RackdRuleset+Ordinary.swift).
+    var exclusions = SYNExclusions()
 
     // MARK: Chains
 
@@ -111,6 +117,9 @@ struct RackdRuleset {
         }
         + Hook.allCases.map { Chain(name: $0.chainName, hook: $0) }
 
+    /// Every chain's name, the SYN chains' (RackdRuleset+Ordinary.swift, created with their sets) included.
+    static var chainNames: [String] { chains.map(\.name) + Hook.allCases.map(synChainName) }
+
     // MARK: Batches
 
     /// Adds "replace whatever table inet rackd there is with the whole table, holding `elements`" to
@@ -118,23 +127,26 @@ struct RackdRuleset {
     /// table`, then the create and the elements. The kernel commits a batch at once, so nobody ever sees no
     /// table, or a table without its elements. (NFT_MSG_DESTROYTABLE, which would spare the `add`, needs
     /// Linux 6.3; Debian 12 has 6.1.)
-    func appendReplace(holding elements: [FlowMapElement], to batch: NftablesBatch) {
+    func appendReplace(holding elements: [FlowMapElement], ordinary: [OrdinaryDestination] = [],
+                       to batch: NftablesBatch) {
         Self.appendAddTable(to: batch, step: "make sure table inet rackd exists")
         Self.appendDelete(to: batch)
-        appendCreate(to: batch)
+        appendCreate(ordinary: ordinary, to: batch)
         Self.appendElements(elements, adding: true, to: batch)
     }
 
     /// How many messages `appendReplace` adds for `elements`, at most.
-    func replaceMessageCount(elements: [FlowMapElement]) -> Int {
+    func replaceMessageCount(elements: [FlowMapElement], ordinaryCount: Int = 0) -> Int {
         let chainsAndRules = Self.chains.reduce(0) { $0 + 1 + ruleCount(for: $1.name) }
         let elementMessages = Self.elementMessageCount(elements)
-        // The batch's begin and end; add, delete; the table and its maps; chains, rules, elements.
+        // The batch's begin and end; add, delete; the table and its maps; chains, rules, elements; the SYN
+        // chains with their sets.
         return 2 + 2 + 1 + FlowMap.all.count + chainsAndRules + elementMessages
+            + synChainsMessageCount(ordinaryCount: ordinaryCount)
     }
 
-    /// Adds "create the whole table" to `batch`.
-    func appendCreate(to batch: NftablesBatch) {
+    /// Adds "create the whole table" to `batch`, its ordinary sets holding `ordinary`.
+    func appendCreate(ordinary: [OrdinaryDestination] = [], to batch: NftablesBatch) {
         Self.appendAddTable(to: batch, step: "add table inet rackd")
         for map in FlowMap.all {
             batch.append("add map \(map.name)", type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { header in
@@ -157,6 +169,8 @@ struct RackdRuleset {
                 nftnl_set_nlmsg_build_payload(header, nftSet)
             }
         }
+        // The SYN chains and their sets, before the hooks' chains jump to them.
+        appendSYNChains(holding: ordinary, to: batch)
         for chain in Self.chains {
             batch.append("add chain \(chain.name)", type: NFT_MSG_NEWCHAIN, flags: NLM_F_CREATE) { header in
                 let nftChain = nftnl_chain_alloc()!
@@ -172,19 +186,7 @@ struct RackdRuleset {
                 }
                 nftnl_chain_nlmsg_build_payload(header, nftChain)
             }
-            for rule in rules(for: chain.name) {
-                batch.append("add rule \(chain.name): \(rule.comment) (\(variant.rawValue) queue)",
-                             type: NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { header in
-                    let nftRule = nftnl_rule_alloc()!
-                    defer { nftnl_rule_free(nftRule) }
-                    nftnl_rule_set_str(nftRule, UInt16(NFTNL_RULE_TABLE.rawValue), Self.tableName)
-                    nftnl_rule_set_str(nftRule, UInt16(NFTNL_RULE_CHAIN.rawValue), chain.name)
-                    nftnl_rule_set_u32(nftRule, UInt16(NFTNL_RULE_FAMILY.rawValue), Self.family)
-                    for expression in rule.expressions { nftnl_rule_add_expr(nftRule, expression) }
-                    Self.attachComment(rule.comment, to: nftRule)
-                    nftnl_rule_nlmsg_build_payload(header, nftRule)
-                }
-            }
+            appendRules(rules(for: chain.name), chain: chain.name, to: batch)
         }
     }
 
@@ -264,7 +266,7 @@ struct RackdRuleset {
     // MARK: Helpers
 
     /// Rules carry a comment in their user data, so `nft list` shows why each exists.
-    private static func attachComment(_ comment: String, to rule: OpaquePointer) {
+    static func attachComment(_ comment: String, to rule: OpaquePointer) {
         let text = "rackd: " + comment
         let userData = nftnl_udata_buf_alloc(UInt32(text.utf8.count + 16))!
         defer { nftnl_udata_buf_free(userData) }

@@ -43,6 +43,9 @@ public struct Configuration: Sendable, Equatable {
     public var maximumSuspension: Duration = .seconds(7 * 24 * 3600)
     /// Which connections to manage.
     public var policy = Policy()
+    /// How long a destination that answered rackd's hello without one is left unqueued (`[policy]
+    /// ordinary-cache`; zero: never cached, every handshake is queued).
+    public var ordinaryCacheLifetime: Duration = .seconds(600)
     /// At most this many suspended connections to one peer address; past it the oldest is closed.
     public var maximumSuspendedPerPeer = 64
     /// At most this many suspended connections in all; past it the oldest is closed.

@@ -146,6 +146,9 @@ public enum ConfigurationParser {
             "exclude-addresses": { config, value throws(ValueProblem) in
                 config.policy.excludeAddresses = try prefixList(value)
             },
+            "ordinary-cache": { config, value throws(ValueProblem) in
+                config.ordinaryCacheLifetime = try duration(value, in: .zero ... .seconds(86400))
+            },
         ],
         "rocks": [
             "legacy-auth": { config, value throws(ValueProblem) in

@@ -1,5 +1,6 @@
 // rackd — which connections rackd manages (docs/configuration.md, `[policy]`; docs/architecture.md,
-// "Kernel facts: exclusions").
+// "Data path: what is never queued": the daemon's rules skip the same connections in the kernel,
+// RackDaemon/Firewall/RackdRuleset+Ordinary.swift).
 //
 // By default every TCP connection except loopback, TCP-MD5 and TCP-AO ones. `manage-ports` narrows that
 // to connections whose server port is listed; `exclude-ports` and `exclude-addresses` take connections

@@ -18,6 +18,8 @@ public struct ConnectionCore: Sendable {
     var rackdDetection = RackdDetection()
     /// Probes, held SYNs and candidates of possible rocks peers.
     var rocksDetection = RocksDetection()
+    /// Destinations known to be ordinary peers, whose handshakes the kernel no longer queues.
+    var ordinaryDestinations = OrdinaryDestinations()
     /// Links the rocks peers opened to the reconnection port, before their challenge names a connection.
     var rocksPort = RocksReconnectionPort()
     var nextConnectionID: UInt64 = 1
@@ -177,6 +179,7 @@ public struct ConnectionCore: Sendable {
             run(id, now: now, into: &output) { connection, context in connection.handleTimeout(&context) }
         }
         rackdDetection.expire(now: now)
+        ordinaryDestinations.expire(now: now)
         expireRocksDetection(now: now, into: &output)
         expirePendingRocksLinks(now: now, into: &output)
         reportUnknownRoams(now: now, into: &output)
@@ -187,7 +190,7 @@ public struct ConnectionCore: Sendable {
     /// The earliest instant a timer or a snapshot is due.
     var nextDeadline: EngineInstant? {
         [nextSnapshotAt, table.nextDeadline, rackdDetection.nextDeadline, rocksDetection.nextDeadline,
-         rocksPort.nextDeadline].compactMap { $0 }.min()
+         rocksPort.nextDeadline, ordinaryDestinations.nextDeadline].compactMap { $0 }.min()
     }
 
     // MARK: Sockets

@@ -152,10 +152,13 @@ public struct EngineOutput: Equatable, Sendable {
     public var probes: [RocksProbeRequest]
     /// UDP datagrams to send from the rocks heartbeat socket (after this input's transmits).
     public var datagrams: [Datagram]
+    /// Destinations found to be ordinary peers: the kernel stops queueing their handshakes for the
+    /// lifetime given (with this input's rule changes; Peers/Rackd/OrdinaryDestinations.swift).
+    public var ordinary: [OrdinaryDestination]
 
     public init(verdict: PacketVerdict = .accept, ruleChanges: [RuleChange] = [], addressChanges: [AddressChange] = [],
                 transmits: [[UInt8]] = [], events: [EngineEvent] = [], releases: [HeldPacketRelease] = [],
-                probes: [RocksProbeRequest] = [], datagrams: [Datagram] = []) {
+                probes: [RocksProbeRequest] = [], datagrams: [Datagram] = [], ordinary: [OrdinaryDestination] = []) {
         self.verdict = verdict
         self.ruleChanges = ruleChanges
         self.addressChanges = addressChanges
@@ -164,6 +167,7 @@ public struct EngineOutput: Equatable, Sendable {
         self.releases = releases
         self.probes = probes
         self.datagrams = datagrams
+        self.ordinary = ordinary
     }
 
     /// Adds what a later step of the same input produced; its verdict is not this output's.
@@ -175,5 +179,6 @@ public struct EngineOutput: Equatable, Sendable {
         releases += other.releases
         probes += other.probes
         datagrams += other.datagrams
+        ordinary += other.ordinary
     }
 }

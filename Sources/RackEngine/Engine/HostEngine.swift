@@ -120,6 +120,25 @@ public struct HostEngine: Sendable {
         KernelFlows(queued: core.table.managedFlows, rewrites: core.table.kernelRewrites)
     }
 
+    /// How many destinations are cached as ordinary peers now (`EngineOutput.ordinary`).
+    public var ordinaryDestinationCount: Int { core.ordinaryDestinations.count }
+
+    /// The ordinary destinations cached at `now`, with what is left of their lifetimes: what the kernel's
+    /// sets should hold when the table is put back.
+    public func ordinaryDestinations(now: EngineInstant) -> [OrdinaryDestination] {
+        core.ordinaryDestinations.cached(now: now)
+    }
+
+    /// Takes back the ordinary destinations an earlier rackd cached (read from the kernel's sets before
+    /// the table is replaced), each for the time it has left; returns those kept (the cache is bounded, and
+    /// a zero `ordinary-cache` keeps none).
+    public mutating func restoreOrdinaryDestinations(_ destinations: [OrdinaryDestination], now: EngineInstant)
+        -> [OrdinaryDestination]
+    {
+        guard configuration.ordinaryCacheLifetime > .zero else { return [] }
+        return destinations.filter { core.ordinaryDestinations.remember($0.destination, until: now + $0.lifetime) }
+    }
+
     /// How many flows the engine is tracking.
     public var flowCount: Int { passthrough.flowCount + core.table.count }
 

@@ -171,7 +171,10 @@ extension ConnectionCore {
         guard let handshake = rackdDetection.forget(flow), handshake.role == .client else { return }
         guard handshake.decorated, options.hello != nil else {
             output.events.append(.fellBack(flow, reason: handshake.decorated ? "peer does not run rackd" : "middlebox fallback"))
-            if handshake.decorated { noteNotRackd(flow.remote, now: now) }
+            if handshake.decorated {
+                noteNotRackd(flow.remote, now: now)
+                noteOrdinary(flow.remote, now: now, into: &output)
+            }
             return
         }
         startRackdConnection(
