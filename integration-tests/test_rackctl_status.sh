@@ -15,9 +15,10 @@ source "$here/lib/racks.sh"
 # shellcheck source=integration-tests/lib/control.sh
 source "$here/lib/control.sh"
 tb_require_rackd
-trap control_watch_stop EXIT
 
 racks_setup
+# (After the bed's setup: its traps must stay, and this runs with them on every exit.)
+tb_on_exit control_watch_stop
 tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 60M 60M --rate 2500K -- --rate 2500K
 racks_wait_managed
 tb_assert "A's status shows the connection healthy" control_wait_state a healthy 5
