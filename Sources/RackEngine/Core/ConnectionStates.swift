@@ -101,6 +101,8 @@ struct Hold: Codable {
 struct EventRetries: Codable, Equatable {
     var windowStart: EngineInstant
     var count: Int
+    /// The next attempt is to be followed up `ResumptionSchedule.followUpDelay` later.
+    var followUp: Bool
 }
 
 /// The local socket's latest timestamp option: its value and the echo of the peer's.

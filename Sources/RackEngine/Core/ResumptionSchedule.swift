@@ -16,8 +16,11 @@
 //
 // An event of this host (a link up, an address added, a route added: anything that may have given the
 // connection a path) starts the schedule again and brings the next attempt forward, to at once but no
-// sooner than `eventRetrySpacing` after the last attempt, and for at most `eventRetries` attempts per
-// `eventRetryWindow`: a burst of route events costs the peer a handful of attempts, never a flood.
+// sooner than `eventRetrySpacing` after the last attempt, and the one after it to `followUpDelay` later:
+// the path an event announces may not be usable at that instant (when a link's carrier returns, the kernel
+// revives its routes without telling anyone, and an attempt made on the link's own event can still find
+// no route). At most `eventRetries` attempts per `eventRetryWindow` come early this way: a burst of route
+// events costs the peer a handful of attempts, never a flood.
 
 /// The resumption attempts of a held connection: their backoff, and how events bring them forward.
 enum ResumptionSchedule {
@@ -33,7 +36,9 @@ enum ResumptionSchedule {
 
     /// The least time between an attempt and one an event brings forward.
     static let eventRetrySpacing: Duration = .milliseconds(10)
-    /// At most this many attempts brought forward by events per `eventRetryWindow`.
+    /// The attempt after one an event brought forward comes this soon.
+    static let followUpDelay: Duration = .milliseconds(50)
+    /// At most this many attempts brought forward by events (follow-ups included) per `eventRetryWindow`.
     static let eventRetries = 4
     static let eventRetryWindow: Duration = .seconds(1)
 
@@ -51,35 +56,38 @@ extension Hold {
         now + ResumptionSchedule.interval(age: now.duration(since: scheduleStart ?? since))
     }
 
-    /// Records an attempt made `now` and schedules the next one.
+    /// Records an attempt made `now` and schedules the next one: a follow-up if an event asked for one
+    /// and the bound allows it, else the schedule's.
     mutating func attempted(now: EngineInstant) {
         lastAttemptAt = now
         nextAttemptAt = attemptAfter(now)
+        guard var retries = eventRetries, retries.followUp else { return }
+        retries.followUp = false
+        if retries.count < ResumptionSchedule.eventRetries {
+            retries.count += 1
+            nextAttemptAt = min(nextAttemptAt, now + ResumptionSchedule.followUpDelay)
+        }
+        eventRetries = retries
     }
 
-    /// An event may have given the connection a path: start the schedule again and bring the next
-    /// attempt forward, within the bounds of `ResumptionSchedule`. Returns whether it was brought forward.
-    @discardableResult
-    mutating func pathMayHaveChanged(now: EngineInstant) -> Bool {
+    /// An event may have given the connection a path: start the schedule again, bring the next attempt
+    /// forward and ask for a follow-up, within the bounds of `ResumptionSchedule`.
+    mutating func pathMayHaveChanged(now: EngineInstant) {
         scheduleStart = now
-        var retries = eventRetries ?? EventRetries(windowStart: now, count: 0)
+        var retries = eventRetries ?? EventRetries(windowStart: now, count: 0, followUp: false)
         if now.duration(since: retries.windowStart) >= ResumptionSchedule.eventRetryWindow {
-            retries = EventRetries(windowStart: now, count: 0)
+            retries = EventRetries(windowStart: now, count: 0, followUp: false)
         }
-        let earliest = max(now, lastAttemptAt.map { $0 + ResumptionSchedule.eventRetrySpacing } ?? now)
-        guard earliest < nextAttemptAt else {
-            eventRetries = retries
-            return false  // already due by then: this event adds nothing
-        }
+        defer { eventRetries = retries }
         guard retries.count < ResumptionSchedule.eventRetries else {
             // Over the bound: the schedule, started again, still tries within `fastInterval`.
             nextAttemptAt = min(nextAttemptAt, attemptAfter(now))
-            eventRetries = retries
-            return false
+            return
         }
+        retries.followUp = true
+        let earliest = max(now, lastAttemptAt.map { $0 + ResumptionSchedule.eventRetrySpacing } ?? now)
+        guard earliest < nextAttemptAt else { return }  // already due by then
         retries.count += 1
-        eventRetries = retries
         nextAttemptAt = earliest
-        return true
     }
 }
