@@ -84,11 +84,12 @@ roam_test() {
     tb_assert "A's old address left lo once no connection used it" tb_wait_for "! roam_lo_has $TB_A $old_a" 10
 }
 
-# roam_log_time HOST SKIP PATTERN [AFTER]: when rackd-HOST logged its first line matching PATTERN after its
-# first SKIP lines (and after its first line matching AFTER, if given), in seconds since the epoch with ms;
-# fails if there is none (lib/log_time.py; PATTERN and AFTER are Python regular expressions).
+# roam_log_time HOST SKIP PATTERN [AFTER [BEFORE]]: when rackd-HOST logged its first line matching PATTERN after
+# its first SKIP lines (and after its first line matching AFTER, if given and not empty; with BEFORE, the last such
+# line before its first line matching BEFORE), in seconds since the epoch with ms; fails if there is none
+# (lib/log_time.py; the patterns are Python regular expressions).
 roam_log_time() {
-    python3 "$TB_REPO/integration-tests/lib/log_time.py" "$TB_DIR/rackd-$1.log" "$2" "$3" ${4:+"$4"}
+    python3 "$TB_REPO/integration-tests/lib/log_time.py" "$TB_DIR/rackd-$1.log" "$2" "${@:3}"
 }
 
 # roam_gap_ms FROM TO: TO − FROM (seconds since the epoch, as roam_log_time prints them), in whole ms.
