@@ -72,12 +72,15 @@ import Testing
         #expect(sent.count == 11)
     }
 
-    @Test func aRouteOfTheOtherFamilyChangesNothing() {
+    @Test func aRouteOrAnAddressOfTheOtherFamilyChangesNothing() {
         var connection = ConnectionTransitionTests.suspended()
         _ = Self.attempts(of: &connection, until: Self.start + .milliseconds(1))
         let next = connection.hold!.nextAttemptAt
         _ = connection.handleLinkEvent(.routesAdded([.ipv6]), now: Self.start + .milliseconds(100))
         #expect(connection.hold?.nextAttemptAt == next)
+        let v6 = IPAddress.v6(IPv6Address(high: 0xfd00_0003_0000_0000, low: 2))
+        _ = connection.handleLinkEvent(.addressesAvailable([v6]), now: Self.start + .milliseconds(100))
+        #expect(connection.hold?.nextAttemptAt == next, "nor does an address of the other family")
         _ = connection.handleLinkEvent(.routesAdded([.ipv6, .ipv4]), now: Self.start + .milliseconds(100))
         #expect(connection.hold?.nextAttemptAt == Self.start + .milliseconds(100))
     }
@@ -136,6 +139,32 @@ import Testing
         let delay = movedAt.map { $0.duration(since: routeAt) }
         #expect(delay != nil && delay! <= ResumptionSchedule.eventRetrySpacing,
                 "moved \(String(describing: delay)) after the route was added")
+    }
+
+    /// The events of `tb_move_a` in the order rackd read them (measured): the old address goes; 50 ms later
+    /// the IPv4 address comes with its subnet's route, the IPv6 address 7 ms after it, the default route 5 ms
+    /// after that. The IPv6 address must not spend the bound on attempts brought forward: the default route
+    /// still brings one at once.
+    @Test func theEventsOfAMoveLeaveRoomForTheDefaultRoute() throws {
+        var pair = try RoamingTests.connectedPair()
+        pair.dropAToB = true
+        pair.currentAddressesA = [RoamingTests.newAddressA]
+        try pair.route(pair.a.handleLinkEvent(.addressesLost([RacksPair.addressA]), now: pair.now), from: .a)
+        try pair.advance(by: .milliseconds(50), step: .milliseconds(1))
+        try pair.route(pair.a.handleLinkEvent(.addressesAvailable([RoamingTests.newAddressA]), now: pair.now), from: .a)
+        try pair.route(pair.a.handleLinkEvent(.routesAdded([.ipv4]), now: pair.now), from: .a)
+        try pair.advance(by: .milliseconds(7), step: .milliseconds(1))
+        let v6 = IPAddress.v6(IPv6Address(high: 0xfd00_0003_0000_0000, low: 2))
+        try pair.route(pair.a.handleLinkEvent(.addressesAvailable([v6]), now: pair.now), from: .a)
+        try pair.route(pair.a.handleLinkEvent(.routesAdded([.ipv6]), now: pair.now), from: .a)
+        try pair.advance(by: .milliseconds(5), step: .milliseconds(1))
+        pair.dropAToB = false
+        let routeAt = pair.now
+        try pair.route(pair.a.handleLinkEvent(.routesAdded([.ipv4]), now: pair.now), from: .a)
+        let movedAt = try Self.advanceUntilBothMoved(&pair, within: .seconds(2))
+        let delay = movedAt.map { $0.duration(since: routeAt) }
+        #expect(delay != nil && delay! <= ResumptionSchedule.eventRetrySpacing,
+                "moved \(String(describing: delay)) after the default route")
     }
 
     /// Without the route event the same move waits for the schedule's next attempt.

@@ -19,9 +19,14 @@ extension Connection {
             if addresses.contains(socketFlow.local.address), !peer.isRocks {
                 actions.end = .fellBack(reason: "local address lost during key exchange")
             }
-        case (.addressesAvailable, .suspended(var hold)), (.addressesAvailable, .resuming(var hold)):
-            hold.pathMayHaveChanged(now: now)
-            updateHold(hold)
+        case (.addressesAvailable(let addresses), .suspended(var hold)),
+             (.addressesAvailable(let addresses), .resuming(var hold)):
+            // An address of the other family gives this connection no path, and would spend the bound on
+            // attempts that events bring forward before the route that does.
+            if addresses.contains(where: { $0.family == wireFlow.remote.address.family }) {
+                hold.pathMayHaveChanged(now: now)
+                updateHold(hold)
+            }
             if peer.isRocks { rocksAddressesAvailable(now: now, into: &actions) }
         case (.routesAdded(let families), .suspended(var hold)), (.routesAdded(let families), .resuming(var hold)):
             // A rock reconnects on its own timers (Connection+RocksReconnection.swift).
