@@ -5,8 +5,8 @@
 # step, checks the events against the expected ones and the monitor's view against `ip addr`: the initial
 # dump; a no-op link change; link down, down again, up; address removal and addition; an IPv6 address
 # through DAD (tentative first); carrier loss and return; loopback and link-local addresses and a lifetime
-# change (no events); down/up with keep_addr_on_down; link deletion; lost notifications (ENOBUFS) and the
-# re-dump. The bed's own link in A (a-r) is never touched, so its addresses stay usable throughout.
+# change (no events); routes added and replaced (ROUTES lines, no address events); down/up with
+# keep_addr_on_down; link deletion; lost notifications (ENOBUFS) and the re-dump. The bed's own link in A (a-r) is never touched, so its addresses stay usable throughout.
 # Needs root and a Swift toolchain; touches nothing outside its own namespaces.
 # timeout: 900
 set -euo pipefail
@@ -42,7 +42,7 @@ B=$TB_B
 work=$TB_DIR
 
 section "build the probe"
-probe_build 'Kernel/LinkMonitor|Decoding/Interface[A-Za-z]*|Decoding/Netlink[A-Za-z]*|System/NetlinkSocket[+A-Za-z]*'
+probe_build 'Kernel/LinkMonitor|Decoding/Interface[A-Za-z]*|Decoding/Netlink[A-Za-z]*|Decoding/RouteMessage|System/NetlinkSocket[+A-Za-z]*'
 H=$PROBE
 
 # MARK: topology
@@ -164,6 +164,28 @@ step "lifetime change (no-op NEWADDR)" "" 1 inA addr change 10.78.0.5/24 dev va 
 step "loopback address" "" 1 inA addr add 127.0.0.2/8 dev lo
 step "IPv6 link-local address" "" 1 inA addr add fe80::1234/64 dev va
 step "address on a down link" "" 1 inA addr add 10.79.0.2/24 dev d0
+
+section "routes"
+# A route added is reported per family (RTM_NEWROUTE): held connections try again at once on it.
+# route_step NAME FAMILY COMMAND...: run COMMAND in A; a "ROUTES" line naming FAMILY must follow within 2 s.
+route_step() {
+    local name=$1 family=$2 before
+    shift 2
+    before=$(grep -c "^ROUTES.*$family" "$events" || true)
+    "$@"
+    if tb_wait_for "test \$(grep -c '^ROUTES.*$family' '$events') -gt $before" 2 0.05; then
+        pass "$name: ROUTES $family"
+    else
+        fail "$name: no ROUTES $family line"
+    fi
+}
+route_step "IPv4 route added" ipv4 inA route add 198.51.100.0/24 via 10.78.0.2 dev va
+route_step "IPv6 route added" ipv6 inA -6 route add 2001:db8:1::/48 via fd00:78::2 dev va
+route_step "IPv4 route replaced" ipv4 inA route replace 198.51.100.0/24 via 10.78.0.3 dev va
+inA route del 198.51.100.0/24
+inA -6 route del 2001:db8:1::/48
+take_events
+if [[ -z $got ]]; then pass "routes: no address events"; else fail "routes: address events [$got]"; fi
 
 section "carrier"
 step "carrier lost (peer down)" "LOST 10.78.0.5,LOST fd00:78::5" 1 inB link set vb down

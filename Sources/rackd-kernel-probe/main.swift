@@ -8,9 +8,10 @@
 //   rackd-kernel-probe sockets-of LOCAL REMOTE [LOCAL REMOTE]...
 //       snapshot(of:) for those flows, the same lines
 //   rackd-kernel-probe links STOPFILE [RCVBUF [PAUSE]]
-//       LinkMonitor: "INITIAL addr...", then a line per event ("LOST addr..." or "AVAILABLE addr..."), after
-//       each drain that produced events "STATE addr...", and once STOPFILE exists "STATE addr..." and
-//       "RESYNCS n". PAUSE seconds pass after the initial dump before the first read.
+//       LinkMonitor: "INITIAL addr...", then a line per event ("LOST addr...", "AVAILABLE addr..." or
+//       "ROUTES family...", e.g. "ROUTES ipv4"), after each drain that produced events "STATE addr...", and
+//       once STOPFILE exists "STATE addr..." and "RESYNCS n". PAUSE seconds pass after the initial dump
+//       before the first read.
 //   rackd-kernel-probe rules [--install] CHANGE...
 //       NftablesInstaller: with --install, a fresh table first (queue 3939); then the CHANGEs, +LOCAL,REMOTE
 //       (manage), -LOCAL,REMOTE (release), >LOCAL,REMOTE=WIRELOCAL,WIREREMOTE (rewrite the socket's tuple
@@ -98,6 +99,7 @@ func links(stopFile: String, receiveBufferBytes: Int?, pause: UInt32?) throws(Sy
             switch event {
             case .addressesLost(let addresses): emit("LOST \(list(addresses))")
             case .addressesAvailable(let addresses): emit("AVAILABLE \(list(addresses))")
+            case .routesAdded(let families): emit("ROUTES \(families.map(\.description).joined(separator: " "))")
             }
         }
         if !events.isEmpty { emit("STATE \(list(monitor.addresses))") }

@@ -9,6 +9,7 @@ import RackDaemon
         "inet-diag-ipv4.bin", "inet-diag-ipv6.bin", "nfqueue-syn.bin", "nfqueue-data-truncated.bin",
         "route-links.bin", "route-addresses.bin", "route-address-added.bin", "route-address-removed.bin",
         "route-dad-done.bin", "route-link-down.bin", "route-link-up.bin",
+        "routes-default-added.bin", "routes-address-added.bin", "routes-default-deleted.bin",
         "nftables-install.bin", "nftables-delete-element.bin", "nftables-flush-ruleset.bin",
     ]
 

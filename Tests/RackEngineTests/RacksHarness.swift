@@ -122,11 +122,11 @@ struct RacksPair {
         return output
     }
 
-    /// Moves virtual time forward in 50 ms steps, running timers and snapshots as the daemon does.
-    mutating func advance(by duration: Duration) throws {
+    /// Moves virtual time forward in `step`s, running timers and snapshots as the daemon does.
+    mutating func advance(by duration: Duration, step: Duration = .milliseconds(50)) throws {
         let end = now + duration
         while now < end {
-            now = min(end, now + .milliseconds(50))
+            now = min(end, now + step)
             try tick(.a)
             try tick(.b)
         }

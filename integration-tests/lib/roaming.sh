@@ -83,3 +83,14 @@ roam_test() {
     tb_assert "B's managed sets empty after the connection closed" tb_wait_for "racks_managed_sets_empty $TB_B" 10
     tb_assert "A's old address left lo once no connection used it" tb_wait_for "! roam_lo_has $TB_A $old_a" 10
 }
+
+# roam_log_time HOST SKIP PATTERN [AFTER [BEFORE]]: when rackd-HOST logged its first line matching PATTERN after
+# its first SKIP lines (and after its first line matching AFTER, if given and not empty; with BEFORE, the last such
+# line before its first line matching BEFORE), in seconds since the epoch with ms; fails if there is none
+# (lib/log_time.py; the patterns are Python regular expressions).
+roam_log_time() {
+    python3 "$TB_REPO/integration-tests/lib/log_time.py" "$TB_DIR/rackd-$1.log" "$2" "${@:3}"
+}
+
+# roam_gap_ms FROM TO: TO − FROM (seconds since the epoch, as roam_log_time prints them), in whole ms.
+roam_gap_ms() { python3 -c 'import sys; print(round((float(sys.argv[2]) - float(sys.argv[1])) * 1000))' "$1" "$2"; }

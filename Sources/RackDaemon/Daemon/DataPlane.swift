@@ -347,7 +347,12 @@ public final class DataPlane: Sendable {
     private func handleLinkEvents() {
         do {
             for event in try state.linkMonitor.drainEvents() {
-                state.logger.info("link event", metadata: ["link.event": "\(event)"])
+                // Routes come and go in bursts (a routing daemon, a VPN): a debug line, not an info one.
+                if case .routesAdded = event {
+                    state.logger.debug("link event", metadata: ["link.event": "\(event)"])
+                } else {
+                    state.logger.info("link event", metadata: ["link.event": "\(event)"])
+                }
                 carryOut(state.engine.handleLinkEvent(event, now: MonotonicClock.now()))
             }
         } catch {

@@ -17,6 +17,7 @@ public enum KernelMessagesFuzzBody {
             _ = SocketSnapshot(decoding: message)
             _ = QueuedPacketMetadata(decoding: message)
             _ = table.apply(message)
+            _ = RouteMessage.decode(message.payload)?.mayLeadToPeers
             _ = NftablesNotification(decoding: message)
             _ = watch.handle(message)?.description
         }

@@ -1,10 +1,14 @@
-// rackd — watches the host's links and addresses over rtnetlink, and reports what changed as link events.
+// rackd — watches the host's links, addresses and routes over rtnetlink, and reports what changed as link
+// events.
 //
-// A NETLINK_ROUTE socket joined to the link and IPv4/IPv6 address groups. At start it dumps every link
-// and address; afterwards it follows RTM_NEWLINK/RTM_DELLINK/RTM_NEWADDR/RTM_DELADDR notifications, and
-// after a lost notification (ENOBUFS, or a datagram cut short) it dumps again. It keeps, per interface,
-// whether the link is up and which addresses it has, and reports the addresses that became usable or
-// unusable. It decides nothing: what counts as usable is Decoding/InterfaceTable.swift's.
+// A NETLINK_ROUTE socket joined to the link, IPv4/IPv6 address and IPv4/IPv6 route groups. At start it
+// dumps every link and address; afterwards it follows RTM_NEWLINK/RTM_DELLINK/RTM_NEWADDR/RTM_DELADDR
+// notifications, and after a lost notification (ENOBUFS, or a datagram cut short) it dumps again. It keeps,
+// per interface, whether the link is up and which addresses it has, and reports the addresses that became
+// usable or unusable. RTM_NEWROUTE notifications are reported as routes added, per family (an address
+// comes before the default route through it: held connections try again when the route is there); after
+// lost notifications, routes of both families count as added. It decides nothing: what counts as usable
+// is Decoding/InterfaceTable.swift's, which routes count Decoding/RouteMessage.swift's.
 
 import CLinuxNetlink
 import RackEngine
@@ -14,7 +18,7 @@ import SystemPackage
 import Glibc
 #endif
 
-/// Follows link and address changes over rtnetlink.
+/// Follows link, address and route changes over rtnetlink.
 public final class LinkMonitor {
     /// How often a dump flagged as inconsistent (NLM_F_DUMP_INTR) is tried again before it is taken as is.
     private static let dumpAttempts = 3
@@ -26,14 +30,15 @@ public final class LinkMonitor {
     /// Notifications were lost and the re-dump has not succeeded yet.
     private var needsResynchronization = false
 
-    /// Joins the link and address groups, then dumps the current links and addresses.
+    /// Joins the link, address and route groups, then dumps the current links and addresses.
     ///
     /// - Parameter receiveBufferBytes: the notification socket's receive buffer. A burst larger than this
     ///   loses notifications (ENOBUFS), which costs a full dump.
     public init(receiveBufferBytes: Int = 1 << 20) throws(SystemError) {
         socket = try NetlinkSocket(
             family: .route,
-            groups: UInt32(RTMGRP_LINK) | UInt32(RTMGRP_IPV4_IFADDR) | UInt32(RTMGRP_IPV6_IFADDR),
+            groups: UInt32(RTMGRP_LINK) | UInt32(RTMGRP_IPV4_IFADDR) | UInt32(RTMGRP_IPV6_IFADDR)
+                | UInt32(RTMGRP_IPV4_ROUTE) | UInt32(RTMGRP_IPV6_ROUTE),
             nonBlocking: true, bufferBytes: 64 * 1024)
         try socket.setReceiveBuffer(bytes: receiveBufferBytes)
         // Joined first, dumped second: a change made during the dump is also queued as a notification, and
@@ -78,6 +83,12 @@ public final class LinkMonitor {
             }
             guard let datagram else { return events }
             for message in NetlinkMessages(datagram) {
+                if CInt(message.type) == CInt(RTM_NEWROUTE) {
+                    if let route = RouteMessage.decode(message.payload), route.mayLeadToPeers {
+                        Self.append(routesAdded: [route.family], to: &events)
+                    }
+                    continue
+                }
                 let (lost, available) = table.apply(message)
                 Self.append(lost: lost, available: available, to: &events)
             }
@@ -108,6 +119,18 @@ public final class LinkMonitor {
         Self.append(
             lost: before.filter { !after.contains($0) }, available: after.filter { !before.contains($0) },
             to: &events)
+        // Routes are not dumped: one may have come among the notifications lost.
+        Self.append(routesAdded: [.ipv4, .ipv6], to: &events)
+    }
+
+    /// Adds routes of `families` to the last event if it reports routes added too, else as an event of its
+    /// own: a burst of route notifications read at once is one event.
+    private static func append(routesAdded families: [IPFamily], to events: inout [LinkEvent]) {
+        if case .routesAdded(let earlier) = events.last {
+            events[events.count - 1] = .routesAdded(earlier + families.filter { !earlier.contains($0) })
+        } else {
+            events.append(.routesAdded(families))
+        }
     }
 
     private static func append(lost: [IPAddress], available: [IPAddress], to events: inout [LinkEvent]) {

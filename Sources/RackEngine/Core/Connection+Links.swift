@@ -1,5 +1,8 @@
-// rackd — local addresses came or went (rtnetlink). A connection whose wire address left is suspended at
-// once; a held one tries again at once when an address comes, from it if its own is gone.
+// rackd — local addresses came or went, or routes were added (rtnetlink). A connection whose wire address
+// left is suspended at once; a held one tries again at once when an address comes, from it if its own is
+// gone, and when a route of its peer's family is added (the address can come before the route to the
+// peer: an attempt made in between finds no route). Events bring attempts forward within the bounds of
+// Core/ResumptionSchedule.swift, and start its backoff again.
 
 extension Connection {
     mutating func handleLinkEvent(_ event: LinkEvent, now: EngineInstant) -> ConnectionActions {
@@ -16,10 +19,20 @@ extension Connection {
             if addresses.contains(socketFlow.local.address), !peer.isRocks {
                 actions.end = .fellBack(reason: "local address lost during key exchange")
             }
-        case (.addressesAvailable, .suspended(var hold)), (.addressesAvailable, .resuming(var hold)):
-            hold.nextAttemptAt = now
-            updateHold(hold)
+        case (.addressesAvailable(let addresses), .suspended(var hold)),
+             (.addressesAvailable(let addresses), .resuming(var hold)):
+            // An address of the other family gives this connection no path, and would spend the bound on
+            // attempts that events bring forward before the route that does.
+            if addresses.contains(where: { $0.family == wireFlow.remote.address.family }) {
+                hold.pathMayHaveChanged(now: now)
+                updateHold(hold)
+            }
             if peer.isRocks { rocksAddressesAvailable(now: now, into: &actions) }
+        case (.routesAdded(let families), .suspended(var hold)), (.routesAdded(let families), .resuming(var hold)):
+            // A rock reconnects on its own timers (Connection+RocksReconnection.swift).
+            guard !peer.isRocks, families.contains(wireFlow.remote.address.family) else { break }
+            hold.pathMayHaveChanged(now: now)
+            updateHold(hold)
         default:
             break
         }

@@ -46,6 +46,7 @@ extension Connection {
         guard var hold else { return "not suspended (\(phase.rawValue))" }
         hold.holder = .outage
         hold.nextAttemptAt = now
+        hold.scheduleStart = now  // the attempts' backoff starts again (Core/ResumptionSchedule.swift)
         updateHold(hold)
         if case .rocks(var rocks) = peer {
             // Links the rock opened while held were left unanswered: they go, and the old connection is reset

@@ -51,6 +51,9 @@ extension Connection {
         case .suspended(var hold), .resuming(var hold):
             if hold.positions == nil {
                 hold.positions = sequences(from: snapshot)
+                // A roam waits for them (Connection+RackdRoaming.swift): the first attempt goes now, not a
+                // snapshot interval later.
+                if hold.holder == .outage, hold.lastAttemptAt == nil { hold.nextAttemptAt = min(hold.nextAttemptAt, context.now) }
                 updateHold(hold)
             }
         case .establishing, .closing:

@@ -18,7 +18,7 @@ extension Connection {
                 case .rackd:
                     if !attemptRackdResumption(&context, into: &actions) {
                         // No address to try from: wait for one (a link event tries at once).
-                        hold.nextAttemptAt = now + RackdPeer.challengeInterval
+                        hold.nextAttemptAt = hold.attemptAfter(now)
                         updateHold(hold)
                     }
                 case .rocks:

@@ -232,7 +232,7 @@ public struct ConnectionCore: Sendable {
 
     // MARK: Links
 
-    /// Local addresses came or went (rtnetlink).
+    /// Local addresses came or went, or routes were added (rtnetlink).
     mutating func handleLinkEvent(_ event: LinkEvent, now: EngineInstant) -> EngineOutput {
         var output = EngineOutput()
         switch event {
@@ -245,8 +245,13 @@ public struct ConnectionCore: Sendable {
             addresses.available.removeAll { available.contains($0) }
             addresses.available += available
             table.addressesChanged(available)
+        case .routesAdded:
+            break  // the addresses are as they were; only held connections care (Connection+Links.swift)
         }
         for id in table.idsInOrder {
+            // A route changes nothing for a connection that is not held: skip it (a routing daemon may add
+            // routes by the thousand).
+            if case .routesAdded = event, table[id]?.hold == nil { continue }
             run(id, now: now, into: &output) { connection, _ in connection.handleLinkEvent(event, now: now) }
         }
         reconcile(into: &output)

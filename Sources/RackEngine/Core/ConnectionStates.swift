@@ -80,6 +80,13 @@ struct Hold: Codable {
     var timestamps: HeldTimestamps?
     /// When the peer's protocol next tries to resume (unless the operator holds the connection).
     var nextAttemptAt: EngineInstant
+    /// When the attempts' backoff started (`ResumptionSchedule`): the hold's start, or the last link,
+    /// address or route event, or `rackctl resume`. Nil: `since`.
+    var scheduleStart: EngineInstant?
+    /// When the last attempt went out; nil before the first.
+    var lastAttemptAt: EngineInstant?
+    /// The attempts that events brought forward lately, bounded by `ResumptionSchedule.eventRetries`.
+    var eventRetries: EventRetries?
 
     /// A healthy (or suspect) connection fails.
     init(failing previous: Healthy, reason: String, now: EngineInstant) {
@@ -88,6 +95,14 @@ struct Hold: Codable {
         holder = .outage
         nextAttemptAt = now
     }
+}
+
+/// Attempts brought forward by events within one window of `ResumptionSchedule.eventRetryWindow`.
+struct EventRetries: Codable, Equatable {
+    var windowStart: EngineInstant
+    var count: Int
+    /// The next attempt is to be followed up `ResumptionSchedule.followUpDelay` later.
+    var followUp: Bool
 }
 
 /// The local socket's latest timestamp option: its value and the echo of the peer's.

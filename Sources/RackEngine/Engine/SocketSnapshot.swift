@@ -56,4 +56,25 @@ public enum LinkEvent: Sendable, Equatable {
     case addressesLost([IPAddress])
     /// These local addresses can carry traffic again (added, or their link came up).
     case addressesAvailable([IPAddress])
+    /// Unicast routes of these families were added or replaced (RTM_NEWROUTE): a peer that had no route
+    /// may have one now. The addresses are unchanged.
+    case routesAdded([IPFamily])
+}
+
+/// The family of an address or a route.
+public enum IPFamily: Sendable, Hashable, CustomStringConvertible {
+    case ipv4
+    case ipv6
+
+    public var description: String {
+        switch self {
+        case .ipv4: "ipv4"
+        case .ipv6: "ipv6"
+        }
+    }
+}
+
+extension IPAddress {
+    /// The address's family.
+    public var family: IPFamily { isIPv4 ? .ipv4 : .ipv6 }
 }

@@ -32,7 +32,7 @@ extension Connection {
         guard var hold else { return }
         let nonce = context.randomBytes(RacksMessage.nonceLength)
         rackd.resumption.challengeNonces = Array((rackd.resumption.challengeNonces + [nonce]).suffix(RackdPeer.recentNonces))
-        hold.nextAttemptAt = context.now + RackdPeer.challengeInterval
+        hold.attempted(now: context.now)
         updateHold(hold)
         actions.transmit(controlSegment(.challenge(nonce: nonce)))
     }

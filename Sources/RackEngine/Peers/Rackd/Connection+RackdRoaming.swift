@@ -31,7 +31,7 @@ extension Connection {
         let now = context.now
         guard let name = rackd.name else {
             // Never without agreed keys while held; if it were, try again later rather than at once.
-            hold.nextAttemptAt = now + RackdPeer.challengeInterval
+            hold.nextAttemptAt = hold.attemptAfter(now)
             updateHold(hold)
             return
         }
@@ -47,7 +47,7 @@ extension Connection {
         let nonce = context.randomBytes(RacksMessage.nonceLength)
         attempt.nonces = Array((attempt.nonces + [nonce]).suffix(RackdPeer.recentNonces))
         rackd.resumption.roam = attempt
-        hold.nextAttemptAt = now + RackdPeer.challengeInterval
+        hold.attempted(now: now)
         updateHold(hold)
         actions.transmit(.syn(
             from: wire.local, to: wire.remote, sequenceNumber: attempt.isn, window: 65535,

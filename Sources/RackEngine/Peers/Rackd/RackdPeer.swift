@@ -101,7 +101,6 @@ struct RackdPeer: Codable {
     static let fallbackMemory: Duration = .seconds(600)
     static let keyRetransmitInterval: Duration = .milliseconds(200)
     static let keySendLimit = 25
-    static let challengeInterval: Duration = .milliseconds(500)
     static let recentNonces = 4
     static let confirmRepeats = 10
     static let roamOfferLifetime: Duration = .seconds(5)
