@@ -59,8 +59,10 @@ attack_finish_and_check() {
 
 # attack_capture_start NAME IF FILE FILTER [SNAPLEN]: tcpdump in R on interface IF into FILE (the first SNAPLEN
 # bytes of each packet, default 256), as background process NAME; returns once tcpdump listens (or fails after 5 s).
+# --immediate-mode: without it libpcap hands packets over in blocks, up to a second late, and a capture stopped
+# soon after its packet (a move now completes within milliseconds) would write nothing.
 attack_capture_start() {
-    tb_bg "$TB_R" "$1" tcpdump -i "$2" -n -U -s "${5:-256}" -w "$3" "$4"
+    tb_bg "$TB_R" "$1" tcpdump -i "$2" -n -U --immediate-mode -s "${5:-256}" -w "$3" "$4"
     tb_wait_for "grep -q 'listening on' '$TB_DIR/$1.log'" 5 0.05
 }
 
