@@ -78,7 +78,7 @@ public enum InetDiagRequest {
 }
 
 /// One answer to a request of `InetDiagRequest`.
-public enum InetDiagAnswer {
+public enum InetDiagAnswer: Equatable, Sendable {
     /// The socket, as `SocketSnapshot(decoding:)` reads it (nil: a LISTEN or TIME_WAIT socket, or one
     /// without `tcp_info`).
     case socket(sequence: UInt32, SocketSnapshot?)

@@ -191,8 +191,10 @@ public struct ConnectionCore: Sendable {
     var snapshotInterval: Duration { configuration.heartbeatInterval / 4 }
 
     /// Socket readings are gathered on this grid, so that connections due at nearby instants are read
-    /// together rather than one wake-up each; a reading comes at most this late.
-    var snapshotGrid: Duration { configuration.heartbeatInterval / 8 }
+    /// together rather than one wake-up each; a reading comes at most this late. Fine enough that the
+    /// probes of one reading (about a fiftieth of the idle connections) do not come as one burst that
+    /// overflows a device's backlog (`netdev_max_backlog`, 1000 packets).
+    var snapshotGrid: Duration { configuration.heartbeatInterval / 50 }
 
     /// When the daemon should next read sockets: the earliest connection due, on the grid, and not before
     /// the retry after a failed reading.
