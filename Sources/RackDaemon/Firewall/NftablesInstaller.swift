@@ -181,6 +181,25 @@ public final class NftablesInstaller {
     /// has no DESTROY, which would not): then the changes are committed one by one, and such a delete
     /// counts as done, so one stale release cannot hold up the others.
     public func apply(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
+        guard changes.count > Self.elementsPerBatch else { return applyInOneBatch(changes) }
+        // Thousands at once (10,000 connections suspended by one black hole): in batches of a bounded
+        // size, in order, so each fits the batch buffer and a datagram (docs/architecture.md, "Liveness at
+        // scale"). Only each batch is atomic; the engine's order (releases, then additions) is kept.
+        var failures: [(change: RuleChange, error: NftablesError)] = []
+        var start = 0
+        while start < changes.count {
+            let end = min(changes.count, start + Self.elementsPerBatch)
+            failures += applyInOneBatch(Array(changes[start..<end]))
+            start = end
+        }
+        return failures
+    }
+
+    /// Set element changes per batch: about 100 bytes each, so a batch stays well inside the batch buffer
+    /// (256 KiB) and the default netlink send buffer.
+    static let elementsPerBatch = 1000
+
+    private func applyInOneBatch(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
         guard !changes.isEmpty else { return [] }
         do {
             try commit(changes)

@@ -188,7 +188,7 @@ struct RackdRuleset {
         let set = key.isIPv6 ? managedIPv6 : managedIPv4
         batch.append("\(adding ? "add" : "delete") element \(set.name) \(key)",
                      type: adding ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-                     flags: adding ? NLM_F_CREATE : 0) { header in
+                     flags: adding ? NLM_F_CREATE : 0, acknowledged: false) { header in
             let nftSet = nftnl_set_alloc()!
             defer { nftnl_set_free(nftSet) }
             nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), tableName)
