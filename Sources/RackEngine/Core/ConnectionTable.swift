@@ -46,7 +46,7 @@ struct ConnectionTable {
     /// Which connections' records (Persistence/) are stale.
     var persistence = PersistenceTracker()
 
-    private struct IndexFacts {
+    private struct IndexFacts: Equatable {
         var establishing: Bool
         var suspendedPeer: IPAddress?
         var name: [UInt8]?
@@ -124,11 +124,19 @@ struct ConnectionTable {
     }
 
     private mutating func refresh(_ connection: Connection) {
-        unindex(connection.id)
         let facts = IndexFacts(
             establishing: { if case .establishing = connection.state { true } else { false } }(),
             suspendedPeer: connection.hold != nil ? connection.socketFlow.remote.address : nil,
             name: connection.peerName, heartbeatSource: connection.heartbeatSource)
+        timers.set(connection.id, to: connection.nextDeadline(configuration))
+        socketChecks.set(connection.id, to: connection.socketCheckDue)
+        // Most changes (a liveness reading, at 10,000 connections thousands a second) touch neither the
+        // indexes nor what the kernel holds: then there is nothing to redo.
+        if indexed[connection.id] == facts {
+            if applied[connection.id] != connection.kernelNeeds { dirty.insert(connection.id) }
+            return
+        }
+        unindex(connection.id)
         if facts.establishing { establishingCount += 1 }
         if let peer = facts.suspendedPeer {
             suspendedByPeer[peer, default: []].insert(connection.id)
@@ -138,8 +146,6 @@ struct ConnectionTable {
         // The first connection to name a heartbeat address keeps it (the core abandons a later one).
         if let source = facts.heartbeatSource, byHeartbeat[source] == nil { byHeartbeat[source] = connection.id }
         indexed[connection.id] = facts
-        timers.set(connection.id, to: connection.nextDeadline(configuration))
-        socketChecks.set(connection.id, to: connection.socketCheckDue)
         dirty.insert(connection.id)
     }
 

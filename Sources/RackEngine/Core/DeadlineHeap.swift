@@ -43,6 +43,7 @@ struct DeadlineHeap<Key: Hashable & Sendable>: Sendable {
             return
         }
         if let position = positions[key] {
+            if entries[position].deadline == deadline { return }
             let earlier = deadline < entries[position].deadline
             entries[position].deadline = deadline
             if earlier { siftUp(position) } else { siftDown(position) }
