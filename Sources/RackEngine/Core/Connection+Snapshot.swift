@@ -4,8 +4,9 @@
 //
 // Sockets are read only when their connection is due (docs/architecture.md, "Liveness at scale"). A healthy
 // connection to a rackd peer is due when the silence the last reading showed would reach the next
-// threshold at which liveness acts (a probe at one heartbeat interval, suspect at one and a half); ACKs
-// that come meanwhile only push those thresholds back, so reading earlier would change nothing. Every
+// threshold at which liveness acts (a probe at one heartbeat interval, the failure timeout); ACKs that
+// come meanwhile only push those back, so reading earlier would change nothing. After a probe, the next
+// reading comes an interval and an eighth later: it sees the probe's ACK an interval old and probes again. Every
 // other connection past its setup is read every quarter interval, as all were before; a suspended one
 // whose positions are known, once an interval (only its socket closing is left to see).
 
@@ -89,12 +90,17 @@ extension Connection {
             let silence = snapshot.lastAckReceived
             guard silence >= .zero else { return soon }
             let lastAck = EngineInstant(nanoseconds: now.nanoseconds &- UInt64(silence.nanosecondsValue))
-            var next = lastAck + interval + interval / 2  // suspect
-            next = min(next, max(lastAck, healthy.since) + configuration.failureTimeout)
+            var next = max(lastAck, healthy.since) + configuration.failureTimeout
             if silence < interval {
                 next = min(next, lastAck + interval)  // the first probe
             } else if snapshot.unackedSegments == 0 {
-                next = min(next, (rackd.lastProbeAt ?? now) + interval)  // the next probe
+                // The next probe, an eighth later than its interval: the reading then sees the last one's
+                // ACK (a round trip under that) already an interval old and probes again at once. One
+                // reading and one probe per interval for an idle connection: suspect (a label, nothing is
+                // queued for it) is read at the next probe rather than at its own threshold.
+                next = min(next, (rackd.lastProbeAt ?? now) + interval + interval / 8)
+            } else {
+                next = min(next, lastAck + interval + interval / 2)  // suspect, with data outstanding
             }
             return max(next, soon)
         case .suspended(let hold), .resuming(let hold):
