@@ -7,6 +7,11 @@
 //       LOCAL REMOTE STATE ACKED RECEIVED UNACKED LASTACK_MS LASTDATA_MS UID INODE
 //   rackd-kernel-probe sockets-of LOCAL REMOTE [LOCAL REMOTE]...
 //       snapshot(of:) for those flows, the same lines
+//   rackd-kernel-probe sockets-cost ROUNDS
+//       what reading sockets costs, for docs/architecture.md ("Liveness at scale"): with every TCP socket of
+//       the namespace (n, from a dump), ROUNDS times each of: a dump of all (`snapshot()`), all by tuple
+//       (`snapshot(of:)`), a tenth by tuple, a tenth found in a dump (`dumpSnapshot(of:)`); one line each,
+//       "WHAT sockets=k us_per_round=.. us_per_socket=.." (wall clock, this process).
 //   rackd-kernel-probe links STOPFILE [RCVBUF [PAUSE]]
 //       LinkMonitor: "INITIAL addr...", then a line per event ("LOST addr...", "AVAILABLE addr..." or
 //       "ROUTES family...", e.g. "ROUTES ipv4"), after each drain that produced events "STATE addr...", and
@@ -81,6 +86,24 @@ func sockets(of arguments: ArraySlice<String>) throws(SystemError) {
         precondition(flow == snapshot.flow)
         emit(line(snapshot))
     }
+}
+
+func socketsCost(rounds: Int) throws(SystemError) {
+    let diagnostics = try SocketDiagnostics()
+    let all = Set(try diagnostics.snapshot().map(\.flow))
+    let tenth = Set(all.prefix(max(1, all.count / 10)))
+    func time(_ what: String, _ count: Int, _ body: () throws(SystemError) -> Int) throws(SystemError) {
+        var found = 0
+        let start = ContinuousClock.now
+        for _ in 0..<rounds { found = try body() }
+        let (seconds, attoseconds) = (ContinuousClock.now - start).components
+        let micros = (Double(seconds) * 1e6 + Double(attoseconds) / 1e12) / Double(rounds)
+        emit("\(what) sockets=\(count) found=\(found) us_per_round=\(Int(micros)) us_per_socket=\(Double(Int(micros / Double(max(1, count)) * 100)) / 100)")
+    }
+    try time("dump-all", all.count) { () throws(SystemError) in try diagnostics.snapshot().count }
+    try time("by-tuple-all", all.count) { () throws(SystemError) in try diagnostics.snapshot(of: all).count }
+    try time("by-tuple-tenth", tenth.count) { () throws(SystemError) in try diagnostics.snapshot(of: tenth).count }
+    try time("dump-for-tenth", tenth.count) { () throws(SystemError) in try diagnostics.dumpSnapshot(of: tenth).count }
 }
 
 func links(stopFile: String, receiveBufferBytes: Int?, pause: UInt32?) throws(SystemError) {
@@ -230,6 +253,7 @@ do {
     switch arguments.dropFirst().first {
     case "sockets": try sockets()
     case "sockets-of": try sockets(of: arguments.dropFirst(2))
+    case "sockets-cost": try socketsCost(rounds: arguments.count > 2 ? Int(arguments[2]) ?? 10 : 10)
     case "rules": try rules(arguments.dropFirst(2))
     case "rocks-probe": rocksProbe(arguments.dropFirst(2))
     case "rocks-sockets" where arguments.count == 5:

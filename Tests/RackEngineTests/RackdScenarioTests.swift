@@ -59,9 +59,10 @@ import Testing
         // B's socket closes and B's rackd lets the connection go; A's has not looked yet when the
         // application reconnects from the same port.
         pair.socketB.exists = false
-        try pair.advance(by: .milliseconds(300))
+        try pair.advance(by: .milliseconds(1500))
         #expect(pair.b.connections.isEmpty && pair.a.connections.count == 1)
         pair.socketB.exists = true
+        pair.exchangeTraffic()  // the new sockets have just heard each other's handshake
         pair.socketA.isn = TCPSequenceNumber(3000)
         pair.socketB.isn = TCPSequenceNumber(9000)
         try pair.connect()
@@ -163,7 +164,8 @@ import Testing
         var pair = RacksPair()
         try pair.connect()
         pair.socketA.exists = false
-        try pair.advance(by: .milliseconds(300))
+        // An idle healthy connection's socket is read when its silence reaches the heartbeat interval.
+        try pair.advance(by: .milliseconds(1500))
         #expect(pair.a.connections.isEmpty)
         #expect(pair.eventsA.contains(.connectionEnded(id: 1, pair.flowA, reason: "socket closed")))
     }

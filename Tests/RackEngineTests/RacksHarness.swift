@@ -139,11 +139,13 @@ struct RacksPair {
         if let due = engine.nextSnapshotAt, due <= now {
             // Every flow of a host is modelled by that host's one simulated socket.
             let socket = host == .a ? socketA : socketB
+            // As the daemon does: only the sockets due are read.
+            let flows = engine.flowsDueForSnapshot(now: now)
             var snapshots: [FlowKey: SocketSnapshot] = [:]
             if socket.exists {
-                for flow in engine.flowsToSnapshot { snapshots[flow] = socket.snapshot(flow: flow, now: now) }
+                for flow in flows { snapshots[flow] = socket.snapshot(flow: flow, now: now) }
             }
-            outputs.append(engine.handleSnapshots(snapshots, now: now))
+            outputs.append(engine.handleSnapshots(snapshots, of: flows, now: now))
         }
         if host == .a { a = engine } else { b = engine }
         for output in outputs { try route(output, from: host) }

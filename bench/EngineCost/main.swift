@@ -88,6 +88,9 @@ struct Costs {
     var ordinarySYN = 0.0
     var idleTick = 0.0
     var dueTick = 0.0
+    /// One healthy connection's socket read and taken in (`handleSnapshots(_:of:now:)`), as the daemon
+    /// does for each due connection.
+    var oneReading = 0.0
 }
 
 func costs(connections count: Int, iterations: Int) -> Costs {
@@ -128,6 +131,13 @@ func costs(connections count: Int, iterations: Int) -> Costs {
         now = now + .milliseconds(500)
         _ = engine.handleTimeout(now: now)
     }
+    let flow = FlowKey(local: TCPEndpoint(address: Pair.addressA, port: 20_000),
+                       remote: TCPEndpoint(address: Pair.addressB, port: 22))
+    let reading = SocketSnapshot(flow: flow, state: .established, bytesAcked: 1, bytesReceived: 0,
+                                 unackedSegments: 0, lastAckReceived: .milliseconds(100), lastDataReceived: .zero)
+    result.oneReading = measure(iterations: iterations) {
+        _ = engine.handleSnapshots([flow: reading], of: [flow], now: now)
+    }
     return result
 }
 
@@ -148,3 +158,4 @@ row("unrelated packet", small.unrelatedPacket, large.unrelatedPacket)
 row("ordinary SYN", small.ordinarySYN, large.ordinarySYN)
 row("idle tick", small.idleTick, large.idleTick)
 row("due tick", small.dueTick, large.dueTick)
+row("one socket read", small.oneReading, large.oneReading)

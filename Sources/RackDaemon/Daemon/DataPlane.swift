@@ -329,14 +329,15 @@ public final class DataPlane: Sendable {
 
     // MARK: Sockets and links
 
-    /// Reads the managed sockets' state (sock_diag) when the engine asks for it. If the read fails the
-    /// engine hears nothing, rather than "every socket is gone".
+    /// Reads the sockets the engine says are due (sock_diag) when it asks. If the read fails the engine
+    /// hears nothing, rather than "every socket is gone".
     private func takeSnapshotsIfDue() {
-        guard let due = state.engine.nextSnapshotAt, due <= MonotonicClock.now() else { return }
-        let flows = state.engine.flowsToSnapshot
+        let now = MonotonicClock.now()
+        guard let due = state.engine.nextSnapshotAt, due <= now else { return }
+        let flows = state.engine.flowsDueForSnapshot(now: now)
         do {
             let snapshots = try state.diagnostics.snapshot(of: flows)
-            carryOut(state.engine.handleSnapshots(snapshots, now: MonotonicClock.now()))
+            carryOut(state.engine.handleSnapshots(snapshots, of: flows, now: MonotonicClock.now()))
         } catch {
             state.logger.warning("could not read socket state", metadata: ["error": "\(error)"])
             carryOut(state.engine.handleSnapshotFailure(now: MonotonicClock.now()))

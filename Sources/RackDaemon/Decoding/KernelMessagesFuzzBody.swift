@@ -15,6 +15,7 @@ public enum KernelMessagesFuzzBody {
             var attributes = NetlinkAttributes(message.payload, after: 0)
             while let attribute = attributes.next() { _ = attribute.bigEndianInteger(as: UInt32.self) }
             _ = SocketSnapshot(decoding: message)
+            _ = InetDiagAnswer(message)?.sequence
             _ = QueuedPacketMetadata(decoding: message)
             _ = table.apply(message)
             _ = RouteMessage.decode(message.payload)?.mayLeadToPeers

@@ -42,18 +42,21 @@ final class NftablesBatch {
     }
 
     /// Appends one message. `build` writes it at the pointer it gets, using the header fields given.
+    /// `acknowledged` false: no ack when it succeeds (the kernel reports a failure all the same), so that
+    /// thousands of set elements do not queue thousands of acks past the socket's receive buffer.
     func append(
         _ step: String,
         type: nf_tables_msg_types,
         flags: Int32,
         family: Int32 = Int32(NFPROTO_INET),
+        acknowledged: Bool = true,
         build: (UnsafeMutablePointer<nlmsghdr>) -> Void
     ) {
         let seq = nextSequence()
         steps[seq] = step
         let header = nftnl_nlmsg_build_hdr(
             mnl_nlmsg_batch_current(batch).assumingMemoryBound(to: CChar.self),
-            UInt16(type.rawValue), UInt16(family), UInt16(flags | NLM_F_ACK), seq
+            UInt16(type.rawValue), UInt16(family), UInt16(flags | (acknowledged ? NLM_F_ACK : 0)), seq
         )!
         build(header)
         precondition(mnl_nlmsg_batch_next(batch), "nftables batch buffer overflow: \(step) did not fit \(buffer.count) bytes")

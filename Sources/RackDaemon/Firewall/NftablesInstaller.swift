@@ -217,6 +217,25 @@ public final class NftablesInstaller {
     /// has no DESTROY, which would not): then the changes are committed one by one, and such a delete
     /// counts as done, so one stale release cannot hold up the others.
     public func apply(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
+        guard changes.count > Self.elementsPerBatch else { return applyInOneBatch(changes) }
+        // Thousands at once (10,000 connections suspended by one black hole): in batches of a bounded
+        // size, in order, so each fits the batch buffer and a datagram (docs/architecture.md, "Liveness at
+        // scale"). Only each batch is atomic; the engine's order (releases, then additions) is kept.
+        var failures: [(change: RuleChange, error: NftablesError)] = []
+        var start = 0
+        while start < changes.count {
+            let end = min(changes.count, start + Self.elementsPerBatch)
+            failures += applyInOneBatch(Array(changes[start..<end]))
+            start = end
+        }
+        return failures
+    }
+
+    /// Set element changes per batch: about 100 bytes each, so a batch stays well inside the batch buffer
+    /// (256 KiB) and the default netlink send buffer.
+    static let elementsPerBatch = 1000
+
+    private func applyInOneBatch(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
         guard !changes.isEmpty else { return [] }
         do {
             try commit(changes)
@@ -242,7 +261,10 @@ public final class NftablesInstaller {
         let perChange = changes.map { (elements: FlowMapElement.elements(for: $0), adding: !$0.isRemoval) }
         // Sequence numbers: the batch's begin and end, and one per message.
         let messages = perChange.reduce(0) { $0 + RackdRuleset.elementMessageCount($1.elements) }
-        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(messages) + 2))
+        let elements = perChange.reduce(0) { $0 + $1.elements.count }
+        // An element with IPv6 data and its message's share of headers: at most about 160 bytes.
+        let batch = NftablesBatch(firstSequence: nextSequence(count: UInt32(messages) + 2),
+                                  capacity: 64 * 1024 + 160 * elements)
         for change in perChange {
             RackdRuleset.appendElements(change.elements, adding: change.adding, to: batch)
         }

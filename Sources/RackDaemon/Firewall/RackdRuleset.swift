@@ -250,7 +250,7 @@ struct RackdRuleset {
             let step = chunk.count == 1 ? "\(adding ? "add" : "delete") element \(chunk.first!)"
                 : "\(adding ? "add" : "delete") \(chunk.count) elements of \(map.name), from \(chunk.first!.key)"
             batch.append(step, type: adding ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-                         flags: adding ? NLM_F_CREATE : 0) { header in
+                         flags: adding ? NLM_F_CREATE : 0, acknowledged: false) { header in
                 let nftSet = nftnl_set_alloc()!
                 defer { nftnl_set_free(nftSet) }
                 nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), tableName)

@@ -1,5 +1,14 @@
 // rackd — what a snapshot of the local socket (sock_diag) tells a connection: that the socket is gone
-// or closing, its positions for a hold, and, through the peer's protocol, whether the peer is alive.
+// or closing, its positions for a hold, and, through the peer's protocol, whether the peer is alive; and
+// when the socket is next worth reading.
+//
+// Sockets are read only when their connection is due (docs/architecture.md, "Liveness at scale"). A healthy
+// connection to a rackd peer is due when the silence the last reading showed would reach the next
+// threshold at which liveness acts (a probe at one heartbeat interval, the failure timeout); ACKs that
+// come meanwhile only push those back, so reading earlier would change nothing. After a probe, the next
+// reading comes an interval and an eighth later: it sees the probe's ACK an interval old and probes again. Every
+// other connection past its setup is read every quarter interval, as all were before; a suspended one
+// whose positions are known, once an interval (only its socket closing is left to see).
 
 extension Connection {
     /// Takes in the socket's state; nil when the socket no longer exists.
@@ -60,5 +69,47 @@ extension Connection {
             break
         }
         return actions
+    }
+}
+
+extension Connection {
+    /// When the socket is due to be read: nil while the connection sets up (nothing to read), the start
+    /// of time when a reading is wanted at once.
+    var socketCheckDue: EngineInstant? {
+        if case .establishing = state { return nil }
+        return socketCheckAt ?? EngineInstant(nanoseconds: 0)
+    }
+
+    /// When, after the reading `snapshot` taken at `now`, the socket is next due: see the file's header.
+    func nextSocketCheck(after snapshot: SocketSnapshot?, now: EngineInstant, configuration: Configuration)
+        -> EngineInstant
+    {
+        let interval = configuration.heartbeatInterval
+        let soon = now + interval / 4
+        guard let snapshot else { return soon }
+        switch state {
+        case .healthy(let healthy):
+            guard case .rackd(let rackd) = peer else { return soon }
+            let silence = snapshot.lastAckReceived
+            guard silence >= .zero else { return soon }
+            let lastAck = EngineInstant(nanoseconds: now.nanoseconds &- UInt64(silence.nanosecondsValue))
+            var next = max(lastAck, healthy.since) + configuration.failureTimeout
+            if silence < interval {
+                next = min(next, lastAck + interval)  // the first probe
+            } else if snapshot.unackedSegments == 0 {
+                // The next probe, an eighth later than its interval: the reading then sees the last one's
+                // ACK (a round trip under that) already an interval old and probes again at once. One
+                // reading and one probe per interval for an idle connection: suspect (a label, nothing is
+                // queued for it) is read at the next probe rather than at its own threshold.
+                next = min(next, (rackd.lastProbeAt ?? now) + interval + interval / 8)
+            } else {
+                next = min(next, lastAck + interval + interval / 2)  // suspect, with data outstanding
+            }
+            return max(next, soon)
+        case .suspended(let hold), .resuming(let hold):
+            return hold.positions == nil ? soon : now + interval
+        case .establishing, .suspect, .closing:
+            return soon
+        }
     }
 }

@@ -74,6 +74,9 @@ struct Connection: Codable {
     /// A moved connection's first reset without ACK from the peer, held back until confirmed
     /// (ConnectionCore.screenBareReset).
     var unconfirmedResetAt: EngineInstant?
+    /// When the socket is next due to be read (Connection+Snapshot.swift); nil: as soon as possible. Not
+    /// kept across restarts: a restored connection's socket is read at once.
+    var socketCheckAt: EngineInstant?
 
     /// Everything but the socket snapshot is kept across rackd's restarts (Persistence/): the kernel
     /// is asked afresh on start.

@@ -23,7 +23,8 @@ public struct ConnectionCore: Sendable {
     /// Links the rocks peers opened to the reconnection port, before their challenge names a connection.
     var rocksPort = RocksReconnectionPort()
     var nextConnectionID: UInt64 = 1
-    var nextSnapshotAt: EngineInstant? = nil
+    /// After a failed socket reading: when to try again.
+    var snapshotRetryAt: EngineInstant? = nil
     var addresses = HostAddresses()
 
     public init(configuration: Configuration, random: any RandomNumberGenerator & Sendable) {
@@ -197,7 +198,22 @@ public struct ConnectionCore: Sendable {
 
     var snapshotInterval: Duration { configuration.heartbeatInterval / 4 }
 
-    /// The flows whose sockets the daemon should snapshot: every connection past its setup.
+    /// Socket readings are gathered on this grid, so that connections due at nearby instants are read
+    /// together rather than one wake-up each; a reading comes at most this late. Fine enough that the
+    /// probes of one reading (about a fiftieth of the idle connections) do not come as one burst that
+    /// overflows a device's backlog (`netdev_max_backlog`, 1000 packets).
+    var snapshotGrid: Duration { configuration.heartbeatInterval / 50 }
+
+    /// When the daemon should next read sockets: the earliest connection due, on the grid, and not before
+    /// the retry after a failed reading.
+    var nextSnapshotAt: EngineInstant? {
+        guard let due = table.nextSocketCheck else { return nil }
+        let grid = UInt64(max(1, snapshotGrid.nanosecondsValue))
+        let onGrid = EngineInstant(nanoseconds: (due.nanoseconds + grid - 1) / grid * grid)
+        return max(onGrid, snapshotRetryAt ?? onGrid)
+    }
+
+    /// The flows of every connection past its setup (what `handleSnapshots(_:now:)` takes in).
     var flowsToSnapshot: Set<FlowKey> {
         Set(table.connections.values.filter {
             if case .establishing = $0.state { return false }
@@ -205,21 +221,35 @@ public struct ConnectionCore: Sendable {
         }.map(\.socketFlow))
     }
 
-    /// Asks for a snapshot as soon as possible.
-    mutating func scheduleSnapshot(now: EngineInstant) {
-        nextSnapshotAt = min(nextSnapshotAt ?? now, now)
+    /// The flows whose sockets are due to be read at `now`.
+    func flowsDueForSnapshot(now: EngineInstant) -> Set<FlowKey> {
+        Set(table.socketChecksDue(now: now).compactMap { table[$0]?.socketFlow })
     }
 
     /// Takes in the sockets' state. A managed flow missing from `snapshots` has no socket any more.
     mutating func handleSnapshots(_ snapshots: [FlowKey: SocketSnapshot], now: EngineInstant) -> EngineOutput {
+        handleSnapshots(snapshots, of: flowsToSnapshot, now: now)
+    }
+
+    /// Takes in the state of the sockets of `flows` (those read): a flow of them missing from `snapshots`
+    /// has no socket any more. Costs O(k log k) for k flows, whatever the number of connections.
+    mutating func handleSnapshots(_ snapshots: [FlowKey: SocketSnapshot], of flows: Set<FlowKey>,
+                                  now: EngineInstant) -> EngineOutput {
         var output = EngineOutput()
-        let snapshotFlows = flowsToSnapshot
-        nextSnapshotAt = snapshotFlows.isEmpty ? nil : now + snapshotInterval
-        for id in table.idsInOrder {
-            guard let flow = table[id]?.socketFlow, snapshotFlows.contains(flow) else { continue }
-            run(id, now: now, into: &output) { connection, context in
-                connection.handleSnapshot(snapshots[flow], &context)
-            }
+        snapshotRetryAt = nil
+        for id in flows.compactMap({ table.id(forSocket: $0) }).sorted() {
+            guard var connection = table[id] else { continue }
+            if case .establishing = connection.state { continue }
+            let snapshot = snapshots[connection.socketFlow]
+            let inode = connection.socketInode
+            var context = ConnectionContext(now: now, configuration: configuration, addresses: addresses, random: random)
+            let actions = connection.handleSnapshot(snapshot, &context)
+            random = context.random
+            connection.socketCheckAt = connection.nextSocketCheck(after: snapshot, now: now, configuration: configuration)
+            // A rackd peer's liveness readings (when last heard, probes) are read afresh after a restart:
+            // not worth a write of the record each (docs/restarts.md).
+            let persist = connection.peer.isRocks || connection.socketInode != inode
+            carryOut(actions, of: connection, now: now, into: &output, persist: persist)
         }
         reconcile(into: &output)
         return output
@@ -227,7 +257,7 @@ public struct ConnectionCore: Sendable {
 
     /// The daemon could not read the sockets this time: try again after the usual interval.
     mutating func handleSnapshotFailure(now: EngineInstant) {
-        nextSnapshotAt = flowsToSnapshot.isEmpty ? nil : now + snapshotInterval
+        snapshotRetryAt = now + snapshotInterval
     }
 
     // MARK: Links
@@ -276,7 +306,7 @@ public struct ConnectionCore: Sendable {
 
     /// Sends, reports, stores or forgets, as a transition asked.
     mutating func carryOut(_ actions: ConnectionActions, of connection: Connection, now: EngineInstant,
-                           into output: inout EngineOutput) {
+                           into output: inout EngineOutput, persist: Bool = true) {
         output.transmits += actions.transmits
         output.datagrams += actions.datagrams
         output.events += actions.events
@@ -289,8 +319,10 @@ public struct ConnectionCore: Sendable {
             }
             return
         }
-        table.replace(connection)
-        if actions.wantsSnapshot { scheduleSnapshot(now: now) }
+        var connection = connection
+        // Wanted now: the socket is read at the next turn of the daemon's loop.
+        if actions.wantsSnapshot { connection.socketCheckAt = nil }
+        table.replace(connection, persist: persist)
         if actions.suspended { enforceSuspensionLimits(newest: connection.id, now: now, into: &output) }
     }
 

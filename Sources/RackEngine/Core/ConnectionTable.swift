@@ -19,6 +19,9 @@ struct ConnectionTable {
     private var byName: [[UInt8]: UInt64] = [:]
     private var byHeartbeat: [TCPEndpoint: UInt64] = [:]
     private var timers = DeadlineHeap<UInt64>()
+    /// When each connection's socket is next due to be read (sock_diag), apart from its timers: only the
+    /// due ones are read (`Connection.socketCheckDue`).
+    private var socketChecks = DeadlineHeap<UInt64>()
 
     /// What the indexes and counts hold for each connection, to take it out again.
     private var indexed: [UInt64: IndexFacts] = [:]
@@ -44,7 +47,7 @@ struct ConnectionTable {
     /// Which connections' records (Persistence/) are stale.
     var persistence = PersistenceTracker()
 
-    private struct IndexFacts {
+    private struct IndexFacts: Equatable {
         var establishing: Bool
         var suspendedPeer: IPAddress?
         var name: [UInt8]?
@@ -95,11 +98,13 @@ struct ConnectionTable {
     }
 
     /// Stores a connection after a transition and brings the indexes, counts and timer up to date.
-    mutating func replace(_ connection: Connection) {
+    /// `persist` false: the change is one its record need not carry (a rackd peer's liveness readings,
+    /// PersistenceTracker), unless it is one a crash must not lose.
+    mutating func replace(_ connection: Connection, persist: Bool = true) {
         guard connections[connection.id] != nil else { return }
         connections[connection.id] = connection
         refresh(connection)
-        persistence.noteStored(connection)
+        persistence.noteStored(connection, detailsChanged: persist)
     }
 
     /// Forgets a connection.
@@ -108,6 +113,7 @@ struct ConnectionTable {
         if bySocket[connection.socketFlow] == id { bySocket[connection.socketFlow] = nil }
         unindex(id)
         timers.cancel(id)
+        socketChecks.cancel(id)
         dirty.insert(id)
         persistence.noteRemoved(id)
     }
@@ -119,11 +125,19 @@ struct ConnectionTable {
     }
 
     private mutating func refresh(_ connection: Connection) {
-        unindex(connection.id)
         let facts = IndexFacts(
             establishing: { if case .establishing = connection.state { true } else { false } }(),
             suspendedPeer: connection.hold != nil ? connection.socketFlow.remote.address : nil,
             name: connection.peerName, heartbeatSource: connection.heartbeatSource)
+        timers.set(connection.id, to: connection.nextDeadline(configuration))
+        socketChecks.set(connection.id, to: connection.socketCheckDue)
+        // Most changes (a liveness reading, at 10,000 connections thousands a second) touch neither the
+        // indexes nor what the kernel holds: then there is nothing to redo.
+        if indexed[connection.id] == facts {
+            if applied[connection.id] != connection.kernelNeeds { dirty.insert(connection.id) }
+            return
+        }
+        unindex(connection.id)
         if facts.establishing { establishingCount += 1 }
         if let peer = facts.suspendedPeer {
             suspendedByPeer[peer, default: []].insert(connection.id)
@@ -133,7 +147,6 @@ struct ConnectionTable {
         // The first connection to name a heartbeat address keeps it (the core abandons a later one).
         if let source = facts.heartbeatSource, byHeartbeat[source] == nil { byHeartbeat[source] = connection.id }
         indexed[connection.id] = facts
-        timers.set(connection.id, to: connection.nextDeadline(configuration))
         dirty.insert(connection.id)
     }
 
@@ -158,6 +171,17 @@ struct ConnectionTable {
     /// sets the next ones.
     mutating func removeDue(now: EngineInstant) -> [UInt64] {
         timers.removeDue(now: now).sorted()
+    }
+
+    // MARK: Socket checks
+
+    /// The earliest instant a connection's socket is due to be read.
+    var nextSocketCheck: EngineInstant? { socketChecks.nextDeadline }
+
+    /// The connections whose socket is due to be read at `now`, oldest first. They stay due until a
+    /// snapshot of them is taken in (or their connection changes).
+    func socketChecksDue(now: EngineInstant) -> [UInt64] {
+        socketChecks.due(now: now).sorted()
     }
 
     // MARK: The kernel's state

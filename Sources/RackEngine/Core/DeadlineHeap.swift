@@ -43,6 +43,7 @@ struct DeadlineHeap<Key: Hashable & Sendable>: Sendable {
             return
         }
         if let position = positions[key] {
+            if entries[position].deadline == deadline { return }
             let earlier = deadline < entries[position].deadline
             entries[position].deadline = deadline
             if earlier { siftUp(position) } else { siftDown(position) }
@@ -71,6 +72,21 @@ struct DeadlineHeap<Key: Hashable & Sendable>: Sendable {
         while let top = entries.first, top.deadline <= now {
             due.append(top.key)
             cancel(top.key)
+        }
+        return due
+    }
+
+    /// Every key whose deadline is at or before `now`, leaving them in place; in no particular order.
+    /// Costs O(k) for k such keys: a subtree whose root is later than `now` holds nothing earlier.
+    func due(now: EngineInstant) -> [Key] {
+        var due: [Key] = []
+        var pending: [Int] = entries.isEmpty ? [] : [0]
+        while let index = pending.popLast() {
+            guard entries[index].deadline <= now else { continue }
+            due.append(entries[index].key)
+            let left = 2 * index + 1
+            if left < entries.count { pending.append(left) }
+            if left + 1 < entries.count { pending.append(left + 1) }
         }
         return due
     }

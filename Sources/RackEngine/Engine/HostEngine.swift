@@ -62,6 +62,13 @@ public struct HostEngine: Sendable {
         core.handleSnapshots(snapshots, now: now)
     }
 
+    /// Takes in the state of the sockets of `flows`, as read (`flowsDueForSnapshot`); a flow of them
+    /// missing from the map has no socket. Costs what those flows cost, whatever the number of connections.
+    public mutating func handleSnapshots(_ snapshots: [FlowKey: SocketSnapshot], of flows: Set<FlowKey>,
+                                         now: EngineInstant) -> EngineOutput {
+        core.handleSnapshots(snapshots, of: flows, now: now)
+    }
+
     /// The daemon could not read the sockets this time: try again after the usual interval.
     public mutating func handleSnapshotFailure(now: EngineInstant) -> EngineOutput {
         core.handleSnapshotFailure(now: now)
@@ -103,10 +110,13 @@ public struct HostEngine: Sendable {
         [passthrough.nextDeadline, core.nextDeadline].compactMap { $0 }.min()
     }
 
-    /// When the daemon should next snapshot `flowsToSnapshot`.
+    /// When the daemon should next read sockets: then `flowsDueForSnapshot(now:)` says which.
     public var nextSnapshotAt: EngineInstant? { core.nextSnapshotAt }
 
-    /// The flows whose sockets the engine wants to see.
+    /// The flows whose sockets are due to be read at `now` (docs/architecture.md, "Liveness at scale").
+    public func flowsDueForSnapshot(now: EngineInstant) -> Set<FlowKey> { core.flowsDueForSnapshot(now: now) }
+
+    /// The flows of every connection past its setup: all the engine may want to see.
     public var flowsToSnapshot: Set<FlowKey> { core.flowsToSnapshot }
 
     /// The local addresses rackd keeps on `lo` for connections whose address left (to release on exit).

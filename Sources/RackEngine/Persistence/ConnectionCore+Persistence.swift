@@ -4,7 +4,8 @@
 extension ConnectionCore {
     /// Takes back connections from their records. Run before the first input, after the addresses are
     /// known (a moved connection's departed address must be seen as departed). The sockets are checked
-    /// at once: the first snapshot ends the connections whose socket is gone.
+    /// at once (a restored connection's socket is due at once): the first snapshot ends the connections
+    /// whose socket is gone.
     mutating func restore(_ records: [PersistedConnection], now: EngineInstant) -> EngineOutput {
         var output = EngineOutput()
         // A moved connection's original address left before the restart: rackd still keeps it on `lo`
@@ -31,7 +32,6 @@ extension ConnectionCore {
             table.restore(connection)
             nextConnectionID = max(nextConnectionID, connection.id + 1)
         }
-        if table.count > 0 { scheduleSnapshot(now: now) }
         reconcile(into: &output)
         return output
     }

@@ -40,7 +40,9 @@ struct PersistenceDigest: Equatable {
     var rocksPicked: FlowKey?
 
     init(_ connection: Connection) {
-        phase = connection.phase
+        // Suspect is a liveness reading, read afresh after a restart: a connection that turns suspect and
+        // healthy again (thousands of them, when a loaded host answers late) is not written each time.
+        phase = connection.phase == .suspect ? .healthy : connection.phase
         holder = connection.hold?.holder
         holdHasPositions = connection.hold?.positions != nil
         mapping = connection.mapping

@@ -16,11 +16,13 @@ struct PersistenceTracker {
     private var changed: Set<UInt64> = []
     private var lastCheckpointAt: EngineInstant?
 
-    /// A connection was stored after a transition.
-    mutating func noteStored(_ connection: Connection) {
+    /// A connection was stored after a transition. `detailsChanged` false: nothing changed that its record
+    /// needs beyond what the digest covers (a rackd peer's liveness readings, which the first snapshot
+    /// after a restart reads afresh from the kernel), so only a digest change makes it stale.
+    mutating func noteStored(_ connection: Connection, detailsChanged: Bool = true) {
         if written[connection.id] != PersistenceDigest(connection) {
             urgent.insert(connection.id)
-        } else {
+        } else if detailsChanged {
             changed.insert(connection.id)
         }
     }
