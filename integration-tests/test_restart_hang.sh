@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test_restart_hang.sh: rackd on A hangs (SIGSTOP) for 10 s with a moved connection mid-transfer, then is
 # killed and started again, as systemd's watchdog does (docs/restarts.md, "A hung rackd"; the unit's
-# WatchdogSec is 5 s, so a real hang lasts half as long). Nothing is lost (SHA-256 both ways), and the test
-# prints how long a new connection started during the hang waited, and how long the moved connection's
-# data waited after the restart.
+# WatchdogSec is 5 s, so a real hang lasts half as long). Nothing is lost (SHA-256 both ways); the moved
+# connection, whose mapping the kernel carries (Core/KernelRewrite.swift), keeps moving data through the
+# hang and B never suspends it; the test prints how long a new connection started during the hang waited.
 # timeout: 240
 set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -32,7 +32,9 @@ tb_assert "the connection moved on A" roam_wait_moved a 1 10
 tb_assert "the connection moved on B" roam_wait_moved b 1 10
 sleep 1
 
+tb_assert "A has the kernel map the moved connection" tb_wait_for "tb_rackctl a status | grep -q 'mapped by kernel'" 10 0.1
 pid=$(tb_rackd_pid a)
+acked_at_hang=$(acked_bytes "$TB_A" 5001)
 kill -STOP "$pid"
 hang_start=$(date +%s%N)
 # A new connection from A while A's rackd hangs: its SYN waits in the queue rackd no longer reads.
@@ -44,6 +46,9 @@ print(int((time.monotonic() - start) * 1000))
 "
 sleep 10
 acked_before=$(acked_bytes "$TB_A" 5001)
+echo "the moved connection had $((acked_before - acked_at_hang)) bytes acknowledged during the 10 s hang"
+tb_assert "the moved connection kept moving data while rackd hung (>= 10 MB in 10 s at 2.5 MB/s)" \
+    test "$((acked_before - acked_at_hang))" -ge 10000000
 kill -KILL "$pid"
 kill -CONT "$pid" 2>/dev/null || true
 tb_wait_bg rackd-a 10 || true
@@ -57,11 +62,7 @@ waited=$(cat "$TB_DIR/newconn.log")
 echo "a new connection started at the hang's beginning waited ${waited} ms (hang 10 s; restart $(((restart - hang_start) / 1000000)) ms after it began)"
 tb_assert "the new connection waited no longer than the hang, the restart and one SYN retransmission (${waited} ms)" \
     test "$waited" -le 20000
-# The moved connection's data moves again once the new rackd maps it.
-tb_assert "the moved connection moves data again" tb_wait_for "test \$(acked_bytes $TB_A 5001) -gt $acked_before" 20 0.05
-moving=$(date +%s%N)
-echo "the moved connection acknowledged new data $(((moving - restart) / 1000000)) ms after the restart began"
+tb_assert "the moved connection moves data after the restart" tb_wait_for "test \$(acked_bytes $TB_A 5001) -gt $acked_before" 20 0.05
 tb_assert "60 MiB each way arrive intact (SHA-256)" tb_xfer_finish bulk 300
-# B heard nothing from A during the hang and suspended; it resumed once A's new rackd answered. (Its
-# challenges and A's answers may cross once then: a "resumption rejected" there is that, not a failure.)
-tb_assert "B resumed the connection after A's restart" racks_wait_count b "connection resumed" 1 5
+# B heard A's data all along: it had no reason to suspend.
+tb_assert "B never suspended the connection" test "$(racks_count b 'state changed.*conn.state=suspended')" = 0
