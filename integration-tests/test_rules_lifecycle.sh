@@ -25,7 +25,7 @@ tb_assert "TCP SYNs go to the SYN chains, loopback aside" \
 tb_assert "TCP SYNs coming in too" grep -q "@th,104,8 & 0x2 != 0x0 meta iiftype != loopback jump syn-input" <<<"$listing"
 tb_assert "there, what rackd could enhance is queued, with bypass" \
     grep -q 'queue num 3939 bypass comment "rackd: every other SYN and SYN-ACK: detection"' <<<"$listing"
-tb_assert "ordinary destinations skip the queue" grep -q "th dport @ordinary4 return" <<<"$listing"
+tb_assert "ordinary destinations skip the queue" grep -q "th dport @ordinary4 accept" <<<"$listing"
 tb_assert "rackd's messages are looked for in small segments only" \
     grep -q "meta length <= 120 meta iiftype != loopback tcp option 253 exists queue num 3939 bypass" <<<"$listing"
 tb_assert "managed IPv4 flows: one lookup per packet" grep -q "ip saddr . th sport . ip daddr . th dport vmap @flows_out4" <<<"$listing"

@@ -1,8 +1,9 @@
 // rackd — the SYN chains: which handshakes are worth queueing (docs/architecture.md, "Data path").
 //
 // The base chains send every TCP SYN and SYN-ACK to `syn-output` / `syn-input` (`jump`). There a
-// handshake rackd could never enhance returns to the base chain unqueued (and the base chain's later
-// rules still apply: option 253, the flow maps); whatever is left is queued, with `bypass`:
+// handshake rackd could never enhance is accepted at once: nothing later in the base chain (option 253, the
+// flow maps) concerns it, and the common case, a destination cached as ordinary, is looked up first.
+// Whatever is left is queued, with `bypass`:
 //
 //     set ordinary4 { type ipv4_addr . inet_service; flags timeout; timeout 10m; size 16384; }
 //     set ordinary6 { type ipv6_addr . inet_service; flags timeout; timeout 10m; size 16384; }
@@ -11,21 +12,21 @@
 //     set excluded-ports { type inet_service; flags interval; } # [policy] exclude-ports
 //     set managed-ports { type inet_service; flags interval; }  # [policy] manage-ports, when given
 //     chain syn-output {
-//         tcp option md5sig exists return                       # TCP-MD5 (19) and TCP-AO (29)
-//         tcp option 29 exists return
-//         meta nfproto ipv4 ip daddr @excluded4 return
-//         meta nfproto ipv6 ip6 daddr @excluded6 return
-//         tcp flags & (syn | ack) == syn tcp dport @excluded-ports return
-//         tcp flags & (syn | ack) == syn | ack tcp sport @excluded-ports return
-//         tcp flags & (syn | ack) == syn tcp dport != @managed-ports return       # only with manage-ports
-//         tcp flags & (syn | ack) == syn | ack tcp sport != @managed-ports return
-//         tcp flags & (syn | ack) == syn meta nfproto ipv4 ip daddr . tcp dport @ordinary4 return
-//         tcp flags & (syn | ack) == syn meta nfproto ipv6 ip6 daddr . tcp dport @ordinary6 return
+//         tcp flags & (syn | ack) == syn meta nfproto ipv4 ip daddr . tcp dport @ordinary4 accept
+//         tcp flags & (syn | ack) == syn meta nfproto ipv6 ip6 daddr . tcp dport @ordinary6 accept
+//         tcp option md5sig exists accept                       # TCP-MD5 (19) and TCP-AO (29)
+//         tcp option 29 exists accept
+//         meta nfproto ipv4 ip daddr @excluded4 accept
+//         meta nfproto ipv6 ip6 daddr @excluded6 accept
+//         tcp flags & (syn | ack) == syn tcp dport @excluded-ports accept
+//         tcp flags & (syn | ack) == syn | ack tcp sport @excluded-ports accept
+//         tcp flags & (syn | ack) == syn tcp dport != @managed-ports accept       # only with manage-ports
+//         tcp flags & (syn | ack) == syn | ack tcp sport != @managed-ports accept
 //         queue num Q bypass
 //     }
 //     chain syn-input {
 //         (the same, with the remote address read as saddr, and the ordinary sets consulted for
-//         SYN-ACKs: tcp flags & (syn | ack) == syn | ack ... ip saddr . tcp sport @ordinary4 return)
+//         SYN-ACKs: tcp flags & (syn | ack) == syn | ack ... ip saddr . tcp sport @ordinary4 accept)
 //     }
 //
 // The policy's "server port" is the destination port of a SYN and the source port of a SYN-ACK, in
@@ -288,34 +289,8 @@ extension RackdRuleset {
              NftExpression.lookup(set: set.name, setID: set.id, register: r1, inverted: inverted)]
         }
         var rules: [Rule] = []
-        for (kind, name) in [(UInt8(19), "TCP-MD5"), (UInt8(29), "TCP-AO")] {
-            rules.append(Rule(comment: "\(name) connections are never managed", expressions: [
-                NftExpression.tcpOptionPresent(kind: kind, into: r1),
-                NftExpression.compare(NFT_CMP_EQ, register: r1, [1]),
-                NftExpression.returnVerdict(),
-            ]))
-        }
-        rules.append(Rule(comment: "excluded peer addresses (IPv4)", expressions: nfproto(NFPROTO_IPV4) + [
-            NftExpression.payload(NFT_PAYLOAD_NETWORK_HEADER, offset: addressOffset4, length: 4, into: r1),
-            NftExpression.lookup(set: Self.excludedIPv4.name, setID: Self.excludedIPv4.id, register: r1),
-            NftExpression.returnVerdict(),
-        ]))
-        rules.append(Rule(comment: "excluded peer addresses (IPv6)", expressions: nfproto(NFPROTO_IPV6) + [
-            NftExpression.payload(NFT_PAYLOAD_NETWORK_HEADER, offset: addressOffset6, length: 16, into: r1),
-            NftExpression.lookup(set: Self.excludedIPv6.name, setID: Self.excludedIPv6.id, register: r1),
-            NftExpression.returnVerdict(),
-        ]))
-        // The server port: a SYN's destination port, a SYN-ACK's source port.
-        rules.append(Rule(comment: "excluded server ports (SYN)", expressions:
-            flags(syn) + port(at: 2, in: Self.excludedPorts) + [NftExpression.returnVerdict()]))
-        rules.append(Rule(comment: "excluded server ports (SYN-ACK)", expressions:
-            flags(synAck) + port(at: 0, in: Self.excludedPorts) + [NftExpression.returnVerdict()]))
-        if exclusions.managedPorts != nil {
-            rules.append(Rule(comment: "server ports not in manage-ports (SYN)", expressions:
-                flags(syn) + port(at: 2, in: Self.managedPorts, inverted: true) + [NftExpression.returnVerdict()]))
-            rules.append(Rule(comment: "server ports not in manage-ports (SYN-ACK)", expressions:
-                flags(synAck) + port(at: 0, in: Self.managedPorts, inverted: true) + [NftExpression.returnVerdict()]))
-        }
+        // First what the common case needs: a destination cached as ordinary (the first lookup its handshakes
+        // meet). Each skip accepts: nothing further in the base chain concerns a handshake rackd leaves alone.
         // Our SYN to an ordinary destination going out; its SYN-ACK coming in.
         for (set, offset, length) in [(Self.ordinaryIPv4, addressOffset4, UInt32(4)), (Self.ordinaryIPv6, addressOffset6, UInt32(16))] {
             rules.append(Rule(comment: "destinations known to be ordinary peers (\(set.name))", expressions:
@@ -324,8 +299,36 @@ extension RackdRuleset {
                     NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: remotePortOffset, length: 2,
                                           into: NftRegister.r32(length / 4)),
                     NftExpression.lookup(set: set.name, setID: set.id, register: r1),
-                    NftExpression.returnVerdict(),
+                    NftExpression.accept(),
                 ]))
+        }
+        for (kind, name) in [(UInt8(19), "TCP-MD5"), (UInt8(29), "TCP-AO")] {
+            rules.append(Rule(comment: "\(name) connections are never managed", expressions: [
+                NftExpression.tcpOptionPresent(kind: kind, into: r1),
+                NftExpression.compare(NFT_CMP_EQ, register: r1, [1]),
+                NftExpression.accept(),
+            ]))
+        }
+        rules.append(Rule(comment: "excluded peer addresses (IPv4)", expressions: nfproto(NFPROTO_IPV4) + [
+            NftExpression.payload(NFT_PAYLOAD_NETWORK_HEADER, offset: addressOffset4, length: 4, into: r1),
+            NftExpression.lookup(set: Self.excludedIPv4.name, setID: Self.excludedIPv4.id, register: r1),
+            NftExpression.accept(),
+        ]))
+        rules.append(Rule(comment: "excluded peer addresses (IPv6)", expressions: nfproto(NFPROTO_IPV6) + [
+            NftExpression.payload(NFT_PAYLOAD_NETWORK_HEADER, offset: addressOffset6, length: 16, into: r1),
+            NftExpression.lookup(set: Self.excludedIPv6.name, setID: Self.excludedIPv6.id, register: r1),
+            NftExpression.accept(),
+        ]))
+        // The server port: a SYN's destination port, a SYN-ACK's source port.
+        rules.append(Rule(comment: "excluded server ports (SYN)", expressions:
+            flags(syn) + port(at: 2, in: Self.excludedPorts) + [NftExpression.accept()]))
+        rules.append(Rule(comment: "excluded server ports (SYN-ACK)", expressions:
+            flags(synAck) + port(at: 0, in: Self.excludedPorts) + [NftExpression.accept()]))
+        if exclusions.managedPorts != nil {
+            rules.append(Rule(comment: "server ports not in manage-ports (SYN)", expressions:
+                flags(syn) + port(at: 2, in: Self.managedPorts, inverted: true) + [NftExpression.accept()]))
+            rules.append(Rule(comment: "server ports not in manage-ports (SYN-ACK)", expressions:
+                flags(synAck) + port(at: 0, in: Self.managedPorts, inverted: true) + [NftExpression.accept()]))
         }
         rules.append(Rule(comment: "every other SYN and SYN-ACK: detection", expressions: [queue(bypass: true)]))
         return rules
