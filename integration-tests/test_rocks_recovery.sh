@@ -22,7 +22,8 @@
 #            reconnects after the hole ("the rock reconnected"):
 #              - rackd's log: "reconnected on ...: rackd resent N bytes from its ring", Recv-Q <= N <= 131072: the
 #                bytes that died in the rock's kernel came from rackd's ring, the local socket no longer had them;
-#              - the rock's go-back-N resent bytes too (its recovered record: resent_bytes > 0);
+#              - what the rock's go-back-N resent (its recovered record's resent_bytes) is printed: it is 0 when
+#                the rock had nothing of its own in flight as the hole came;
 #              - healthy again with exactly one resumption;
 #   and for each: the rock counted one suspension, one recovery, no authentication failure; both ends finish, SHA-256
 #   of each direction equal on both ends.
@@ -127,8 +128,10 @@ ring_used() {
     n=$(rc_resent)
     tb_assert "$label: rackd resent from its ring at least what died in the rock's kernel ($rock_q <= N = ${n:-none} <= 131072)" \
         test "${n:-0}" -gt 0 -a "${n:-0}" -ge "$rock_q" -a "${n:-0}" -le 131072 || return 1
-    tb_assert "$label: the rock's go-back-N resent bytes too ($(rc_event "$RC_ROCK" recovered 'e["resent_bytes"]'))" \
-        test "$(rc_event "$RC_ROCK" recovered 'e["resent_bytes"]')" -gt 0 || return 1
+    # Printed, not asserted: whether the rock had bytes of its own in flight when the hole came depends on
+    # where its paced writes stood (0 in 2 of 4 runs of the rackd-client role here, session 8); the bytes
+    # that must come back, the rock kernel's, are rackd's ring's above, and SHA-256 checks the rest.
+    echo "   $label: the rock's go-back-N resent $(rc_event "$RC_ROCK" recovered 'e["resent_bytes"]') bytes"
     rc_finish || return 1
     tb_assert "$label: the rock counted one suspension, one recovery, no authentication failure" \
         test "$(rc_stats "$RC_ROCK" '(s["suspensions"], s["recoveries"], s["auth_failures"])')" = "(1, 1, 0)" || return 1
