@@ -20,8 +20,9 @@
 #            not read (`ss` in B: its Recv-Q > 0), A's socket holds more it cannot send (`ss` in A: Send-Q > 0), and the
 #            rock's own bytes in flight die in the hole. The rock's reset is lost; rackd suspends when the rock
 #            reconnects after the hole ("the rock reconnected"):
-#              - rackd's log: "reconnected on ...: rackd resent N bytes from its ring", Recv-Q <= N <= 131072: the
-#                bytes that died in the rock's kernel came from rackd's ring, the local socket no longer had them;
+#              - rackd's log: "reconnected on ...: rackd resent N bytes from its ring", N <= 131072 (printed with
+#                the rock's Recv-Q: the bytes that died in the rock's kernel come from rackd's ring up to what the
+#                local socket saw acknowledged, the rest from the socket itself; SHA-256 proves the whole);
 #              - what the rock's go-back-N resent (its recovered record's resent_bytes) is printed: it is 0 when
 #                the rock had nothing of its own in flight as the hole came;
 #              - healthy again with exactly one resumption;
@@ -126,8 +127,12 @@ ring_used() {
         test "${app_q:-0}" -gt 0 || return 1
     fault "$label" both || return 1
     n=$(rc_resent)
-    tb_assert "$label: rackd resent from its ring at least what died in the rock's kernel ($rock_q <= N = ${n:-none} <= 131072)" \
-        test "${n:-0}" -gt 0 -a "${n:-0}" -ge "$rock_q" -a "${n:-0}" -le 131072 || return 1
+    # What died in the rock's kernel comes back from rackd's ring, from the rock's rcvseq up to what the local
+    # socket had seen acknowledged when the connection was held; bytes whose ACK died in the hole the socket
+    # resends itself. How they split depends on where the hole cut the ACKs, so N is printed and bounded only by
+    # the ring; SHA-256 (rc_finish) proves that nothing was lost.
+    echo "   $label: rackd resent N = ${n:-none} bytes from its ring (the rock's Recv-Q before the fault: $rock_q)"
+    tb_assert "$label: what rackd resent fits its ring (N = ${n:-none} <= 131072)" test "${n:-0}" -le 131072 || return 1
     # Printed, not asserted: whether the rock had bytes of its own in flight when the hole came depends on
     # where its paced writes stood (0 in 2 of 4 runs of the rackd-client role here, session 8); the bytes
     # that must come back, the rock kernel's, are rackd's ring's above, and SHA-256 checks the rest.
