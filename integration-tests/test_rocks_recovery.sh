@@ -17,7 +17,8 @@
 #              - rackd shows the connection healthy, with exactly one resumption;
 #   ring     (both roles) the rock's application stops reading for 8 s at 4 MiB (rockspeer --read-pause), and the
 #            black hole (both ways) comes then: the rock's kernel holds bytes it acknowledged and its application has
-#            not read (`ss` in B: its Recv-Q > 0), A's socket holds more it cannot send (`ss` in A: Send-Q > 0), and the
+#            not read (`ss` in B: its Recv-Q > 0), A's socket usually holds more it cannot send (`ss` in A: Send-Q,
+#            printed; the window does not always close in time), and the
 #            rock's own bytes in flight die in the hole. The rock's reset is lost; rackd suspends when the rock
 #            reconnects after the hole ("the rock reconnected"):
 #              - rackd's log: "reconnected on ...: rackd resent N bytes from its ring", N <= 131072 (printed with
