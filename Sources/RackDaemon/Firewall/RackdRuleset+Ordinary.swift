@@ -156,21 +156,12 @@ extension RackdRuleset {
     /// rules to `batch`: before the base chains, whose SYN rule jumps to them.
     func appendSYNChains(holding ordinary: [OrdinaryDestination], to batch: NftablesBatch) {
         for set in synSets {
-            batch.append("add set \(set.name)", type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { header in
-                let nftSet = nftnl_set_alloc()!
-                defer { nftnl_set_free(nftSet) }
-                nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), Self.tableName)
-                nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_NAME.rawValue), set.name)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FAMILY.rawValue), Self.family)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_ID.rawValue), set.id)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_LEN.rawValue), set.keyLength)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_TYPE.rawValue), set.keyType)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FLAGS.rawValue), set.flags)
+            Self.appendNewSet("add set \(set.name)", name: set.name, id: set.id, keyLength: set.keyLength,
+                              keyType: set.keyType, flags: set.flags, to: batch) { nftSet in
                 if set.flags & UInt32(NFT_SET_TIMEOUT.rawValue) != 0 {
                     nftnl_set_set_u64(nftSet, UInt16(NFTNL_SET_TIMEOUT.rawValue), Self.milliseconds(Self.ordinaryDefaultTimeout))
                     nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_DESC_SIZE.rawValue), Self.ordinarySetSize)
                 }
-                nftnl_set_nlmsg_build_payload(header, nftSet)
             }
         }
         let intervals: [(SYNSet, [SYNExclusions.Range])] = [

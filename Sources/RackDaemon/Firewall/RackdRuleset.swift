@@ -149,16 +149,8 @@ struct RackdRuleset {
     func appendCreate(ordinary: [OrdinaryDestination] = [], to batch: NftablesBatch) {
         Self.appendAddTable(to: batch, step: "add table inet rackd")
         for map in FlowMap.all {
-            batch.append("add map \(map.name)", type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { header in
-                let nftSet = nftnl_set_alloc()!
-                defer { nftnl_set_free(nftSet) }
-                nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), Self.tableName)
-                nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_NAME.rawValue), map.name)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FAMILY.rawValue), Self.family)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_ID.rawValue), map.id)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_LEN.rawValue), map.keyLength)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_TYPE.rawValue), map.keyType)
-                nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FLAGS.rawValue), UInt32(NFT_SET_MAP.rawValue))
+            Self.appendNewSet("add map \(map.name)", name: map.name, id: map.id, keyLength: map.keyLength,
+                              keyType: map.keyType, flags: UInt32(NFT_SET_MAP.rawValue), to: batch) { nftSet in
                 switch map.value {
                 case .verdict:
                     nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_DATA_TYPE.rawValue), UInt32(NFT_DATA_VERDICT.rawValue))
@@ -166,7 +158,6 @@ struct RackdRuleset {
                     nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_DATA_TYPE.rawValue), map.keyType)
                     nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_DATA_LEN.rawValue), map.keyLength)
                 }
-                nftnl_set_nlmsg_build_payload(header, nftSet)
             }
         }
         // The SYN chains and their sets, before the hooks' chains jump to them.
@@ -187,6 +178,25 @@ struct RackdRuleset {
                 nftnl_chain_nlmsg_build_payload(header, nftChain)
             }
             appendRules(rules(for: chain.name), chain: chain.name, to: batch)
+        }
+    }
+
+    /// Adds "create this set (or map)" to `batch`; `configure` sets what only some sets have (map data,
+    /// timeouts).
+    static func appendNewSet(_ step: String, name: String, id: UInt32, keyLength: UInt32, keyType: UInt32,
+                             flags: UInt32, to batch: NftablesBatch, configure: (OpaquePointer) -> Void = { _ in }) {
+        batch.append(step, type: NFT_MSG_NEWSET, flags: NLM_F_CREATE) { header in
+            let nftSet = nftnl_set_alloc()!
+            defer { nftnl_set_free(nftSet) }
+            nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_TABLE.rawValue), tableName)
+            nftnl_set_set_str(nftSet, UInt16(NFTNL_SET_NAME.rawValue), name)
+            nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FAMILY.rawValue), family)
+            nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_ID.rawValue), id)
+            nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_LEN.rawValue), keyLength)
+            nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_KEY_TYPE.rawValue), keyType)
+            nftnl_set_set_u32(nftSet, UInt16(NFTNL_SET_FLAGS.rawValue), flags)
+            configure(nftSet)
+            nftnl_set_nlmsg_build_payload(header, nftSet)
         }
     }
 
