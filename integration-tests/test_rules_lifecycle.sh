@@ -26,8 +26,8 @@ tb_assert "TCP SYNs coming in too" grep -q "@th,104,8 & 0x2 != 0x0 meta iiftype 
 tb_assert "there, what rackd could enhance is queued, with bypass" \
     grep -q 'queue num 3939 bypass comment "rackd: every other SYN and SYN-ACK: detection"' <<<"$listing"
 tb_assert "ordinary destinations skip the queue" grep -q "th dport @ordinary4 accept" <<<"$listing"
-tb_assert "rackd's messages are looked for in small segments only" \
-    grep -q "meta length <= 120 meta iiftype != loopback tcp option 253 exists queue num 3939 bypass" <<<"$listing"
+tb_assert "rackd's messages are looked for in small segments whose first option is rackd's only" \
+    grep -q "@th,160,8 0xfd meta length <= 120 meta iiftype != loopback tcp option 253 exists queue num 3939 bypass" <<<"$listing"
 tb_assert "managed IPv4 flows: one lookup per packet" grep -q "ip saddr . th sport . ip daddr . th dport vmap @flows_out4" <<<"$listing"
 tb_assert "managed IPv6 flows: one lookup per packet" grep -q "ip6 daddr . th dport . ip6 saddr . th sport vmap @flows_in6" <<<"$listing"
 queued_chain=$(tb_exec "$TB_A" nft list chain inet rackd queued)

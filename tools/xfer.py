@@ -279,27 +279,39 @@ def recv_exact(sock, n):
     return data
 
 
+def echo_bytes(sock):
+    """Send back whatever SOCK receives until it closes; an error is printed as a report."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with sock:
+        try:
+            while True:
+                data = sock.recv(4096)
+                if not data:
+                    return True
+                sock.sendall(data)
+        except OSError as exc:
+            print(json.dumps(error_report("pingpong-server", exc, False)), flush=True)
+            return False
+
+
 def cmd_pingpong_server(args):
     try:
         lsock = listen(args.listen, args.port, args.ready_file)
     except OSError as exc:
         print(json.dumps(error_report("pingpong-server", exc, False)), flush=True)
         return 1
+    # Connections are served side by side, so that a client measuring in phases (--phase-dir) can keep one
+    # open while another is measured.
+    results, threads = [], []
     with lsock:
         for _ in range(args.count_conns):
             sock, _ = lsock.accept()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with sock:
-                try:
-                    while True:
-                        data = sock.recv(4096)
-                        if not data:
-                            break
-                        sock.sendall(data)
-                except OSError as exc:
-                    print(json.dumps(error_report("pingpong-server", exc, False)), flush=True)
-                    return 1
-    return 0
+            t = threading.Thread(target=lambda s=sock: results.append(echo_bytes(s)))
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join()
+    return 0 if all(results) else 1
 
 
 def percentile(sorted_values, p):
@@ -308,37 +320,79 @@ def percentile(sorted_values, p):
     return sorted_values[int(rank) - 1]
 
 
+def round_trips(sock, count):
+    """COUNT 1-byte round trips over SOCK: their times in ns, ascending."""
+    rtts = []
+    clock = time.perf_counter_ns
+    for _ in range(count):
+        t = clock()
+        sock.sendall(b"x")
+        recv_exact(sock, 1)
+        rtts.append(clock() - t)
+    rtts.sort()
+    return rtts
+
+
+def rtt_summary(rtts):
+    """Percentiles of ascending round-trip times in ns, as a report's fields in microseconds."""
+    us = 1000.0
+    return dict(
+        p50_us=round(percentile(rtts, 50) / us, 2),
+        p99_us=round(percentile(rtts, 99) / us, 2),
+        mean_us=round(statistics.fmean(rtts) / us, 2),
+        min_us=round(rtts[0] / us, 2),
+        max_us=round(rtts[-1] / us, 2),
+    )
+
+
+def wait_for_file(path, stop_path):
+    """Wait until PATH exists; False when STOP_PATH appears first."""
+    while not os.path.exists(path):
+        if os.path.exists(stop_path):
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def run_phases(sock, directory):
+    """Measure in phases another process starts: phase K begins when DIRECTORY/go-K appears (its content: the
+    round trips), and its summary is written to DIRECTORY/result-K (atomically); DIRECTORY/stop ends. Phases on
+    several connections can so be interleaved with each other and with changes to the host between them."""
+    k = 0
+    while wait_for_file(os.path.join(directory, f"go-{k}"), os.path.join(directory, "stop")):
+        with open(os.path.join(directory, f"go-{k}")) as f:
+            count = int(f.read().strip() or "1000")
+        summary = rtt_summary(round_trips(sock, count))
+        summary["count"] = count
+        tmp = os.path.join(directory, f"result-{k}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(summary, f)
+        os.rename(tmp, os.path.join(directory, f"result-{k}"))
+        k += 1
+    return k
+
+
 def cmd_pingpong_client(args):
     report = {"role": "pingpong-client", "peer": None, "count": args.count}
     try:
         sock = connect(args.connect, args.port, args.bind, args.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         report["peer"] = format_endpoint(sock.getpeername())
+        if args.phase_dir:
+            open(os.path.join(args.phase_dir, "connected"), "w").close()
         with sock:
-            for _ in range(args.warmup):
-                sock.sendall(b"x")
-                recv_exact(sock, 1)
-            rtts = []
-            clock = time.perf_counter_ns
-            for _ in range(args.count):
-                t = clock()
-                sock.sendall(b"x")
-                recv_exact(sock, 1)
-                rtts.append(clock() - t)
+            round_trips(sock, args.warmup)
+            if args.phase_dir:
+                report["phases"] = run_phases(sock, args.phase_dir)
+                report["error"] = None
+                print(json.dumps(report), flush=True)
+                return 0
+            rtts = round_trips(sock, args.count)
     except OSError as exc:
         report["error"] = f"{type(exc).__name__}: {exc}"
         print(json.dumps(report), flush=True)
         return 1
-    rtts.sort()
-    us = 1000.0
-    report.update(
-        p50_us=round(percentile(rtts, 50) / us, 1),
-        p99_us=round(percentile(rtts, 99) / us, 1),
-        mean_us=round(statistics.fmean(rtts) / us, 1),
-        min_us=round(rtts[0] / us, 1),
-        max_us=round(rtts[-1] / us, 1),
-        error=None,
-    )
+    report.update(rtt_summary(rtts), error=None)
     print(json.dumps(report), flush=True)
     return 0
 
@@ -407,6 +461,9 @@ def main(argv=None):
     common(p, False)
     p.add_argument("--count", type=positive_size, default=10000, help="round trips (default 10000)")
     p.add_argument("--warmup", type=int, default=100, help="unmeasured round trips first (default 100)")
+    p.add_argument("--phase-dir", help="measure in phases another process starts through files in this directory "
+                   "(go-K holds phase K's round trips; result-K gets its summary; stop ends; connected is created "
+                   "once connected); --count is then unused")
     p.set_defaults(func=cmd_pingpong_client)
 
     args = parser.parse_args(argv)

@@ -63,17 +63,22 @@ extension RackdRuleset {
             NftExpression.jump(to: Self.synChainName(hook)),
         ]))
         if hook == .input {
-            // meta len <= 120 meta iiftype != loopback tcp option 253 exists queue num Q bypass
+            // @th,160,8 == 253 meta len <= 120 meta iiftype != loopback tcp option 253 exists queue num Q bypass
             // rackd's messages (key exchange, resumption) arrive for flows that are not queued: a
             // healthy connection whose peer was cut off must still hear the peer's challenge. They ride
-            // on segments without payload, so a bulk transfer's segments are never searched for them.
+            // on segments without payload, so a bulk transfer's segments are never searched for them,
+            // and their option is the segment's only one, so its kind is the byte right after the fixed
+            // TCP header (docs/protocol.md, "Principles"). That byte is tested first: one load and one
+            // compare settle every other segment (docs/architecture.md, "One early decision per packet").
             rules.append(Rule(comment: "rackd protocol messages (experimental option 253)", expressions: [
+                NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: Self.firstOptionOffset, length: 1, into: r1),
+                NftExpression.compare(NFT_CMP_EQ, register: r1, [Self.messageOptionKind]),
                 NftExpression.meta(NFT_META_LEN, into: r1),
                 NftExpression.toNetworkOrder(register: r1),
                 NftExpression.compare(NFT_CMP_LTE, register: r1, [0, 0, 0, Self.messageSegmentMaximumLength]),
                 NftExpression.meta(interfaceType, into: r1),
                 NftExpression.compare(NFT_CMP_NEQ, register: r1, loopback),
-                NftExpression.tcpOptionPresent(kind: 253, into: r1),
+                NftExpression.tcpOptionPresent(kind: Self.messageOptionKind, into: r1),
                 NftExpression.compare(NFT_CMP_EQ, register: r1, [1]),
                 queue(bypass: true),
             ]))
@@ -86,6 +91,12 @@ extension RackdRuleset {
         }
         return rules
     }
+
+    /// rackd's option kind (RFC 6994 experiment 1; RacksMessage).
+    static let messageOptionKind: UInt8 = 253
+
+    /// Where a TCP header's first option starts: right after its 20 fixed bytes.
+    static let firstOptionOffset: UInt32 = 20
 
     /// The longest IP packet searched for rackd's option: a segment without payload behind at most 60
     /// bytes of IP header (IPv4 options, IPv6 extension headers), with 60 of TCP header.

@@ -24,7 +24,7 @@
 //             meta l4proto != tcp accept
 //             meta mark & MARK == MARK accept
 //             tcp flags & syn == syn meta iiftype != loopback jump syn-input
-//             meta len <= 120 meta iiftype != loopback tcp option 253 exists queue num Q bypass
+//             @th,160,8 == 253 meta len <= 120 meta iiftype != loopback tcp option 253 exists queue num Q bypass
 //             meta nfproto ipv4 ip daddr . tcp dport . ip saddr . tcp sport vmap @flows_in4
 //             meta nfproto ipv6 (the same) vmap @flows_in6
 //         }
