@@ -60,6 +60,30 @@ import Testing
         }
     }
 
+    @Test func racksModeAddsTheOrdinaryClientRules() {
+        var racks = RackdRuleset(queueNumber: 1, firewallMark: 1, variant: .compat)
+        racks.exclusions = SYNExclusions(policy(), rocksPorts: [PortRange(7000), PortRange(5000, 5002), PortRange(5003)])
+        #expect(racks.exclusions.rocksPorts.map(ranges) == [[[0x13, 0x88], [0x13, 0x8b]], [[0x1b, 0x58], [0x1b, 0x58]]])
+        // Input: the plain SYN rule; output: our SYN-ACK's two flow-map lookups and the accept after them.
+        #expect(racks.synRuleCount(for: .input) == 10)
+        #expect(racks.synRuleCount(for: .output) == 12)
+        // Passthrough mode queues every handshake: no such rules.
+        #expect(SYNExclusions(policy(), rocksPorts: nil).rocksPorts == nil)
+    }
+
+    @Test func theRocksPortsAreTheServePortsAndTheReconnectionPort() {
+        var rocks = RocksSettings()
+        rocks.servePorts = [PortRange(5000, 5002)]
+        rocks.reconnectionPort = 7000
+        #expect(rocks.portsTakingPlainSYNs.isEmpty, "rocks off: rackd needs no plain SYN")
+        rocks.legacyAuthentication = true
+        #expect(rocks.portsTakingPlainSYNs == [PortRange(5000, 5002), PortRange(7000)])
+        rocks.servePorts = []
+        #expect(rocks.portsTakingPlainSYNs.isEmpty, "no serve ports and no probing: rocks is not in use")
+        rocks.probing = .listed
+        #expect(rocks.portsTakingPlainSYNs == [PortRange(7000)])
+    }
+
     @Test func ordinaryKeysPadThePortToARegister() {
         let v4 = TCPEndpoint(address: IPAddress(parsing: "10.2.0.2")!, port: 5001)
         #expect(RackdRuleset.ordinaryKey(v4) == [10, 2, 0, 2, 0x13, 0x89, 0, 0])

@@ -12,9 +12,47 @@ import Testing
         #expect(pair.phase(.b) == .healthy)
         #expect(pair.a.connections.first?.role == .client)
         #expect(pair.b.connections.first?.role == .server)
-        // Healthy connections stay out of the queue: no flow was ever added to the managed set.
-        #expect(pair.rulesA.isEmpty && pair.rulesB.isEmpty)
+        // Healthy connections stay out of the queue. The client's flow was never queued; the server's
+        // only from the SYN with the hello until the key exchange was done, so that its SYN-ACK (and any
+        // retransmission of it) reached rackd to get the hello (RackdRuleset+Ordinary.swift).
+        #expect(pair.rulesA.isEmpty)
+        #expect(pair.rulesB == [.manage(pair.flowB), .release(pair.flowB)])
         #expect(pair.eventsA.contains(.connectionManaged(id: 1, pair.flowA, role: .client, peerKind: "rackd")))
+    }
+
+    @Test func theServerQueuesAHelloSYNsFlowUntilItsSYNACKIsDecorated() throws {
+        var pair = RacksPair()
+        let synOutput = try pair.run(pair.syn(), .outbound, on: .a)
+        let decoratedSYN = try #require(pair.replacement(of: synOutput))
+        let atSYN = try pair.run(try pair.parse(decoratedSYN), .inbound, on: .b)
+        #expect(atSYN.ruleChanges == [.manage(pair.flowB)])
+        // The SYN-ACK reaches rackd (the flow is queued) and gets the hello; the connection, establishing,
+        // keeps the flow queued, so no rule changes.
+        let atSYNACK = try pair.run(pair.synAck(), .outbound, on: .b)
+        #expect(pair.replacement(of: atSYNACK) != nil)
+        #expect(atSYNACK.ruleChanges.isEmpty)
+        // The same SYN-ACK again, the socket retransmitting it before the key exchange: the hello again.
+        #expect(pair.replacement(of: try pair.run(pair.synAck(), .outbound, on: .b)) != nil)
+    }
+
+    @Test func aHelloSYNThatGetsNoSYNACKStopsBeingQueuedWhenItExpires() throws {
+        var pair = RacksPair()
+        let decoratedSYN = try #require(pair.replacement(of: try pair.run(pair.syn(), .outbound, on: .a)))
+        pair.pathUp = false  // nothing B sends reaches A
+        _ = try pair.run(try pair.parse(decoratedSYN), .inbound, on: .b)
+        #expect(pair.rulesB == [.manage(pair.flowB)])
+        try pair.advance(by: RackdPeer.pendingLifetime + .seconds(1), step: .seconds(1))
+        #expect(pair.rulesB == [.manage(pair.flowB), .release(pair.flowB)])
+        #expect(pair.b.connections.isEmpty)
+    }
+
+    @Test func aSYNWithoutTheHelloIsNotQueued() throws {
+        var pair = RacksPair()
+        let output = try pair.run(pair.syn(), .inbound, on: .b)
+        #expect(output.verdict == .accept)
+        #expect(output.ruleChanges.isEmpty)
+        #expect(pair.replacement(of: try pair.run(pair.synAck(), .outbound, on: .b)) == nil)
+        #expect(pair.rulesB.isEmpty)
     }
 
     @Test func synGetsExactlyTheHelloOption() throws {

@@ -165,6 +165,7 @@ public final class DataPlane: Sendable {
         try installer.install(queueNumber: configuration.queueNumber, firewallMark: configuration.firewallMark,
                               preference: configuration.rules, flows: engine.kernelFlows,
                               exclusions: configuration.mode == .racks ? configuration.policy : Policy(),
+                              rocksPorts: configuration.mode == .racks ? configuration.rocks.portsTakingPlainSYNs : nil,
                               ordinary: ordinary)
         restored.ruleChanges = []
         try stateDirectory.save(DaemonRecord(rocksHeartbeatPort: heartbeatSocket?.port,
@@ -305,6 +306,8 @@ public final class DataPlane: Sendable {
         // Before the verdict: the SYN-ACK that made the destination ordinary lets the application connect
         // again at once, and that connection's SYN must find the element.
         if !output.ordinary.isEmpty { commitOrdinary() }
+        // Before the verdict too: a peer's SYN whose flow is now queued draws the SYN-ACK that must find it.
+        if output.ruleChangesBeforeVerdict { commitRuleChanges() }
         return output.verdict
     }
 

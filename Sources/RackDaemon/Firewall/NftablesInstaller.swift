@@ -36,6 +36,7 @@ public final class NftablesInstaller {
     @discardableResult
     public func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant,
                         flows: KernelFlows = KernelFlows(), exclusions: Policy = Policy(),
+                        rocksPorts: [PortRange]? = nil,
                         ordinary: [OrdinaryDestination] = []) throws(NftablesError)
         -> QueueRuleVariant
     {
@@ -49,7 +50,7 @@ public final class NftablesInstaller {
         var lastError: NftablesError? = nil
         for variant in candidates {
             let ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant,
-                                       exclusions: SYNExclusions(exclusions))
+                                       exclusions: SYNExclusions(exclusions, rocksPorts: rocksPorts))
             do {
                 try replace(with: ruleset, flows: flows, ordinary: ordinary)
                 installedVariant = variant

@@ -11,6 +11,7 @@
 //     set excluded6 { type ipv6_addr; flags interval; }
 //     set excluded-ports { type inet_service; flags interval; } # [policy] exclude-ports
 //     set managed-ports { type inet_service; flags interval; }  # [policy] manage-ports, when given
+//     set rocks-ports { type inet_service; flags interval; }    # racks mode: [rocks] serve-ports, reconnection-port
 //     chain syn-output {
 //         tcp flags & (syn | ack) == syn meta nfproto ipv4 ip daddr . tcp dport @ordinary4 accept
 //         tcp flags & (syn | ack) == syn meta nfproto ipv6 ip6 daddr . tcp dport @ordinary6 accept
@@ -22,11 +23,16 @@
 //         tcp flags & (syn | ack) == syn | ack tcp sport @excluded-ports accept
 //         tcp flags & (syn | ack) == syn tcp dport != @managed-ports accept       # only with manage-ports
 //         tcp flags & (syn | ack) == syn | ack tcp sport != @managed-ports accept
+//         tcp flags & (syn | ack) == syn | ack <flow> vmap @flows_out4             # racks mode only: our
+//         tcp flags & (syn | ack) == syn | ack <flow> vmap @flows_out6             #   SYN-ACK to a rackd
+//         tcp flags & (syn | ack) == syn | ack tcp sport != @rocks-ports accept    #   client, else accepted
 //         queue num Q bypass
 //     }
 //     chain syn-input {
 //         (the same, with the remote address read as saddr, and the ordinary sets consulted for
-//         SYN-ACKs: tcp flags & (syn | ack) == syn | ack ... ip saddr . tcp sport @ordinary4 accept)
+//         SYN-ACKs: tcp flags & (syn | ack) == syn | ack ... ip saddr . tcp sport @ordinary4 accept;
+//         in racks mode, instead of the three SYN-ACK rules:
+//         tcp flags & (syn | ack) == syn tcp option 253 missing tcp dport != @rocks-ports accept)
 //     }
 //
 // The policy's "server port" is the destination port of a SYN and the source port of a SYN-ACK, in
@@ -36,8 +42,13 @@
 //
 // `ordinary4`/`ordinary6` hold destinations the engine found to be ordinary peers (`EngineOutput.ordinary`),
 // remote address . remote port, each with a kernel-side timeout: our SYN to one and its SYN-ACK back are
-// not queued until the element expires. Only the client's side is cached: a server's SYNs come from
-// ephemeral ports, which a remote-port key cannot name.
+// not queued until the element expires.
+//
+// The server's side needs no cache (racks mode): a client's SYN says itself whether it carries rackd's
+// option. One without it is accepted unless its port is one a rocks role needs (`rocks-ports`: the serve
+// ports, whose rocks clients are known only by their first bytes, and the reconnection port); our SYN-ACK
+// is accepted too unless the engine queues its flow, which it does from a SYN with the option until the
+// connection is established (a retransmitted SYN-ACK must carry the hello again).
 
 import CNftables
 import RackEngine
@@ -56,6 +67,10 @@ struct SYNExclusions {
     var ports: [Range] = []
     /// nil: every server port may be managed.
     var managedPorts: [Range]?
+    /// Local server ports whose clients' SYNs rackd needs even without its option (rocks: the serve ports
+    /// and the reconnection port). nil: every SYN and SYN-ACK is queued, as passthrough mode needs; else a
+    /// SYN from an ordinary client, and the SYN-ACK to it, skip the queue.
+    var rocksPorts: [Range]?
 
     init() {}
 
@@ -80,6 +95,12 @@ struct SYNExclusions {
         addresses6 = Self.merged(policy.excludeAddresses.filter { !$0.address.isIPv4 }.map(prefixRange))
         ports = Self.merged(policy.excludePorts.map(portRange))
         managedPorts = policy.managePorts.isEmpty ? nil : Self.merged(policy.managePorts.map(portRange))
+    }
+
+    /// The exclusions of `policy`, and, unless nil, the ports whose plain SYNs rackd must still see.
+    init(_ policy: Policy, rocksPorts: [PortRange]?) {
+        self.init(policy)
+        self.rocksPorts = rocksPorts.map { Self.merged($0.map { (Self.portKey($0.lower), Self.portKey($0.upper)) }) }
     }
 
     static func portKey(_ port: UInt16) -> [UInt8] { [UInt8(port >> 8), UInt8(port & 0xff)] }
@@ -131,13 +152,14 @@ extension RackdRuleset {
         var flags: UInt32
     }
 
-    // Set ids are unique in a batch: the maps have 1–8 (RackdMaps.swift), these 11–16.
+    // Set ids are unique in a batch: the maps have 1–8 (RackdMaps.swift), these 11–17.
     static let ordinaryIPv4 = SYNSet(name: "ordinary4", id: 11, keyLength: 8, keyType: 7 << 6 | 13, flags: UInt32(NFT_SET_TIMEOUT.rawValue))
     static let ordinaryIPv6 = SYNSet(name: "ordinary6", id: 12, keyLength: 20, keyType: 8 << 6 | 13, flags: UInt32(NFT_SET_TIMEOUT.rawValue))
     static let excludedIPv4 = SYNSet(name: "excluded4", id: 13, keyLength: 4, keyType: 7, flags: UInt32(NFT_SET_INTERVAL.rawValue))
     static let excludedIPv6 = SYNSet(name: "excluded6", id: 14, keyLength: 16, keyType: 8, flags: UInt32(NFT_SET_INTERVAL.rawValue))
     static let excludedPorts = SYNSet(name: "excluded-ports", id: 15, keyLength: 2, keyType: 13, flags: UInt32(NFT_SET_INTERVAL.rawValue))
     static let managedPorts = SYNSet(name: "managed-ports", id: 16, keyLength: 2, keyType: 13, flags: UInt32(NFT_SET_INTERVAL.rawValue))
+    static let rocksPorts = SYNSet(name: "rocks-ports", id: 17, keyLength: 2, keyType: 13, flags: UInt32(NFT_SET_INTERVAL.rawValue))
 
     /// The most elements per ordinary set, as the engine bounds its copy (`OrdinaryDestinations.maximum`).
     static let ordinarySetSize: UInt32 = 16384
@@ -150,6 +172,7 @@ extension RackdRuleset {
     private var synSets: [SYNSet] {
         [Self.ordinaryIPv4, Self.ordinaryIPv6, Self.excludedIPv4, Self.excludedIPv6, Self.excludedPorts]
             + (exclusions.managedPorts == nil ? [] : [Self.managedPorts])
+            + (exclusions.rocksPorts == nil ? [] : [Self.rocksPorts])
     }
 
     /// Adds the SYN chains' sets, their exclusion elements, `ordinary`'s elements and the chains with their
@@ -167,6 +190,7 @@ extension RackdRuleset {
         let intervals: [(SYNSet, [SYNExclusions.Range])] = [
             (Self.excludedIPv4, exclusions.addresses4), (Self.excludedIPv6, exclusions.addresses6),
             (Self.excludedPorts, exclusions.ports), (Self.managedPorts, exclusions.managedPorts ?? []),
+            (Self.rocksPorts, exclusions.rocksPorts ?? []),
         ]
         for (set, ranges) in intervals where !ranges.isEmpty {
             let elements = SYNExclusions.elements(ranges)
@@ -203,7 +227,7 @@ extension RackdRuleset {
     /// How many messages `appendSYNChains` adds for `ordinaryCount` ordinary elements, at most.
     func synChainsMessageCount(ordinaryCount: Int) -> Int {
         let rules = Hook.allCases.reduce(0) { $0 + 1 + synRuleCount(for: $1) }
-        return synSets.count + 4 + (ordinaryCount + Self.elementsPerMessage - 1) / Self.elementsPerMessage + 2 + rules
+        return synSets.count + 5 + (ordinaryCount + Self.elementsPerMessage - 1) / Self.elementsPerMessage + 2 + rules
     }
 
     /// Adds "these destinations are ordinary, each for its lifetime" to `batch`, many per message. An
@@ -321,8 +345,43 @@ extension RackdRuleset {
             rules.append(Rule(comment: "server ports not in manage-ports (SYN-ACK)", expressions:
                 flags(synAck) + port(at: 0, in: Self.managedPorts, inverted: true) + [NftExpression.accept()]))
         }
+        if exclusions.rocksPorts != nil {
+            rules += ordinaryClientRules(hook, flags: flags(_:), port: { port(at: $0, in: Self.rocksPorts, inverted: true) })
+        }
         rules.append(Rule(comment: "every other SYN and SYN-ACK: detection", expressions: [queue(bypass: true)]))
         return rules
+    }
+
+    /// The server's side of a handshake with an ordinary client. Its SYN carries no rackd option, and
+    /// unless it is for a port a rocks role needs, rackd has nothing to do with it: accepted. Our SYN-ACK
+    /// matters only to a client whose SYN had the option, and the engine queues such a flow from its SYN
+    /// until the connection is established (RackdDetection.swift, KernelNeeds.swift): the flow maps send it
+    /// to the queue, and every other SYN-ACK, outside the rocks ports, is accepted.
+    private func ordinaryClientRules(_ hook: Hook, flags: (UInt8) -> [OpaquePointer],
+                                     port notRocks: (UInt32) -> [OpaquePointer]) -> [Rule] {
+        let r1 = NftRegister.r32(0)
+        switch hook {
+        case .input:
+            // tcp flags & (syn | ack) == syn tcp option 253 missing tcp dport != @rocks-ports accept
+            return [Rule(comment: "a SYN without rackd's option, to a port no rocks role needs: an ordinary client",
+                         expressions: flags(0x02) + [
+                            NftExpression.tcpOptionPresent(kind: Self.messageOptionKind, into: r1),
+                            NftExpression.compare(NFT_CMP_EQ, register: r1, [0]),
+                         ] + notRocks(2) + [NftExpression.accept()])]
+        case .output:
+            // tcp flags & (syn | ack) == syn | ack <flow> vmap @flows_out4 (and 6), then
+            // tcp flags & (syn | ack) == syn | ack tcp sport != @rocks-ports accept
+            let queuedFlows = [FlowMap.Family.v4, .v6].map { family in
+                let map = FlowMap.flows(hook, family)
+                return Rule(comment: "our SYN-ACK on a flow rackd queues (\(map.name)): a rackd client's handshake",
+                            expressions: flags(0x12) + flowKey(map, hook: hook) + [
+                                NftExpression.mapLookup(map: map.name, mapID: map.id, register: NftRegister.r32(0),
+                                                        into: NftRegister.verdict),
+                            ])
+            }
+            return queuedFlows + [Rule(comment: "our SYN-ACK to any other client, outside the rocks ports: an ordinary one",
+                                       expressions: flags(0x12) + notRocks(0) + [NftExpression.accept()])]
+        }
     }
 
     /// Adds `rules` to `chain` in `batch`.

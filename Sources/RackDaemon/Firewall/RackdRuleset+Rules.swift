@@ -142,7 +142,7 @@ extension RackdRuleset {
 
     /// `meta nfproto P <local addr> . <local port> . <remote addr> . <remote port>` into the registers
     /// from r32(0) on (the chains hold only TCP by then).
-    private func flowKey(_ map: FlowMap, hook: Hook) -> [OpaquePointer] {
+    func flowKey(_ map: FlowMap, hook: Hook) -> [OpaquePointer] {
         let r1 = NftRegister.r32(0)
         let addressWords = map.addressLength / 4
         // On output the local end is the source; on input it is the destination.

@@ -50,6 +50,14 @@ public struct RocksSettings: Sendable, Equatable {
         return true
     }
 
+    /// The local server ports whose clients' SYNs rackd must see though they carry no rackd option: the
+    /// serve ports (a rocks client shows itself only by its first bytes) and, when rocks is in use, the
+    /// reconnection port (rocks links have no socket: the engine answers their SYNs).
+    public var portsTakingPlainSYNs: [PortRange] {
+        guard legacyAuthentication else { return [] }
+        return servePorts + (isEnabled && reconnectionPort != 0 ? [PortRange(reconnectionPort)] : [])
+    }
+
     /// Whether a local server port answers rocks probes.
     public func serves(_ port: UInt16) -> Bool {
         legacyAuthentication && servePorts.contains { $0.contains(port) }

@@ -179,7 +179,7 @@ public struct ConnectionCore: Sendable {
         for id in table.removeDue(now: now) {
             run(id, now: now, into: &output) { connection, context in connection.handleTimeout(&context) }
         }
-        rackdDetection.expire(now: now)
+        for flow in rackdDetection.expire(now: now) { table.queueBeforeConnection(flow, false) }
         ordinaryDestinations.expire(now: now)
         expireRocksDetection(now: now, into: &output)
         expirePendingRocksLinks(now: now, into: &output)

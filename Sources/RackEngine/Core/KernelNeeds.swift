@@ -16,7 +16,7 @@ struct KernelNeeds: Equatable {
 extension Connection {
     var kernelNeeds: KernelNeeds {
         var needs = KernelNeeds(address: socketFlow.local.address)
-        if isQueued || peer.isRocks { needs.queued.append(socketFlow) }
+        if isQueued || peer.isRocks || awaitsOwnSYNACKRetransmissions { needs.queued.append(socketFlow) }
         if let mapping {
             if let rewrite = kernelRewrite {
                 needs.rewrite = rewrite
@@ -43,6 +43,14 @@ extension Connection {
             }
         }
         return needs
+    }
+
+    /// A rackd server's connection until its key exchange is done: the socket may still send its SYN-ACK
+    /// again, which must carry the hello again, and the SYN chain lets only queued flows' SYN-ACKs reach
+    /// rackd (RackdRuleset+Ordinary.swift). The client's key message proves it had the hello.
+    var awaitsOwnSYNACKRetransmissions: Bool {
+        guard role == .server, case .rackd = peer, case .establishing = state else { return false }
+        return true
     }
 
     /// The name the peer's protocol gives the connection when it roams, if any.

@@ -155,6 +155,10 @@ public struct EngineOutput: Equatable, Sendable {
     /// Destinations found to be ordinary peers: the kernel stops queueing their handshakes for the
     /// lifetime given (with this input's rule changes; Peers/Rackd/OrdinaryDestinations.swift).
     public var ordinary: [OrdinaryDestination]
+    /// Whether this input's rule changes must be in the kernel before its verdict: a peer's SYN whose flow
+    /// is queued from now on draws a SYN-ACK from the socket at once, which must find the flow queued
+    /// (Peers/Rackd/RackdDetection.swift).
+    public var ruleChangesBeforeVerdict = false
 
     public init(verdict: PacketVerdict = .accept, ruleChanges: [RuleChange] = [], addressChanges: [AddressChange] = [],
                 transmits: [[UInt8]] = [], events: [EngineEvent] = [], releases: [HeldPacketRelease] = [],
@@ -180,5 +184,6 @@ public struct EngineOutput: Equatable, Sendable {
         probes += other.probes
         datagrams += other.datagrams
         ordinary += other.ordinary
+        ruleChangesBeforeVerdict = ruleChangesBeforeVerdict || other.ruleChangesBeforeVerdict
     }
 }

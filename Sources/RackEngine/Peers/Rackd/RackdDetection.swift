@@ -3,8 +3,10 @@
 // Client side: a local SYN gets the hello if policy allows; a SYN-ACK that carries one makes the
 // connection enhanced, one that does not leaves it to plain TCP. If the SYN with the hello goes
 // unanswered, its retransmission goes out untouched and the destination is remembered (a middlebox
-// may drop unknown options). Server side: a SYN with the hello is remembered, and the local SYN-ACK
-// gets the hello too. Nothing of a connection is queued after its handshake unless it is enhanced.
+// may drop unknown options). Server side: a SYN with the hello is remembered and its flow queued, and
+// the local SYN-ACK gets the hello too; a SYN without it never reaches rackd, nor does its SYN-ACK
+// (RackdRuleset+Ordinary.swift). Nothing of a connection is queued after its handshake unless it is
+// enhanced.
 //
 // Roam handshakes (SYNs carrying rackd's roam message) name an existing connection and go to it
 // (Connection+RackdRoaming.swift); those that name none are dropped and counted.
@@ -58,9 +60,15 @@ struct RackdDetection {
         optionBlocked[destination].map { $0 <= now } ?? true
     }
 
-    mutating func expire(now: EngineInstant) {
-        for flow in pendingExpiry.removeDue(now: now) { pending[flow] = nil }
+    /// Forgets what is due; returns the flows of the server handshakes that expired (the caller stops
+    /// queueing them).
+    mutating func expire(now: EngineInstant) -> [FlowKey] {
+        var expiredServers: [FlowKey] = []
+        for flow in pendingExpiry.removeDue(now: now) {
+            if pending.removeValue(forKey: flow)?.role == .server { expiredServers.append(flow) }
+        }
         for destination in optionBlockedExpiry.removeDue(now: now) { optionBlocked[destination] = nil }
+        return expiredServers
     }
 
     var nextDeadline: EngineInstant? {
@@ -129,6 +137,8 @@ extension ConnectionCore {
         case (.inbound, false):
             handlePeerSYN(packet, flow: flow, options: options, now: now)
             if options.hello == nil { noteRocksCandidate(packet, flow: flow, options: options, now: now) }
+            // Either may queue the flow; the socket answers the SYN at once, and its SYN-ACK must find it.
+            output.ruleChangesBeforeVerdict = true
         case (.outbound, true):
             if startRocksServerIfCandidate(packet, flow: flow, options: options, now: now, into: &output) { return }
             handleLocalSYNACK(packet, flow: flow, options: options, now: now, into: &output)
@@ -192,6 +202,9 @@ extension ConnectionCore {
         rackdDetection.remember(
             .init(role: .server, createdAt: now, synSequence: packet.tcp.sequenceNumber, synOptions: options, decorated: false),
             for: flow)
+        // Our SYN-ACK must come to us to carry the hello: the SYN chain lets every other SYN-ACK pass
+        // (RackdRuleset+Ordinary.swift), so the flow is queued from now until the handshake ends.
+        table.queueBeforeConnection(flow, true)
     }
 
     private mutating func handleLocalSYNACK(
@@ -212,6 +225,7 @@ extension ConnectionCore {
             let decorated = SYNDecoration.addingHello(to: packet.bytes)
         else { return }
         _ = rackdDetection.forget(flow)
+        table.queueBeforeConnection(flow, false)  // the connection queues it while establishing (KernelNeeds.swift)
         output.verdict = .replace(decorated)
         startRackdConnection(
             flow: flow, role: .server, localISN: packet.tcp.sequenceNumber, peerISN: handshake.synSequence,
