@@ -307,7 +307,7 @@ public final class DataPlane: Sendable {
         // again at once, and that connection's SYN must find the element.
         if !output.ordinary.isEmpty { commitOrdinary() }
         // Before the verdict too: a peer's SYN whose flow is now queued draws the SYN-ACK that must find it.
-        if output.ruleChangesBeforeVerdict { commitRuleChanges() }
+        if output.ruleChangesBeforeVerdict { commitAdditionsEarly(output.ruleChanges) }
         return output.verdict
     }
 
@@ -536,6 +536,18 @@ public final class DataPlane: Sendable {
         let now = MonotonicClock.now()
         for request in state.pendingProbes { state.prober.start(request, now: now) }
         state.pendingProbes.removeAll(keepingCapacity: true)
+    }
+
+    /// Puts `changes`' additions in the kernel now, ahead of the batch's verdicts. They stay pending too: the
+    /// batch's changes are committed in their order once its verdicts are given (an earlier packet's
+    /// removal of the same flow must not come last), and adding an element again changes nothing. Removals
+    /// wait for that: a flow must not leave the queue before its held packets get their verdicts.
+    private func commitAdditionsEarly(_ changes: [RuleChange]) {
+        let additions = changes.filter { !$0.isRemoval }
+        guard !additions.isEmpty else { return }
+        for (change, error) in state.installer.apply(additions) {
+            state.logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
+        }
     }
 
     private func commitRuleChanges() {
