@@ -47,7 +47,8 @@ import Testing
     @Test func aSYNSentWithoutTheHelloProvesNothing() throws {
         var pair = RacksPair()
         _ = try pair.run(pair.syn(), .outbound, on: .a)
-        _ = try pair.run(pair.syn(), .outbound, on: .a)  // retransmitted without the hello (middlebox fallback)
+        _ = try pair.run(pair.syn(), .outbound, on: .a)  // retransmitted with the hello
+        _ = try pair.run(pair.syn(), .outbound, on: .a)  // and again without it (middlebox fallback)
         let output = try pair.run(pair.synAck(), .inbound, on: .a)
         #expect(output.ordinary.isEmpty)
         #expect(pair.eventsA.contains(.fellBack(pair.flowA, reason: "middlebox fallback")))

@@ -79,15 +79,38 @@ import Testing
         #expect(pair.eventsA == [.fellBack(pair.flowA, reason: "peer does not run rackd")])
     }
 
-    @Test func unansweredSYNIsRetriedWithoutTheOptionAndTheDestinationRemembered() throws {
+    @Test func aSYNLostOnceIsRetriedWithTheOption() throws {
         var pair = RacksPair()
         _ = try pair.run(pair.syn(), .outbound, on: .a)
+        // The first SYN was lost on the way: its retransmission carries the hello again, and the
+        // connection is managed when it is answered.
         let retry = try pair.run(pair.syn(), .outbound, on: .a)
-        #expect(retry.verdict == .accept)
-        // A new connection to the same destination goes out untouched too.
+        let decorated = try #require(pair.replacement(of: retry))
+        #expect(try pair.run(try pair.parse(decorated), .inbound, on: .b).verdict == .accept)
+        let synAck = try #require(pair.replacement(of: try pair.run(pair.synAck(), .outbound, on: .b)))
+        _ = try pair.run(try pair.parse(synAck), .inbound, on: .a)
+        try pair.advance(by: .milliseconds(50))
+        #expect(pair.phase(.a) == .healthy && pair.phase(.b) == .healthy)
+        #expect(!pair.eventsA.contains { if case .fellBack = $0 { true } else { false } })
+    }
+
+    @Test func twiceUnansweredSYNIsRetriedWithoutTheOptionAndAnAnswerMarksTheDestination() throws {
+        var pair = RacksPair()
+        _ = try pair.run(pair.syn(), .outbound, on: .a)
+        #expect(pair.replacement(of: try pair.run(pair.syn(), .outbound, on: .a)) != nil)
+        let plain = try pair.run(pair.syn(), .outbound, on: .a)
+        #expect(plain.verdict == .accept)
+        #expect(pair.eventsA.contains(.fellBack(pair.flowA, reason: "2 SYNs with rackd's option went unanswered; retrying without it")))
         var another = pair.syn()
         another.source.port = 40_001
         another.sequenceNumber = TCPSequenceNumber(777)
+        // Until the plain SYN is answered, nothing says the option was the problem: a new connection
+        // to the destination still tries it.
+        #expect(pair.replacement(of: try pair.run(another, .outbound, on: .a)) != nil)
+        // The plain SYN is answered (a middlebox dropped the SYNs with the option): the destination's
+        // next connections go out untouched.
+        _ = try pair.run(pair.synAck(), .inbound, on: .a)
+        another.source.port = 40_002
         #expect(try pair.run(another, .outbound, on: .a).verdict == .accept)
     }
 

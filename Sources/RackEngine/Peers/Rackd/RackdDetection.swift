@@ -2,8 +2,8 @@
 //
 // Client side: a local SYN gets the hello if policy allows; a SYN-ACK that carries one makes the
 // connection enhanced, one that does not leaves it to plain TCP. If the SYN with the hello goes
-// unanswered, its retransmission goes out untouched and the destination is remembered (a middlebox
-// may drop unknown options). Server side: a SYN with the hello is remembered and its flow queued, and
+// unanswered twice, its next retransmission goes out untouched, and if that one is answered the
+// destination is remembered (a middlebox may drop unknown options). Server side: a SYN with the hello is remembered and its flow queued, and
 // the local SYN-ACK gets the hello too; a SYN without it never reaches rackd, nor does its SYN-ACK
 // (RackdRuleset+Ordinary.swift). Nothing of a connection is queued after its handshake unless it is
 // enhanced.
@@ -23,6 +23,11 @@ struct RackdDetection {
         var synOptions: HandshakeOptions
         /// Client: whether our SYN carried the hello.
         var decorated: Bool
+        /// Client: how many times the SYN went out with the hello.
+        var helloTransmissions = 1
+        /// Client: the hello was dropped from a retransmission because the SYNs that carried it went
+        /// unanswered. A SYN-ACK to the plain SYN then suggests a middlebox that drops the option.
+        var helloDropped = false
     }
 
     private(set) var pending: [FlowKey: PendingHandshake] = [:]
@@ -154,13 +159,21 @@ extension ConnectionCore {
     ) {
         let isn = packet.tcp.sequenceNumber
         if var earlier = rackdDetection[pending: flow], earlier.role == .client, earlier.synSequence == isn {
-            // A retransmission. If the first went out with the hello, assume it was dropped for it.
-            if earlier.decorated {
-                earlier.decorated = false
+            // A retransmission: with the hello again, up to `helloTransmissions` SYNs (the first may just
+            // have been lost); after that without it, in case a middlebox drops SYNs that carry it.
+            guard earlier.decorated else { return }
+            if earlier.helloTransmissions < RackdPeer.helloTransmissions,
+                let decorated = SYNDecoration.addingHello(to: packet.bytes)
+            {
+                earlier.helloTransmissions += 1
                 rackdDetection.remember(earlier, for: flow)
-                rackdDetection.blockOption(to: flow.remote.address, until: now + RackdPeer.fallbackMemory)
-                output.events.append(.fellBack(flow, reason: "SYN with rackd's option went unanswered; retrying without it"))
+                output.verdict = .replace(decorated)
+                return
             }
+            earlier.decorated = false
+            earlier.helloDropped = true
+            rackdDetection.remember(earlier, for: flow)
+            output.events.append(.fellBack(flow, reason: "\(earlier.helloTransmissions) SYNs with rackd's option went unanswered; retrying without it"))
             return
         }
         guard !options.authenticated,
@@ -184,6 +197,11 @@ extension ConnectionCore {
             if handshake.decorated {
                 noteNotRackd(flow.remote, now: now)
                 noteOrdinary(flow.remote, now: now, into: &output)
+            }
+            if handshake.helloDropped {
+                // The plain SYN got through where those with the hello did not: the destination's next
+                // SYNs go without it for a while (a lossy path that lost both is taken for one too).
+                rackdDetection.blockOption(to: flow.remote.address, until: now + RackdPeer.fallbackMemory)
             }
             return
         }

@@ -99,6 +99,10 @@ struct RackdPeer: Codable {
     static let maximumPending = 4096
     static let pendingLifetime: Duration = .seconds(30)
     static let fallbackMemory: Duration = .seconds(600)
+    /// How many times a SYN goes out with the hello: the first and its first retransmission (Linux resends
+    /// a SYN after 1 s, then 3 s). One lost SYN on a lossy link costs no management; a middlebox that
+    /// drops the option costs the first contact 3 s (MPTCP keeps its option for two retransmissions).
+    static let helloTransmissions = 2
     static let keyRetransmitInterval: Duration = .milliseconds(200)
     static let keySendLimit = 25
     static let recentNonces = 4
