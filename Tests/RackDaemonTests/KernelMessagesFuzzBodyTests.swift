@@ -1,8 +1,10 @@
 // rackd — the kernel-messages fuzz body (Fuzz/fuzz-kernel-messages) over the recorded datagrams, cut and
 // mutated, and over random bytes: every decoder returns, whatever it is given.
 
-import Testing
+import Foundation
+import Glibc
 import RackDaemon
+import Testing
 
 @Suite struct KernelMessagesFuzzBodyTests {
     static let recordings = [
@@ -37,6 +39,31 @@ import RackDaemon
                 }
                 mutated.withUnsafeBytes { KernelMessagesFuzzBody.run($0) }
             }
+        }
+    }
+
+    /// Inputs libFuzzer found to trap (Fuzz/crashes/kernel-messages/), kept so they never trap again.
+    static let regressionInputs = [
+        // An NLMSG_ERROR whose code is Int32.min: InetDiagAnswer negated it (arithmetic overflow).
+        "NAAAAAIAqwD//wAAAAAAAAAAAIAAAAAFAAsAAAAAAAAAAAAAAAAAAAAAwLgAAAgAOlAAAAAOCgAAAAAAALgAAKUFAAqIAPoAAgAAAHQAAAAYAAAG",
+    ]
+
+    @Test func regressionInputsNeverTrap() throws {
+        for encoded in Self.regressionInputs {
+            let bytes = try #require(Data(base64Encoded: encoded))
+            bytes.withUnsafeBytes { KernelMessagesFuzzBody.run($0) }
+        }
+    }
+
+    @Test func anErrorCodeNoErrnoCanBeReadsAsEPROTO() {
+        for (code, expected) in [(Int32.min, -EPROTO), (5, -EPROTO), (-4096, -EPROTO), (-4095, -4095), (-2, -2), (0, 0)] {
+            var message: [UInt8] = [20, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  // type 2: NLMSG_ERROR
+            withUnsafeBytes(of: code.littleEndian) { message += $0 }
+            let read = message.withUnsafeBytes { bytes in
+                var messages = NetlinkMessages(bytes)
+                return messages.next()?.errorCode
+            }
+            #expect(read == expected, "code \(code)")
         }
     }
 

@@ -6,6 +6,9 @@
 // the first header that claims fewer bytes than a header or more than are left, so truncated or malformed
 // input ends the walk early, never in a trap; `isMalformed` then says so.
 
+#if canImport(Glibc)
+import Glibc
+#endif
 import CLinuxNetlink
 
 /// One netlink message within a datagram.
@@ -24,11 +27,16 @@ public struct NetlinkMessage {
     public var payloadOffset: Int
 
     /// For an `NLMSG_ERROR` message: 0 for an acknowledgment, otherwise a negative errno. Nil for other
-    /// messages, and for an error message too short to carry its code.
+    /// messages, and for an error message too short to carry its code. A code no errno can be (positive,
+    /// or past -4095, the kernel's MAX_ERRNO) reads as -EPROTO, so that every caller may negate it.
     public var errorCode: Int32? {
         guard type == UInt16(NLMSG_ERROR), payload.count >= 4 else { return nil }
-        return payload.loadUnaligned(as: Int32.self)
+        let code = payload.loadUnaligned(as: Int32.self)
+        return code <= 0 && code >= -Self.maximumErrno ? code : -EPROTO
     }
+
+    /// The largest errno the kernel returns (include/linux/err.h, MAX_ERRNO).
+    static let maximumErrno: Int32 = 4095
 }
 
 /// The messages of one datagram (or of datagrams laid end to end), in order.
