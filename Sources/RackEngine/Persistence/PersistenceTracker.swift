@@ -59,7 +59,7 @@ struct PersistenceTracker {
             changed.removeAll(keepingCapacity: true)
             lastCheckpointAt = now
         }
-        if all { ids.formUnion(table.connections.keys) }
+        if all { ids.formUnion(table.idsInOrder) }
         // The first checkpoint is counted from the first write.
         if lastCheckpointAt == nil { lastCheckpointAt = now }
         urgent.removeAll(keepingCapacity: true)
