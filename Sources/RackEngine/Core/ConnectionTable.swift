@@ -127,8 +127,7 @@ struct ConnectionTable {
         }
         slotByID[connection.id] = slot
         bySocket[connection.socketFlow] = connection.id
-        refresh(slot)
-        persistence.noteStored(connection)
+        persistence.noteStored(connection.id, digest: refresh(slot))
     }
 
     /// Stores a connection after a transition and brings the indexes, counts and timer up to date.
@@ -155,8 +154,8 @@ struct ConnectionTable {
     }
 
     private mutating func noteChanged(slot: Int, persist: Bool) {
-        refresh(slot)
-        persistence.noteStored(slots[slot].connection!, detailsChanged: persist)
+        let digest = refresh(slot)
+        persistence.noteStored(slots[slot].connection!.id, digest: digest, detailsChanged: persist)
     }
 
     /// Forgets a connection.
@@ -178,16 +177,19 @@ struct ConnectionTable {
         persistence.noteRestored(connection)
     }
 
-    private mutating func refresh(_ slot: Int) {
-        let facts = Self.indexFacts(of: slots[slot].connection!)
-        let id = slots[slot].connection!.id
-        timers.set(slot, to: slots[slot].connection!.nextDeadline(configuration))
-        socketChecks.set(slot, to: slots[slot].connection!.socketCheckDue)
+    /// Brings the indexes, counts and timers up to date with the connection at `slot`; returns its
+    /// persistence digest.
+    @discardableResult
+    private mutating func refresh(_ slot: Int) -> PersistenceDigest {
+        let derived = Self.derive(&slots[slot].connection!, configuration)
+        let (id, facts) = (derived.id, derived.facts)
+        timers.set(slot, to: derived.deadline)
+        socketChecks.set(slot, to: derived.socketCheck)
         // Most changes (a liveness reading, at 10,000 connections thousands a second) touch neither the
         // indexes nor what the kernel holds: then there is nothing to redo.
         if slots[slot].indexed == facts {
-            if slots[slot].applied?.needs != slots[slot].connection!.kernelNeeds { dirty.insert(slot) }
-            return
+            if slots[slot].applied?.needs != derived.needs { dirty.insert(slot) }
+            return derived.digest
         }
         unindex(slot, id: id)
         if facts.establishing { establishingCount += 1 }
@@ -200,13 +202,21 @@ struct ConnectionTable {
         if let source = facts.heartbeatSource, byHeartbeat[source] == nil { byHeartbeat[source] = id }
         slots[slot].indexed = facts
         dirty.insert(slot)
+        return derived.digest
     }
 
-    private static func indexFacts(of connection: borrowing Connection) -> IndexFacts {
-        IndexFacts(
+    /// What the table derives from a connection. `inout` only so that the connection is read where it is
+    /// stored, not copied (it is not changed).
+    private static func derive(_ connection: inout Connection, _ configuration: Configuration)
+        -> (id: UInt64, facts: IndexFacts, deadline: EngineInstant?, socketCheck: EngineInstant?,
+            needs: KernelNeeds, digest: PersistenceDigest)
+    {
+        let facts = IndexFacts(
             establishing: { if case .establishing = connection.state { true } else { false } }(),
             suspendedPeer: connection.hold != nil ? connection.socketFlow.remote.address : nil,
             name: connection.peerName, heartbeatSource: connection.heartbeatSource)
+        return (connection.id, facts, connection.nextDeadline(configuration), connection.socketCheckDue,
+                connection.kernelNeeds, PersistenceDigest(connection))
     }
 
     /// Takes connection `id`, at `slot`, out of the indexes and counts.
