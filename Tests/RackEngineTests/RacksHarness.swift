@@ -68,8 +68,6 @@ struct RacksPair {
     /// Segments that crossed the path from each host's rackd (after loss), for replay tests.
     var wireFromA: [[UInt8]] = []
     var wireFromB: [[UInt8]] = []
-    /// Everything B's engine sent towards A, whether the path carried it or not.
-    var sentByB: [[UInt8]] = []
 
     init(configuration: Configuration = Configuration(), seedA: UInt64 = 1, seedB: UInt64 = 2) {
         a = HostEngine(configuration: configuration, random: SeededRandom(seed: seedA))
@@ -170,7 +168,6 @@ struct RacksPair {
                 if host == .a { toLocalSocketA.append(segment) } else { toLocalSocketB.append(segment) }
                 continue
             }
-            if host == .b { sentByB.append(bytes) }
             guard pathUp, !(host == .a ? dropAToB : dropBToA) else { continue }
             // Nothing routes to an address no host has any more.
             guard (host == .a ? currentAddressesB : currentAddressesA).contains(segment.destination.address) else { continue }

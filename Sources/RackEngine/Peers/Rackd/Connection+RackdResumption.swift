@@ -9,11 +9,7 @@
 // key. P lifts its own when the confirm verifies. Nonces are fresh on both sides, so a recorded
 // exchange replays nowhere. When both sides are suspended and challenge at once, exactly one attempt
 // wins: the client ignores the server's challenge while its own is outstanding, and the server answers
-// the client's. So a server that answered the client's challenge within the last attempt interval sends
-// no challenge of its own at its next attempt: it would be ignored, and at 10,000 connections through
-// one black hole those challenges were half of what both hosts had to handle once the path returned
-// (docs/architecture.md, "Liveness at scale"). Its attempts start again once the client falls silent (a
-// lost confirm leaves the client healthy, answering the server's challenges).
+// the client's.
 //
 // On resumption rackd replays the socket's segment at snd_una to the peer and opens the local
 // socket's window (Core/Connection+Hold.swift); from there the kernels' own retransmission delivers
@@ -28,12 +24,6 @@ extension Connection {
             return true
         }
         guard !context.addresses.lost.contains(wireFlow.local.address) else { return false }
-        if role == .server, var hold, let answered = rackd.resumption.lastAnsweredAt,
-           context.now.duration(since: answered) < ResumptionSchedule.fastInterval {
-            hold.nextAttemptAt = hold.attemptAfter(context.now)
-            updateHold(hold)
-            return true
-        }
         sendChallenge(&context, into: &actions)
         return true
     }
@@ -70,7 +60,6 @@ extension Connection {
             }
             rackd.resumption.answeredChallenges = Array(
                 (rackd.resumption.answeredChallenges + [RackdPeer.AnsweredChallenge(challenge: nonce, response: responseNonce)]).suffix(RackdPeer.recentNonces))
-            rackd.resumption.lastAnsweredAt = context.now
             actions.transmit(controlSegment(response))
             actions.events.append(.challengeAnswered(id: id, socketFlow, phase: .resuming))
             transition(to: .resuming(hold), reason: "answered the peer's challenge", into: &actions)

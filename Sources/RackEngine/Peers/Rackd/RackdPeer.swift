@@ -45,9 +45,6 @@ struct RackdPeer: Codable {
         var challengeNonces: [[UInt8]] = []
         /// (their challenge nonce, our response nonce) pairs we answered, awaiting their confirm.
         var answeredChallenges: [AnsweredChallenge] = []
-        /// When we last answered a challenge of the peer's while held: a server makes no attempt of its
-        /// own for an attempt interval after it, as the client's attempt wins anyway.
-        var lastAnsweredAt: EngineInstant?
         /// Set while this host resumes from a new local address.
         var roam: RoamAttempt?
     }
