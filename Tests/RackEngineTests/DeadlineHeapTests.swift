@@ -73,4 +73,23 @@ import Testing
         for id in [UInt64(9), 3, 7, 1] { heap.set(id, to: .seconds(5)) }
         #expect(heap.removeDue(now: .seconds(5)) == [9, 3, 7, 1])
     }
+
+    /// The connection table's heaps are keyed by slot, their positions in an array: the same random sets,
+    /// moves and cancels give the same deadlines and the same due keys as a heap keyed by hash.
+    @Test func slotKeysBehaveAsHashedKeys() {
+        var random = SplitMix64(seed: 11)
+        var hashed = DeadlineHeap<Int>()
+        var slots = SlotDeadlineHeap()
+        for step in 0..<20_000 {
+            let key = Int.random(in: 0..<2_000, using: &random)
+            let deadline: EngineInstant? = step % 7 == 0
+                ? nil : .milliseconds(UInt64.random(in: 1...100_000, using: &random))
+            hashed.set(key, to: deadline)
+            slots.set(key, to: deadline)
+        }
+        #expect(slots.count == hashed.count)
+        #expect((0..<2_001).allSatisfy { slots.deadline(for: $0) == hashed.deadline(for: $0) })
+        #expect(slots.removeDue(now: .milliseconds(50_000)) == hashed.removeDue(now: .milliseconds(50_000)))
+        #expect(slots.nextDeadline == hashed.nextDeadline)
+    }
 }

@@ -66,8 +66,9 @@ struct Connection: Codable {
     /// The last time the peer was known to be alive.
     var lastHeard: EngineInstant
     var resumptions = 0
-    /// The newest snapshot of the local socket.
-    var socket: SocketSnapshot?
+    /// The newest snapshot of the local socket (`socket`), out of line: it is most of a healthy
+    /// connection's size otherwise, and only a hold, a roam and status read it.
+    var socketStorage: OutOfLine<SocketSnapshot>?
     /// The local socket's inode, from the first snapshot: a tuple the kernel gave to another socket (after
     /// a restart of rackd, say) is not this connection.
     var socketInode: UInt64?
@@ -83,6 +84,12 @@ struct Connection: Codable {
     private enum CodingKeys: String, CodingKey {
         case id, socketFlow, role, localISN, peerISN, localOptions, peerOptions, state, peer, mapping, lastHeard
         case resumptions, socketInode
+    }
+
+    /// The newest snapshot of the local socket.
+    var socket: SocketSnapshot? {
+        get { socketStorage?.value }
+        set { socketStorage = newValue.map(OutOfLine.init) }
     }
 
     /// The tuple the wire carries now, from this host's point of view.

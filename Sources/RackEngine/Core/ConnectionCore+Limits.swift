@@ -30,7 +30,7 @@ extension ConnectionCore {
             let limit = samePeer.contains(victim) && samePeer.count > perPeer
                 ? "\(perPeer) suspended connections to \(peer)"
                 : "\(total) suspended connections in all"
-            carryOut(connection.closeCleanly(reason: "limit of \(limit) reached; closed the oldest"), of: connection,
+            carryOut(connection.closeCleanly(reason: "limit of \(limit) reached; closed the oldest"), of: victim,
                      now: now, into: &output)
         }
     }

@@ -46,13 +46,18 @@ extension ConnectionCore {
     {
         var outcome = OperatorOutcome()
         for id in try ids(for: target) {
-            guard var connection = table[id] else { continue }
-            var actions = ConnectionActions()
-            if let refusal = connection.releaseForOperator(now: now, into: &actions) {
+            var refusal: String?
+            let released = table.modify(id) { connection in
+                var actions = ConnectionActions()
+                refusal = connection.releaseForOperator(now: now, into: &actions)  // changes nothing if refused
+                return actions
+            }
+            guard let actions = released else { continue }
+            if let refusal {
                 outcome.unchanged.append((id, refusal))
                 continue
             }
-            carryOut(actions, of: connection, now: now, into: &outcome.output)
+            carryOut(actions, of: id, now: now, into: &outcome.output)
             outcome.changed.append(id)
         }
         outcome.output.append(handleTimeout(now: now))

@@ -215,7 +215,7 @@ public struct ConnectionCore: Sendable {
 
     /// The flows of every connection past its setup (what `handleSnapshots(_:now:)` takes in).
     var flowsToSnapshot: Set<FlowKey> {
-        Set(table.connections.values.filter {
+        Set(table.unorderedConnections.filter {
             if case .establishing = $0.state { return false }
             return true
         }.map(\.socketFlow))
@@ -223,7 +223,7 @@ public struct ConnectionCore: Sendable {
 
     /// The flows whose sockets are due to be read at `now`.
     func flowsDueForSnapshot(now: EngineInstant) -> Set<FlowKey> {
-        Set(table.socketChecksDue(now: now).compactMap { table[$0]?.socketFlow })
+        Set(table.socketChecksDue(now: now))
     }
 
     /// Takes in the sockets' state. A managed flow missing from `snapshots` has no socket any more.
@@ -237,19 +237,25 @@ public struct ConnectionCore: Sendable {
                                   now: EngineInstant) -> EngineOutput {
         var output = EngineOutput()
         snapshotRetryAt = nil
+        let configuration = configuration
         for id in flows.compactMap({ table.id(forSocket: $0) }).sorted() {
-            guard var connection = table[id] else { continue }
-            if case .establishing = connection.state { continue }
-            let snapshot = snapshots[connection.socketFlow]
-            let inode = connection.socketInode
             var context = ConnectionContext(now: now, configuration: configuration, addresses: addresses, random: random)
-            let actions = connection.handleSnapshot(snapshot, &context)
+            // The connection is read and changed where the table keeps it: at 10,000 connections this runs
+            // thousands of times a second (docs/architecture.md, "Liveness at scale").
+            let taken: (actions: ConnectionActions, persist: Bool)? = table.modify(id) { connection in
+                if case .establishing = connection.state { return nil }
+                let snapshot = snapshots[connection.socketFlow]
+                let inode = connection.socketInode
+                let actions = connection.handleSnapshot(snapshot, &context)
+                connection.socketCheckAt = connection.nextSocketCheck(after: snapshot, now: now,
+                                                                      configuration: configuration)
+                // A rackd peer's liveness readings (when last heard, probes) are read afresh after a
+                // restart: not worth a write of the record each (docs/restarts.md).
+                return (actions, connection.peer.isRocks || connection.socketInode != inode)
+            } ?? nil
             random = context.random
-            connection.socketCheckAt = connection.nextSocketCheck(after: snapshot, now: now, configuration: configuration)
-            // A rackd peer's liveness readings (when last heard, probes) are read afresh after a restart:
-            // not worth a write of the record each (docs/restarts.md).
-            let persist = connection.peer.isRocks || connection.socketInode != inode
-            carryOut(actions, of: connection, now: now, into: &output, persist: persist)
+            guard let taken else { continue }
+            carryOut(taken.actions, of: id, now: now, into: &output, persist: taken.persist)
         }
         reconcile(into: &output)
         return output
@@ -296,34 +302,34 @@ public struct ConnectionCore: Sendable {
         _ id: UInt64, now: EngineInstant, into output: inout EngineOutput,
         _ transition: (inout Connection, inout ConnectionContext) -> ConnectionActions
     ) {
-        guard var connection = table[id] else { return }
         var context = ConnectionContext(now: now, configuration: configuration, addresses: addresses, random: random)
-        let actions = transition(&connection, &context)
+        guard let actions = table.modify(id, { connection in transition(&connection, &context) }) else { return }
         random = context.random
         if actions.verdict != .accept { output.verdict = actions.verdict }
-        carryOut(actions, of: connection, now: now, into: &output)
+        carryOut(actions, of: id, now: now, into: &output)
     }
 
-    /// Sends, reports, stores or forgets, as a transition asked.
-    mutating func carryOut(_ actions: ConnectionActions, of connection: Connection, now: EngineInstant,
+    /// Sends, reports, stores or forgets, as a transition of connection `id` (changed in the table)
+    /// asked.
+    mutating func carryOut(_ actions: ConnectionActions, of id: UInt64, now: EngineInstant,
                            into output: inout EngineOutput, persist: Bool = true) {
         output.transmits += actions.transmits
         output.datagrams += actions.datagrams
         output.events += actions.events
         if let end = actions.end {
-            table.remove(connection.id)
+            guard let socketFlow = table[id]?.socketFlow else { return }
+            table.remove(id)
             switch end {
-            case .ended(let reason): output.events.append(.connectionEnded(id: connection.id, connection.socketFlow, reason: reason))
-            case .fellBack(let reason): output.events.append(.fellBack(connection.socketFlow, reason: reason))
+            case .ended(let reason): output.events.append(.connectionEnded(id: id, socketFlow, reason: reason))
+            case .fellBack(let reason): output.events.append(.fellBack(socketFlow, reason: reason))
             case .expired: break
             }
             return
         }
-        var connection = connection
         // Wanted now: the socket is read at the next turn of the daemon's loop.
-        if actions.wantsSnapshot { connection.socketCheckAt = nil }
-        table.replace(connection, persist: persist)
-        if actions.suspended { enforceSuspensionLimits(newest: connection.id, now: now, into: &output) }
+        if actions.wantsSnapshot { table.modify(id) { $0.socketCheckAt = nil } }
+        table.noteChanged(id, persist: persist)
+        if actions.suspended { enforceSuspensionLimits(newest: id, now: now, into: &output) }
     }
 
     /// Reports what the kernel must change for the connections this input touched.

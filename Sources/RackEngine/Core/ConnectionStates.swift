@@ -10,10 +10,11 @@ enum ConnectionState: Codable {
     /// Healthy, but quiet for longer than a probe takes to be answered.
     case suspect(Healthy)
     /// The path failed, or the operator holds the connection: the local socket is held with a zero window
-    /// and every packet is queued.
-    case suspended(Hold)
+    /// and every packet is queued. A hold is out of line (`indirect`): a healthy connection, the common
+    /// one, would otherwise carry its size (docs/architecture.md, "Liveness at scale").
+    indirect case suspended(Hold)
     /// Still held; this host has proven itself to the peer and waits for the peer's confirmation.
-    case resuming(Hold)
+    indirect case resuming(Hold)
     /// The local socket is closing (LAST_ACK, CLOSING, TIME_WAIT) and the connection moved: its last
     /// packets are still mapped until the socket is gone. Nothing else happens to it.
     case closing(Closing)
@@ -57,7 +58,7 @@ struct Healthy: Codable {
 }
 
 /// Who keeps a connection suspended.
-enum Holder: Equatable, Codable {
+enum Holder: Hashable, Codable {
     /// The path failed; the peer's protocol tries to resume on its schedule.
     case outage
     /// `rackctl suspend` (or the sleep hook): no resumption is attempted or answered until `rackctl

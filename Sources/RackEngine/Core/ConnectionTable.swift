@@ -1,9 +1,15 @@
 // rackd — every managed connection of this host, with the indexes and the timer table over them.
 //
 // The table owns every way of finding a connection (its id, its socket's tuple, the tuple the wire
-// carries, the name a roaming peer gives it) and keeps them right itself: transitions hand back a changed
-// connection (`replace`) and the table updates its indexes, its counts and the connection's timer. Each
-// lookup is O(1), a timer change O(log n).
+// carries, the name a roaming peer gives it) and keeps them right itself: transitions change a connection
+// where it is stored (`modify`, then `noteChanged`; or `replace`) and the table updates its indexes, its
+// counts and the connection's timer. Each lookup is O(1), a timer change O(log n).
+//
+// Each connection sits at a slot of one array that it keeps for life, beside what the table derived from
+// it (its index facts, its share of the kernel's state); the timer heaps are keyed by slot. So a
+// transition edits the connection in place (no copy of it out of a dictionary and back) and what follows
+// it hashes only the id, once (docs/architecture.md, "Liveness at scale"). A slot freed by `remove` is
+// reused only after the next `reconcile`, which still needs what its last connection applied.
 //
 // It also derives what the kernel must do for the connections (KernelNeeds.swift): the tuples queued,
 // the departed local addresses kept on `lo`, the wire tuples that lead to a connection. Connections
@@ -13,32 +19,35 @@
 
 struct ConnectionTable {
     let configuration: Configuration
-    private(set) var connections: [UInt64: Connection] = [:]
+    /// Every connection, at the slot it keeps for life (`slotByID`); a free slot holds none.
+    private var slots: ContiguousArray<Slot> = []
+    private var slotByID: [UInt64: Int] = [:]
+    /// Slots free for the next connection, and those freed since the last `reconcile`.
+    private var freeSlots: [Int] = []
+    private var releasedSlots: [Int] = []
     private var bySocket: [FlowKey: UInt64] = [:]
     private var byWire: [FlowKey: UInt64] = [:]
     private var byName: [[UInt8]: UInt64] = [:]
     private var byHeartbeat: [TCPEndpoint: UInt64] = [:]
-    private var timers = DeadlineHeap<UInt64>()
-    /// When each connection's socket is next due to be read (sock_diag), apart from its timers: only the
-    /// due ones are read (`Connection.socketCheckDue`).
-    private var socketChecks = DeadlineHeap<UInt64>()
+    /// Each connection's earliest timer, by slot.
+    private var timers = SlotDeadlineHeap()
+    /// When each connection's socket is next due to be read (sock_diag), apart from its timers, by slot:
+    /// only the due ones are read (`Connection.socketCheckDue`).
+    private var socketChecks = SlotDeadlineHeap()
 
-    /// What the indexes and counts hold for each connection, to take it out again.
-    private var indexed: [UInt64: IndexFacts] = [:]
     private(set) var establishingCount = 0
     /// Suspended (or resuming) connections by the peer's address.
     private(set) var suspendedByPeer: [IPAddress: Set<UInt64>] = [:]
     private(set) var suspendedCount = 0
 
-    /// The kernel's state as last reported, and what each connection contributed to it.
+    /// The kernel's state as last reported.
     private(set) var managedFlows: Set<FlowKey> = []
     private(set) var kernelRewrites: Set<KernelRewrite> = []
     private(set) var heldAddresses: Set<IPAddress> = []
-    private var applied: [UInt64: KernelNeeds] = [:]
     private var queuedUsers: [FlowKey: Int] = [:]
     private var addressUsers: [IPAddress: Int] = [:]
-    /// Connections and addresses whose kernel state may have changed since the last `reconcile`.
-    private var dirty: Set<UInt64> = []
+    /// Slots and addresses whose kernel state may have changed since the last `reconcile`.
+    private var dirty: Set<Int> = []
     private var dirtyAddresses: Set<IPAddress> = []
     /// Flows queued before they are connections (a SYN held for a rocks probe, a possible rock's
     /// connection to a serve port: Peers/Rocks/RocksDetection.swift), and those changed since `reconcile`.
@@ -46,6 +55,15 @@ struct ConnectionTable {
     private var dirtyFlows: Set<FlowKey> = []
     /// Which connections' records (Persistence/) are stale.
     var persistence = PersistenceTracker()
+
+    /// One slot: a connection, and what the table derived from it.
+    private struct Slot {
+        var connection: Connection?
+        /// What the indexes and counts hold for the connection, to take it out again.
+        var indexed: IndexFacts?
+        /// What the connection contributed to the kernel's state at the last `reconcile`, and its id.
+        var applied: (id: UInt64, needs: KernelNeeds)?
+    }
 
     private struct IndexFacts: Equatable {
         var establishing: Bool
@@ -60,9 +78,14 @@ struct ConnectionTable {
 
     // MARK: Lookup
 
-    var count: Int { connections.count }
+    var count: Int { slotByID.count }
 
-    subscript(id: UInt64) -> Connection? { connections[id] }
+    /// The connection with this id, read where it is stored.
+    subscript(id: UInt64) -> Connection? {
+        _read {
+            if let slot = slotByID[id] { yield slots[slot].connection } else { yield nil }
+        }
+    }
 
     /// The connection a tuple belongs to: its socket's tuple, or a tuple the wire carries (or is about to
     /// carry) after a move.
@@ -81,7 +104,10 @@ struct ConnectionTable {
 
     /// Every connection's id, oldest first. Walks over connections use this order, never the
     /// dictionary's, which Swift randomizes per process: the same inputs must give the same outputs.
-    var idsInOrder: [UInt64] { connections.keys.sorted() }
+    var idsInOrder: [UInt64] { slotByID.keys.sorted() }
+
+    /// Every connection, in no particular order.
+    var unorderedConnections: [Connection] { slots.compactMap(\.connection) }
 
     // MARK: Changes
 
@@ -89,32 +115,59 @@ struct ConnectionTable {
     /// (the kernel reused it, the old socket being gone) replaces the old one, which is forgotten without
     /// a word, as its socket was.
     mutating func insert(_ connection: Connection) {
-        precondition(connections[connection.id] == nil, "connection ids are never reused")
+        precondition(slotByID[connection.id] == nil, "connection ids are never reused")
         if let previous = bySocket[connection.socketFlow] { remove(previous) }
-        connections[connection.id] = connection
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[slot].connection = connection
+        } else {
+            slot = slots.count
+            slots.append(Slot(connection: connection))
+        }
+        slotByID[connection.id] = slot
         bySocket[connection.socketFlow] = connection.id
-        refresh(connection)
-        persistence.noteStored(connection)
+        persistence.noteStored(connection.id, digest: refresh(slot))
     }
 
     /// Stores a connection after a transition and brings the indexes, counts and timer up to date.
     /// `persist` false: the change is one its record need not carry (a rackd peer's liveness readings,
     /// PersistenceTracker), unless it is one a crash must not lose.
     mutating func replace(_ connection: Connection, persist: Bool = true) {
-        guard connections[connection.id] != nil else { return }
-        connections[connection.id] = connection
-        refresh(connection)
-        persistence.noteStored(connection, detailsChanged: persist)
+        guard let slot = slotByID[connection.id] else { return }
+        slots[slot].connection = connection
+        noteChanged(slot: slot, persist: persist)
+    }
+
+    /// Runs `body` on connection `id` where it is stored, without copying it; nil when there is no such
+    /// connection. Then call `noteChanged` (or `remove`): until then the indexes and timers are those of
+    /// the connection before.
+    mutating func modify<Result>(_ id: UInt64, _ body: (inout Connection) -> Result) -> Result? {
+        guard let slot = slotByID[id] else { return nil }
+        return body(&slots[slot].connection!)
+    }
+
+    /// Brings the indexes, counts and timer up to date after `modify`, as `replace` does.
+    mutating func noteChanged(_ id: UInt64, persist: Bool = true) {
+        guard let slot = slotByID[id] else { return }
+        noteChanged(slot: slot, persist: persist)
+    }
+
+    private mutating func noteChanged(slot: Int, persist: Bool) {
+        let digest = refresh(slot)
+        persistence.noteStored(slots[slot].connection!.id, digest: digest, detailsChanged: persist)
     }
 
     /// Forgets a connection.
     mutating func remove(_ id: UInt64) {
-        guard let connection = connections.removeValue(forKey: id) else { return }
+        guard let slot = slotByID.removeValue(forKey: id), let connection = slots[slot].connection else { return }
+        slots[slot].connection = nil
         if bySocket[connection.socketFlow] == id { bySocket[connection.socketFlow] = nil }
-        unindex(id)
-        timers.cancel(id)
-        socketChecks.cancel(id)
-        dirty.insert(id)
+        unindex(slot, id: id)
+        timers.cancel(slot)
+        socketChecks.cancel(slot)
+        dirty.insert(slot)
+        releasedSlots.append(slot)
         persistence.noteRemoved(id)
     }
 
@@ -124,34 +177,52 @@ struct ConnectionTable {
         persistence.noteRestored(connection)
     }
 
-    private mutating func refresh(_ connection: Connection) {
+    /// Brings the indexes, counts and timers up to date with the connection at `slot`; returns its
+    /// persistence digest.
+    @discardableResult
+    private mutating func refresh(_ slot: Int) -> PersistenceDigest {
+        let derived = Self.derive(&slots[slot].connection!, configuration)
+        let (id, facts) = (derived.id, derived.facts)
+        timers.set(slot, to: derived.deadline)
+        socketChecks.set(slot, to: derived.socketCheck)
+        // Most changes (a liveness reading, at 10,000 connections thousands a second) touch neither the
+        // indexes nor what the kernel holds: then there is nothing to redo.
+        if slots[slot].indexed == facts {
+            if slots[slot].applied?.needs != derived.needs { dirty.insert(slot) }
+            return derived.digest
+        }
+        unindex(slot, id: id)
+        if facts.establishing { establishingCount += 1 }
+        if let peer = facts.suspendedPeer {
+            suspendedByPeer[peer, default: []].insert(id)
+            suspendedCount += 1
+        }
+        if let name = facts.name { byName[name] = id }
+        // The first connection to name a heartbeat address keeps it (the core abandons a later one).
+        if let source = facts.heartbeatSource, byHeartbeat[source] == nil { byHeartbeat[source] = id }
+        slots[slot].indexed = facts
+        dirty.insert(slot)
+        return derived.digest
+    }
+
+    /// What the table derives from a connection. `inout` only so that the connection is read where it is
+    /// stored, not copied (it is not changed).
+    private static func derive(_ connection: inout Connection, _ configuration: Configuration)
+        -> (id: UInt64, facts: IndexFacts, deadline: EngineInstant?, socketCheck: EngineInstant?,
+            needs: KernelNeeds, digest: PersistenceDigest)
+    {
         let facts = IndexFacts(
             establishing: { if case .establishing = connection.state { true } else { false } }(),
             suspendedPeer: connection.hold != nil ? connection.socketFlow.remote.address : nil,
             name: connection.peerName, heartbeatSource: connection.heartbeatSource)
-        timers.set(connection.id, to: connection.nextDeadline(configuration))
-        socketChecks.set(connection.id, to: connection.socketCheckDue)
-        // Most changes (a liveness reading, at 10,000 connections thousands a second) touch neither the
-        // indexes nor what the kernel holds: then there is nothing to redo.
-        if indexed[connection.id] == facts {
-            if applied[connection.id] != connection.kernelNeeds { dirty.insert(connection.id) }
-            return
-        }
-        unindex(connection.id)
-        if facts.establishing { establishingCount += 1 }
-        if let peer = facts.suspendedPeer {
-            suspendedByPeer[peer, default: []].insert(connection.id)
-            suspendedCount += 1
-        }
-        if let name = facts.name { byName[name] = connection.id }
-        // The first connection to name a heartbeat address keeps it (the core abandons a later one).
-        if let source = facts.heartbeatSource, byHeartbeat[source] == nil { byHeartbeat[source] = connection.id }
-        indexed[connection.id] = facts
-        dirty.insert(connection.id)
+        return (connection.id, facts, connection.nextDeadline(configuration), connection.socketCheckDue,
+                connection.kernelNeeds, PersistenceDigest(connection))
     }
 
-    private mutating func unindex(_ id: UInt64) {
-        guard let facts = indexed.removeValue(forKey: id) else { return }
+    /// Takes connection `id`, at `slot`, out of the indexes and counts.
+    private mutating func unindex(_ slot: Int, id: UInt64) {
+        guard let facts = slots[slot].indexed else { return }
+        slots[slot].indexed = nil
         if facts.establishing { establishingCount -= 1 }
         if let peer = facts.suspendedPeer {
             suspendedByPeer[peer]?.remove(id)
@@ -170,7 +241,7 @@ struct ConnectionTable {
     /// The connections with a timer due, oldest connection first. Their timers are cleared; `replace`
     /// sets the next ones.
     mutating func removeDue(now: EngineInstant) -> [UInt64] {
-        timers.removeDue(now: now).sorted()
+        timers.removeDue(now: now).compactMap { slots[$0].connection?.id }.sorted()
     }
 
     // MARK: Socket checks
@@ -178,10 +249,10 @@ struct ConnectionTable {
     /// The earliest instant a connection's socket is due to be read.
     var nextSocketCheck: EngineInstant? { socketChecks.nextDeadline }
 
-    /// The connections whose socket is due to be read at `now`, oldest first. They stay due until a
-    /// snapshot of them is taken in (or their connection changes).
-    func socketChecksDue(now: EngineInstant) -> [UInt64] {
-        socketChecks.due(now: now).sorted()
+    /// The socket tuples of the connections whose socket is due to be read at `now`. They stay due until
+    /// a snapshot of them is taken in (or their connection changes).
+    func socketChecksDue(now: EngineInstant) -> [FlowKey] {
+        socketChecks.due(now: now).compactMap { slots[$0].connection?.socketFlow }
     }
 
     // MARK: The kernel's state
@@ -212,10 +283,11 @@ struct ConnectionTable {
         dirtyFlows.removeAll(keepingCapacity: true)
         var rewritesBefore: Set<KernelRewrite> = []
         var rewritesAfter: Set<KernelRewrite> = []
-        for id in dirty {
-            let before = applied.removeValue(forKey: id)
-            let after = connections[id]?.kernelNeeds
-            if let before {
+        for slot in dirty {
+            let before = slots[slot].applied
+            slots[slot].applied = nil
+            let after = slots[slot].connection.map { (id: $0.id, needs: $0.kernelNeeds) }
+            if let (id, before) = before {
                 for flow in before.queued {
                     queuedUsers[flow, default: 0] -= 1
                     if queuedUsers[flow] == 0 { queuedUsers[flow] = nil }
@@ -227,7 +299,7 @@ struct ConnectionTable {
                 if addressUsers[before.address] == 0 { addressUsers[before.address] = nil }
                 dirtyAddresses.insert(before.address)
             }
-            if let after {
+            if let (id, after) = after {
                 for flow in after.queued {
                     queuedUsers[flow, default: 0] += 1
                     changedFlows.insert(flow)
@@ -236,9 +308,12 @@ struct ConnectionTable {
                 if let rewrite = after.rewrite { rewritesAfter.insert(rewrite) }
                 addressUsers[after.address, default: 0] += 1
                 dirtyAddresses.insert(after.address)
-                applied[id] = after
+                slots[slot].applied = (id, after)
             }
         }
+        // What the freed slots applied is taken back: they may hold new connections now.
+        freeSlots += releasedSlots
+        releasedSlots.removeAll(keepingCapacity: true)
         dirty.removeAll(keepingCapacity: true)
 
         let released = changedFlows.filter { queuedUsers[$0] == nil && managedFlows.contains($0) }

@@ -5,10 +5,56 @@
 // deadline is the heap's top, O(1); setting, moving or cancelling a key's deadline is O(log n); taking
 // the due keys costs O(log n) each. Nothing walks every connection to find out what is due, so a timer
 // tick or a packet costs the same with 10 connections as with 10,000.
+//
+// Each move of an entry records its new position. Keyed by any hashable value that is a dictionary write;
+// the connection table keys its heaps by slot (ConnectionTable.swift), whose positions are an array, so a
+// reading that pushes 10,000 connections' checks back hashes nothing here (docs/architecture.md, "Liveness
+// at scale").
+
+/// Where each key's entry sits in a heap's array.
+protocol HeapPositions: Sendable {
+    associatedtype Key: Sendable
+    init()
+    subscript(_ key: Key) -> Int? { get set }
+}
+
+/// Positions of any hashable keys, in a dictionary.
+struct HashedPositions<Key: Hashable & Sendable>: HeapPositions {
+    private var storage: [Key: Int] = [:]
+
+    subscript(_ key: Key) -> Int? {
+        get { storage[key] }
+        set { storage[key] = newValue }
+    }
+}
+
+/// Positions of small non-negative integer keys (the connection table's slots), in an array.
+struct SlotPositions: HeapPositions {
+    private var storage: [Int32] = []
+
+    subscript(_ key: Int) -> Int? {
+        get { key < storage.count && storage[key] >= 0 ? Int(storage[key]) : nil }
+        set {
+            if key >= storage.count {
+                guard newValue != nil else { return }
+                storage += repeatElement(-1, count: key + 1 - storage.count)
+            }
+            storage[key] = newValue.map { Int32($0) } ?? -1
+        }
+    }
+}
+
+/// Deadlines by any hashable key.
+typealias DeadlineHeap<Key: Hashable & Sendable> = IndexedDeadlineHeap<HashedPositions<Key>>
+
+/// Deadlines by slot of the connection table.
+typealias SlotDeadlineHeap = IndexedDeadlineHeap<SlotPositions>
 
 /// Deadlines by key, earliest first. Equal deadlines come out in the order their keys were first set, so
 /// the same inputs always give the same outputs.
-struct DeadlineHeap<Key: Hashable & Sendable>: Sendable {
+struct IndexedDeadlineHeap<Positions: HeapPositions>: Sendable {
+    typealias Key = Positions.Key
+
     private struct Entry {
         var deadline: EngineInstant
         var key: Key
@@ -23,7 +69,7 @@ struct DeadlineHeap<Key: Hashable & Sendable>: Sendable {
     private var entries: [Entry] = []
     private var nextOrder: UInt64 = 0
     /// Where each key's entry sits in `entries`.
-    private var positions: [Key: Int] = [:]
+    private var positions = Positions()
 
     var count: Int { entries.count }
     var isEmpty: Bool { entries.isEmpty }
@@ -57,7 +103,8 @@ struct DeadlineHeap<Key: Hashable & Sendable>: Sendable {
 
     /// Removes `key`'s deadline; a key without one is ignored.
     mutating func cancel(_ key: Key) {
-        guard let position = positions.removeValue(forKey: key) else { return }
+        guard let position = positions[key] else { return }
+        positions[key] = nil
         let last = entries.removeLast()
         guard position < entries.count else { return }
         entries[position] = last

@@ -16,7 +16,7 @@
 // this mapping's offsets.
 
 /// The mapping between one connection's socket and the wire. Lasts as long as the connection.
-struct WireMapping: Equatable, Sendable, Codable {
+struct WireMapping: Hashable, Sendable, Codable {
     /// The connection as this host sees it on the wire now.
     var wire: FlowKey
     /// Added to the local socket's sequence numbers to give them as the wire carries them.

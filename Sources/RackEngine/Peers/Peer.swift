@@ -11,7 +11,9 @@ enum Peer: Codable {
     /// Another rackd: SYN option, X25519 keys, HMAC resumption, roam handshake (Peers/Rackd/).
     case rackd(RackdPeer)
     /// An application under the rocks 2.4 library: EDP, in-band init, UDP heartbeats (Peers/Rocks/).
-    case rocks(RocksPeer)
+    /// Out of line: it is twice the size of a rackd peer's, and every connection is as large as its
+    /// largest peer kind could be (docs/architecture.md, "Liveness at scale").
+    indirect case rocks(RocksPeer)
 
     /// The name status shows for the peer kind.
     var kind: String {

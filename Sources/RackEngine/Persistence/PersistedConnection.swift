@@ -28,7 +28,7 @@ public struct PersistenceChanges: Sendable {
 
 /// What about a connection makes its record stale enough to write at once: the rest (probe counts, the
 /// peer's last sign of life, a rocks ring) is written at the next checkpoint.
-struct PersistenceDigest: Equatable {
+struct PersistenceDigest: Hashable {
     var phase: ConnectionPhase
     var holder: Holder?
     var holdHasPositions: Bool

@@ -9,8 +9,10 @@
 struct PersistenceTracker {
     static let checkpointInterval: Duration = .seconds(10)
 
-    /// The digest of each connection as last written.
-    private var written: [UInt64: PersistenceDigest] = [:]
+    /// The hash of each connection's digest as last written: 8 bytes a connection rather than the
+    /// digest's 132 (docs/architecture.md, "Liveness at scale"). A change whose digest had the same 64-bit
+    /// hash as the one written (about one in 2^64) would wait for the connection's next write.
+    private var written: [UInt64: Int] = [:]
     /// Changed since last written: urgently (digest differs, or gone), or only in detail.
     private(set) var urgent: Set<UInt64> = []
     private var changed: Set<UInt64> = []
@@ -19,11 +21,11 @@ struct PersistenceTracker {
     /// A connection was stored after a transition. `detailsChanged` false: nothing changed that its record
     /// needs beyond what the digest covers (a rackd peer's liveness readings, which the first snapshot
     /// after a restart reads afresh from the kernel), so only a digest change makes it stale.
-    mutating func noteStored(_ connection: Connection, detailsChanged: Bool = true) {
-        if written[connection.id] != PersistenceDigest(connection) {
-            urgent.insert(connection.id)
+    mutating func noteStored(_ id: UInt64, digest: PersistenceDigest, detailsChanged: Bool = true) {
+        if written[id] != digest.hashValue {
+            urgent.insert(id)
         } else if detailsChanged {
-            changed.insert(connection.id)
+            changed.insert(id)
         }
     }
 
@@ -35,7 +37,7 @@ struct PersistenceTracker {
 
     /// A connection was taken back from its record: nothing to write.
     mutating func noteRestored(_ connection: Connection) {
-        written[connection.id] = PersistenceDigest(connection)
+        written[connection.id] = PersistenceDigest(connection).hashValue
         urgent.remove(connection.id)
         changed.remove(connection.id)
     }
@@ -59,7 +61,7 @@ struct PersistenceTracker {
             changed.removeAll(keepingCapacity: true)
             lastCheckpointAt = now
         }
-        if all { ids.formUnion(table.connections.keys) }
+        if all { ids.formUnion(table.idsInOrder) }
         // The first checkpoint is counted from the first write.
         if lastCheckpointAt == nil { lastCheckpointAt = now }
         urgent.removeAll(keepingCapacity: true)
@@ -67,7 +69,7 @@ struct PersistenceTracker {
         for id in ids.sorted() {
             if let connection = table[id] {
                 changed.remove(id)
-                written[id] = PersistenceDigest(connection)
+                written[id] = PersistenceDigest(connection).hashValue
                 changes.save.append(PersistedConnection(connection: connection))
             } else {
                 written[id] = nil

@@ -18,25 +18,36 @@ extension Connection {
         let interval = configuration.heartbeatInterval
         let silence = snapshot.lastAckReceived
         lastHeard = max(lastHeard, EngineInstant(nanoseconds: now.nanoseconds &- UInt64(max(0, silence.nanosecondsValue))))
-        if let lastProbe = rackd.lastProbeAt, silence < now.duration(since: lastProbe) {
-            rackd.unansweredProbes = 0  // an ACK came after our last probe
+        // The probes' state is read once and written back once: each access through `rackd` copies the
+        // whole rackd peer, and this runs for every reading (docs/architecture.md, "Liveness at scale").
+        var (lastProbeAt, unansweredProbes) = (rackd.lastProbeAt, rackd.unansweredProbes)
+        defer {
+            if (lastProbeAt, unansweredProbes) != (rackd.lastProbeAt, rackd.unansweredProbes) {
+                var updated = rackd
+                updated.lastProbeAt = lastProbeAt
+                updated.unansweredProbes = unansweredProbes
+                rackd = updated
+            }
+        }
+        if let lastProbe = lastProbeAt, silence < now.duration(since: lastProbe) {
+            unansweredProbes = 0  // an ACK came after our last probe
         }
         let failed = silence >= configuration.failureTimeout
             && now.duration(since: healthy.since) >= configuration.failureTimeout
-            && (snapshot.unackedSegments > 0 || rackd.unansweredProbes >= configuration.heartbeatMisses)
+            && (snapshot.unackedSegments > 0 || unansweredProbes >= configuration.heartbeatMisses)
         if failed {
             suspend(reason: "nothing heard for \(silence.roundedMilliseconds) ms", now: now, into: &actions)
             return
         }
         if silence >= interval && snapshot.unackedSegments == 0
-            && (rackd.lastProbeAt.map { now.duration(since: $0) >= interval } ?? true)
+            && (lastProbeAt.map { now.duration(since: $0) >= interval } ?? true)
         {
             let positions = sequences(from: snapshot)
             actions.transmit(toPeer(.keepaliveProbe(
                 from: socketFlow.local, to: socketFlow.remote, sendNext: positions.sendUnacknowledged,
                 acknowledgmentNumber: positions.receiveNext, window: 1024)))
-            rackd.lastProbeAt = now
-            rackd.unansweredProbes += 1
+            lastProbeAt = now
+            unansweredProbes += 1
         }
         let suspect = silence >= interval + interval / 2
         let reason = suspect ? "nothing heard for \(silence.roundedMilliseconds) ms" : "peer answered"

@@ -265,7 +265,7 @@ extension ConnectionCore {
             localOptions: localOptions, peerOptions: peerOptions, &context)
         random = context.random
         table.insert(connection)
-        carryOut(actions, of: connection, now: now, into: &output)
+        carryOut(actions, of: connection.id, now: now, into: &output)
     }
 
     /// Counts a roam handshake that names no connection, or is malformed, reporting now and then.

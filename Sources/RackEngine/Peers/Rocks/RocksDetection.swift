@@ -283,7 +283,7 @@ extension ConnectionCore {
             return
         }
         table.insert(connection)
-        carryOut(actions, of: connection, now: now, into: &output)
+        carryOut(actions, of: connection.id, now: now, into: &output)
     }
 
     /// Runs the detection timers: late probes count as failed, stale expectations are dropped.

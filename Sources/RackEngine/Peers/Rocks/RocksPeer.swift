@@ -14,7 +14,7 @@
 // (Connection+RocksHeartbeats.swift).
 
 struct RocksPeer: Codable {
-    enum Stage: Equatable, Codable {
+    enum Stage: Hashable, Codable {
         /// Server: nothing from the client yet.
         case awaitingClient
         /// Server: a probe; our announcement goes before the socket's FIN.
