@@ -83,15 +83,25 @@ import Testing
         #expect(actions.end == .ended(reason: "socket closed"))
     }
 
+    @Test func aClosingSocketStaysManagedUntilItsLastBytesAreAcknowledged() {
+        var connection = Self.healthy()
+        var context = Self.context(at: Self.start + .seconds(1))
+        for state in [SocketSnapshot.State.lastAck, .closing] {
+            #expect(connection.handleSnapshot(Self.snapshot(state), &context).end == nil, "\(state): still managed")
+            #expect(connection.phase == .healthy)
+        }
+        #expect(connection.handleSnapshot(Self.snapshot(.timeWait), &context).end == .ended(reason: "socket is closing (timeWait)"))
+    }
+
     @Test func aClosingSocketEndsAnUnmovedConnectionButKeepsAMovedOne() {
         var unmoved = Self.healthy()
         var context = Self.context(at: Self.start + .seconds(1))
-        #expect(unmoved.handleSnapshot(Self.snapshot(.lastAck), &context).end == .ended(reason: "socket is closing (lastAck)"))
+        #expect(unmoved.handleSnapshot(Self.snapshot(.timeWait), &context).end == .ended(reason: "socket is closing (timeWait)"))
 
         var moved = Self.healthy()
         moved.mapping = WireMapping(wire: FlowKey(local: TCPEndpoint(address: .v4(IPv4Address(10, 9, 0, 2)), port: 40_000),
                                                   remote: Self.flow.remote))
-        let actions = moved.handleSnapshot(Self.snapshot(.lastAck), &context)
+        let actions = moved.handleSnapshot(Self.snapshot(.timeWait), &context)
         #expect(actions.end == nil)
         #expect(moved.phase == .closing)
         // Still mapped while it closes: by the kernel (a confirmed move with no sequence shift).

@@ -17,11 +17,12 @@ struct SimulatedSocket {
     var unacked: UInt32 = 0
     var lastAckAt: EngineInstant
     var exists = true
+    var state = SocketSnapshot.State.established
 
     /// What the socket sends next and expects next, the way the engine will compute it.
     func snapshot(flow: FlowKey, now: EngineInstant) -> SocketSnapshot {
         SocketSnapshot(
-            flow: flow, state: .established, bytesAcked: bytesAcked, bytesReceived: bytesReceived,
+            flow: flow, state: state, bytesAcked: bytesAcked, bytesReceived: bytesReceived,
             unackedSegments: unacked, lastAckReceived: now.duration(since: lastAckAt),
             lastDataReceived: now.duration(since: lastAckAt))
     }

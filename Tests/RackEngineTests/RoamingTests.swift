@@ -190,6 +190,27 @@ extension HostEngine {
     var managedFlowSet: Set<FlowKey> { racksManagedFlows }
 }
 
+@Suite struct ClosingInAnOutageTests {
+    /// A server that wrote its last bytes and closed as a black hole began (its socket in LAST_ACK, the
+    /// data and the FIN unacknowledged): both rackds hold the connection and resume it, so the last bytes
+    /// arrive. Found by the soak (seed 32006): B's rackd let the connection go at LAST_ACK, and A held its
+    /// side for a resumption B refused, for good.
+    @Test func aServerClosingInABlackHoleIsHeldAndResumed() throws {
+        var pair = RacksPair()
+        try pair.connect()
+        pair.socketB.state = .lastAck
+        pair.socketB.unacked = 3
+        pair.pathUp = false
+        try pair.advance(by: .seconds(5))
+        #expect(pair.phase(.a) == .suspended)
+        #expect(pair.phase(.b) == .suspended, "B holds its closing socket too")
+        pair.pathUp = true
+        try pair.advance(by: .seconds(3))
+        #expect(pair.phase(.a) == .healthy && pair.phase(.b) == .healthy)
+        #expect(!pair.eventsB.contains { if case .connectionEnded = $0 { true } else { false } })
+    }
+}
+
 @Suite struct RoamedClosingTests {
     /// A roamed connection whose socket sits in LAST_ACK with data in flight keeps its rewrite until the
     /// socket is gone (found by bench/racks: dropping it early made the peer's last packets draw a reset).
@@ -200,6 +221,9 @@ extension HostEngine {
         #expect(pair.a.connections.first?.wire != nil)
         var closing = pair.socketA.snapshot(flow: pair.flowA, now: pair.now)
         closing.state = .lastAck
+        _ = pair.a.handleSnapshots([pair.flowA: closing], now: pair.now)
+        #expect(pair.a.connections.count == 1 && pair.a.connections.first?.wire != nil)
+        closing.state = .timeWait
         _ = pair.a.handleSnapshots([pair.flowA: closing], now: pair.now)
         #expect(pair.a.connections.count == 1 && pair.a.connections.first?.wire != nil)
         #expect(pair.a.heldAddresses == [RacksPair.addressA])

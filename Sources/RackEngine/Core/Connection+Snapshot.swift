@@ -29,6 +29,12 @@ extension Connection {
         switch snapshot.state {
         case .established, .finWait1, .finWait2, .closeWait:
             break
+        case .lastAck, .closing where !peer.isRocks:
+            // The socket's last data and its FIN may still be unacknowledged: an outage now is held and
+            // resumed like any other. Let go here, the peer, which holds its side, would wait for a
+            // resumption this host no longer knows, and the last bytes would never arrive (found by the
+            // soak: a server closing in a black hole). TIME_WAIT means all of it was acknowledged.
+            break
         case .lastAck, .closing, .timeWait:
             guard isRewritten else {
                 actions.end = .ended(reason: "socket is closing (\(snapshot.state))")

@@ -15,8 +15,9 @@ enum ConnectionState: Codable {
     indirect case suspended(Hold)
     /// Still held; this host has proven itself to the peer and waits for the peer's confirmation.
     indirect case resuming(Hold)
-    /// The local socket is closing (LAST_ACK, CLOSING, TIME_WAIT) and the connection moved: its last
-    /// packets are still mapped until the socket is gone. Nothing else happens to it.
+    /// The local socket is closing and the connection moved: its last packets are still mapped until the
+    /// socket is gone. Nothing else happens to it. For a rackd peer, from TIME_WAIT (until then its last
+    /// bytes may need a resumption); for a rock, from LAST_ACK, CLOSING or TIME_WAIT.
     case closing(Closing)
 
     var phase: ConnectionPhase {
