@@ -10,7 +10,9 @@
 //             ─► healthy) · anything else (an ordinary client: released)
 //
 // rackd's bytes are sent as stream bytes of the connection, retransmitted until the rock acknowledges
-// them; the socket's bytes move past them (`RocksSplice`). Heartbeats are UDP datagrams
+// them; the socket's bytes move past them (`RocksSplice`). A client's SYN goes out 76 lower, so that the
+// move and the shift cancel and, after both inits, the flow needs rackd only for the ring, a reset and a
+// FIN (`handshakeMapping`, `leavesNoOffset`; docs/rocks.md §14, "In the kernel"). Heartbeats are UDP datagrams
 // (Connection+RocksHeartbeats.swift).
 
 struct RocksPeer: Codable {
