@@ -129,17 +129,31 @@ import Testing
         #expect(world.unqueuedFromRock == 0)
     }
 
+    @Test func aSYNThatWentOutUnshiftedIsSplicedAsBeforeAndStaysQueued() throws {
+        var world = RocksWorld(appIsClient: true)
+        let syn = world.app.syn()
+        try world.fromApp([syn])
+        world.heldFlows = [:]  // the daemon could hold no more packets: the SYN went out as the socket sent it
+        try world.carryOut(world.engine.handleProbeResult(world.probes[0], outcome: .rock, now: world.now))
+        try world.fromRock([world.rock.synAck(to: syn)])
+        try world.settle()
+        #expect(world.app.peerISN == world.rock.isn, "the SYN-ACK reaches the socket unshifted")
+        try RocksScenarioTests.rockOpens(&world)
+        try world.fromRock(world.rock.write(Array("from the rock".utf8)))
+        try world.fromApp(world.app.write(Array("from the app".utf8)))
+        try world.settle()
+        #expect(world.engine.connections.first?.phase == .healthy)
+        #expect(world.app.received == Array("from the rock".utf8))
+        #expect(Array(world.rock.received.dropFirst(76)) == Array("from the app".utf8))
+        #expect(world.engine.kernelFlows.screened.isEmpty, "its splice leaves offsets of 76: queued")
+    }
+
     @Test func theServerRoleStaysQueued() throws {
         var world = RocksWorld(appIsClient: false)
-        let syn = world.rock.syn()
-        try world.fromRock([syn])
-        try world.fromApp([world.app.synAck(to: syn)])
-        try world.settle()
-        try RocksScenarioTests.rockOpens(&world)
+        try RocksReconnectionTests.connectedServer(&world)
         try world.fromRock(world.rock.write(Array("client data".utf8)))
         try world.settle()
         #expect(world.app.received == Array("client data".utf8))
-        #expect(world.engine.connections.first?.phase == .healthy)
         #expect(world.engine.kernelFlows.screened.isEmpty, "its SYN came before rackd knew it was a rock")
         #expect(world.engine.kernelFlows.queued.contains(world.appFlow))
     }

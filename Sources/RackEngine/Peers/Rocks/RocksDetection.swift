@@ -225,14 +225,20 @@ extension ConnectionCore {
                                              now: EngineInstant, into output: inout EngineOutput) -> Bool {
         guard let expected = rocksDetection.takeExpected(flow) else { return false }
         table.queueBeforeConnection(flow, false)
-        // Our SYN went out shifted (finishProbe); the rock's numbers reach the socket shifted too.
-        let mapping = RocksPeer.handshakeMapping(flow)
-        guard packet.tcp.acknowledgmentNumber == expected.isn.shifted(by: mapping.localSequenceOffset) + 1 else {
+        // Our SYN went out shifted (finishProbe); the rock's numbers reach the socket shifted too. A SYN that
+        // went out as the socket sent it (the daemon could hold no more packets and let it pass) is answered
+        // unshifted: that connection is spliced as before, queued for life.
+        let shifted = RocksPeer.handshakeMapping(flow)
+        let mapping: WireMapping?
+        switch packet.tcp.acknowledgmentNumber {
+        case expected.isn.shifted(by: shifted.localSequenceOffset) + 1: mapping = shifted
+        case expected.isn + 1: mapping = nil
+        default:
             output.events.append(.fellBack(flow, reason: "rocks server's SYN-ACK does not answer our SYN"))
             return true
         }
         startRocksConnection(flow: flow, role: .client, localISN: expected.isn,
-                             peerISN: packet.tcp.sequenceNumber.shifted(by: mapping.peerSequenceOffset.inverse),
+                             peerISN: packet.tcp.sequenceNumber.shifted(by: mapping?.peerSequenceOffset.inverse ?? .zero),
                              localOptions: expected.options, peerOptions: options,
                              timestamps: (expected.timestampValue, packet.tcp.timestampValue), mapping: mapping, now: now,
                              into: &output)
