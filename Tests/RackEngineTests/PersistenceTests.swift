@@ -147,6 +147,8 @@ import Testing
         try world.settle()
         let address = [IPAddress.v4(RocksWorld.addressA)]
         var (fresh, _) = try Self.restarted(&world.engine, addresses: address, now: world.now, seed: 3)
+        #expect(fresh.kernelFlows.screened == [world.appFlow], "a screened connection is screened again")
+        #expect(fresh.kernelFlows == world.engine.kernelFlows)
         world.dropToRock = true
         try world.advance(by: .seconds(16))
         #expect(world.engine.connections.first?.phase == .suspended)

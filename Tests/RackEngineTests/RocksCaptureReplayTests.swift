@@ -53,10 +53,15 @@ import Testing
         for segment in data.fromServer[(serverAnnouncement + 7)...] { try world.fromRock(world.rock.write(segment)) }
         try world.settle()
 
-        Self.compare(ours: Self.ownSegments(world, insertedAt: world.app.isn + 1), theirs: Array(data.fromClient.prefix(7)))
+        // The client's SYN went out 76 lower: rackd's bytes fill the numbers below the socket's first byte.
+        Self.compare(ours: Self.ownSegments(world, insertedAt: world.app.isn + 1 - 76), theirs: Array(data.fromClient.prefix(7)))
         #expect(world.app.received == banner + serverApplication)
         #expect(Array(world.rock.received.dropFirst(76)) == clientApplication)
         #expect(world.engine.connections.first?.phase == .healthy)
+        // After both inits the offsets are zero both ways: the rock's application bytes reached the socket
+        // without rackd (docs/rocks.md §14, "In the kernel").
+        #expect(world.engine.kernelFlows.screened == [world.appFlow])
+        #expect(world.unqueuedFromRock > 0 && world.queuedFromRockWhileScreened == 0)
     }
 
     @Test func rackdPlaysTheServerRock() throws {
@@ -78,5 +83,6 @@ import Testing
         Self.compare(ours: Self.ownSegments(world, insertedAt: world.app.isn + 1), theirs: Array(data.fromServer.prefix(7)))
         #expect(world.app.received == clientApplication)
         #expect(Array(world.rock.received.dropFirst(76)) == serverApplication)
+        #expect(world.engine.kernelFlows.screened.isEmpty, "a rocks server's connection stays queued")
     }
 }

@@ -136,5 +136,7 @@ import Testing
         try world.fromApp([syn])  // the first one was lost
         #expect(world.probes.count == 1, "probed again")
         #expect(world.heldFlows.isEmpty, "the retransmission is held")
+        #expect(world.wireToRock.map(\.sequenceNumber) == [syn.sequenceNumber - 76, syn.sequenceNumber - 76],
+                "both go out shifted as the first was released (docs/rocks.md §14, \"In the kernel\")")
     }
 }

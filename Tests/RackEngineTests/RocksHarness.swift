@@ -201,6 +201,19 @@ struct RocksWorld {
 
     private mutating func pass(_ segment: TCPSegmentRepr, direction: PacketDirection) throws {
         var bytes = try Self.bytes(segment)
+        let flow = FlowKey(source: segment.source, destination: segment.destination, direction: direction)
+        if direction == .inbound, engine.kernelFlows.screened.contains(flow),
+            segment.flags.isDisjoint(with: [.syn, .fin, .rst])
+        {
+            // What the kernel does with a screened flow's inbound segment (Firewall/RackdRuleset+Rules.swift,
+            // the chain `screened`): it reaches the socket as it is, unseen by rackd.
+            unqueuedFromRock += 1
+            try forward(bytes, direction: direction)
+            return
+        }
+        if engine.kernelFlows.screened.contains(flow) {
+            if direction == .inbound { queuedFromRockWhileScreened += 1 } else { queuedFromAppWhileScreened += 1 }
+        }
         let output = bytes.withUnsafeMutableBytes { engine.handlePacket($0, direction: direction, now: now) }
         switch output.verdict {
         case .accept: try forward(bytes, direction: direction)
@@ -262,6 +275,12 @@ struct RocksWorld {
     private mutating func toApp(_ segment: TCPSegmentRepr) throws {
         if let reply = app.receive(segment) { pendingFromApp.append(reply) }
     }
+
+    /// The rock's segments the kernel let through a screened flow without rackd, and the segments of a
+    /// screened flow rackd saw, each way.
+    var unqueuedFromRock = 0
+    var queuedFromRockWhileScreened = 0
+    var queuedFromAppWhileScreened = 0
 
     /// The rock's socket of a reconnection, once it has one, and every segment rackd sent to it.
     var rockLink: MiniTCP?

@@ -80,6 +80,8 @@ import Testing
         try world.settle()
         _ = world.rock.write(fromRockLost)
         let rockRead = fromApp1.count - 1000
+        #expect(world.engine.kernelFlows.screened == [world.appFlow], "screened until the outage (RocksInKernelTests)")
+        #expect(world.unqueuedFromRock > 0)
 
         // A black hole: no heartbeats from the rock; 15 s later rackd suspends and resets the old connection.
         world.dropToRock = true
@@ -135,6 +137,7 @@ import Testing
                 "the rock's application reads every byte once: its own, then rackd's go-back-N, then the new ones")
         #expect(world.app.received == fromRock1 + fromRockLost + fromRock2)
         #expect(rockInitLength > 0)
+        #expect(world.engine.kernelFlows.screened.isEmpty, "a reconnected connection's offsets are arbitrary: queued")
         let heartbeatsAfter = world.datagrams.filter { $0.destination == rockRecovery.heartbeat.endpoint }
         try world.advance(by: .seconds(3))
         #expect(world.datagrams.filter { $0.destination == rockRecovery.heartbeat.endpoint }.count > heartbeatsAfter.count,

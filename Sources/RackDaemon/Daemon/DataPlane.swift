@@ -148,7 +148,7 @@ public final class DataPlane: Sendable {
         if !records.isEmpty {
             logger.notice("connections taken back from the last rackd", metadata: [
                 "state.connections": "\(engine.connections.count)", "state.records": "\(records.count)",
-                "state.directory": "\(stateDirectory.path)", "nft.queued-flows": "\(engine.kernelFlows.queued.count)", "nft.kernel-rewrites": "\(engine.kernelFlows.rewrites.count)",
+                "state.directory": "\(stateDirectory.path)", "nft.queued-flows": "\(engine.kernelFlows.queued.count)", "nft.kernel-rewrites": "\(engine.kernelFlows.rewrites.count)", "nft.screened-flows": "\(engine.kernelFlows.screened.count)",
             ])
         }
         let installer = try NftablesInstaller(logger: logger)
@@ -758,7 +758,7 @@ public final class DataPlane: Sendable {
                             metadata: [
                                 "state.connections": "\(state.engine.connections.count)",
                                 "state.directory": "\(state.stateDirectory.path)",
-                                "nft.queued-flows": "\(state.engine.kernelFlows.queued.count)", "nft.kernel-rewrites": "\(state.engine.kernelFlows.rewrites.count)",
+                                "nft.queued-flows": "\(state.engine.kernelFlows.queued.count)", "nft.kernel-rewrites": "\(state.engine.kernelFlows.rewrites.count)", "nft.screened-flows": "\(state.engine.kernelFlows.screened.count)",
                             ])
     }
 }

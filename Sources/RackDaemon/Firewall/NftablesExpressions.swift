@@ -73,6 +73,11 @@ enum NftExpression {
         return e
     }
 
+    /// `counter`: packets and bytes, shown by `nft list` (what a chain let through unqueued).
+    static func counter() -> OpaquePointer {
+        make("counter")
+    }
+
     /// The verdict `accept`.
     static func accept() -> OpaquePointer {
         let e = make("immediate")

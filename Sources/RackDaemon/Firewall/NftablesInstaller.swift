@@ -60,7 +60,7 @@ public final class NftablesInstaller {
                 }
                 logger.notice("rules installed", metadata: [
                     "nft.table": "inet rackd", "nft.queue-variant": "\(variant.rawValue)", "nfq.queue": "\(queueNumber)",
-                    "nft.queued-flows": "\(flows.queued.count)", "nft.kernel-rewrites": "\(flows.rewrites.count)",
+                    "nft.queued-flows": "\(flows.queued.count)", "nft.kernel-rewrites": "\(flows.rewrites.count)", "nft.screened-flows": "\(flows.screened.count)",
                 ])
                 return variant
             } catch {

@@ -5,6 +5,8 @@
 // not there is left alone. An element sends the packet on:
 //
 //     queued flow (suspect, held, a roam being confirmed, a rocks connection)   → goto queued
+//     screened rocks connection (docs/rocks.md §14, "In the kernel"), outbound → goto queued
+//                                                                     inbound  → goto screened
 //     moved connection the kernel rewrites (Core/KernelRewrite.swift), socket tuple, outbound → goto rewrite_out4
 //                                                                      wire tuple, inbound   → goto rewrite_in4
 //                                                                      socket tuple, inbound → drop (the old path: stale or forged)
@@ -82,6 +84,8 @@ enum FlowVerdict: Hashable {
     case queue
     /// The kernel rewrites the packet (the chain named by `RackdRuleset.rewriteChain`).
     case rewrite(RackdRuleset.Hook, FlowMap.Family)
+    /// SYN, FIN and RST to rackd, the rest accepted (a screened rocks connection's inbound packets).
+    case screen
     case drop
 }
 
@@ -108,6 +112,7 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
         switch change {
         case .manage(let flow), .release(let flow): queued(flow)
         case .rewrite(let rewrite), .stopRewriting(let rewrite): rewritten(rewrite)
+        case .screen(let flow), .stopScreening(let flow): screened(flow)
         }
     }
 
@@ -115,6 +120,7 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
     static func elements(for flows: KernelFlows) -> [FlowMapElement] {
         flows.queued.sorted { $0.description < $1.description }.flatMap(queued)
             + flows.rewrites.sorted { $0.description < $1.description }.flatMap(rewritten)
+            + flows.screened.sorted { $0.description < $1.description }.flatMap(screened)
     }
 
     private static func queued(_ flow: FlowKey) -> [FlowMapElement] {
@@ -122,6 +128,13 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
         let family: FlowMap.Family = key.isIPv6 ? .v6 : .v4
         return [FlowMapElement(map: .flows(.output, family), key: key, value: .verdict(.queue)),
                 FlowMapElement(map: .flows(.input, family), key: key, value: .verdict(.queue))]
+    }
+
+    private static func screened(_ flow: FlowKey) -> [FlowMapElement] {
+        let key = ManagedFlowKey(flow)
+        let family: FlowMap.Family = key.isIPv6 ? .v6 : .v4
+        return [FlowMapElement(map: .flows(.output, family), key: key, value: .verdict(.queue)),
+                FlowMapElement(map: .flows(.input, family), key: key, value: .verdict(.screen))]
     }
 
     private static func rewritten(_ rewrite: KernelRewrite) -> [FlowMapElement] {

@@ -26,6 +26,7 @@ extension RackdRuleset {
         if chain == Self.queuedChain {
             return [Rule(comment: "every packet of a queued flow", expressions: [queue(bypass: false)])]
         }
+        if chain == Self.screenedChain { return screenedRules() }
         for hook in Hook.allCases {
             for family in [FlowMap.Family.v4, .v6] where chain == Self.chainName(of: .rewrite(hook, family)) {
                 return rewriteRules(hook, family)
@@ -97,6 +98,25 @@ extension RackdRuleset {
 
     /// Where a TCP header's first option starts: right after its 20 fixed bytes.
     static let firstOptionOffset: UInt32 = 20
+
+    /// A screened rocks connection's inbound packets (docs/rocks.md §14, "In the kernel"): what needs a
+    /// decision goes to rackd (a reset: the rock suspends; a FIN: it closes; a SYN never comes), the rest
+    /// reaches the socket as it is, counted.
+    private func screenedRules() -> [Rule] {
+        let r1 = NftRegister.r32(0)
+        return [
+            // tcp flags & (fin | syn | rst) != 0 queue num Q
+            Rule(comment: "a screened rocks connection's FIN, SYN or RST: rackd decides", expressions: [
+                NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, length: 1, into: r1),
+                NftExpression.and(register: r1, mask: [0x07]),
+                NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
+                queue(bypass: false),
+            ]),
+            // counter accept
+            Rule(comment: "the rest of a screened rocks connection's inbound packets, unqueued",
+                 expressions: [NftExpression.counter(), NftExpression.accept()]),
+        ]
+    }
 
     /// The longest IP packet searched for rackd's option: a segment without payload behind at most 60
     /// bytes of IP header (IPv4 options, IPv6 extension headers), with 60 of TCP header.

@@ -29,6 +29,10 @@
 //             meta nfproto ipv6 (the same) vmap @flows_in6
 //         }
 //         chain queued { queue num Q }
+//         chain screened {                      (a rocks client whose splice left no offset, inbound)
+//             tcp flags & (fin | syn | rst) != 0 queue num Q
+//             counter accept
+//         }
 //         chain rewrite_out4 { ip saddr . tcp sport . ip daddr . tcp dport map @wire_of4 → ip saddr, tcp sport, ip daddr, tcp dport }
 //         chain rewrite_in4 {
 //             tcp flags & rst == rst queue num Q
@@ -100,18 +104,20 @@ struct RackdRuleset {
     }
 
     static let queuedChain = "queued"
+    static let screenedChain = "screened"
 
     /// The chain a verdict map's element sends a packet to.
     static func chainName(of verdict: FlowVerdict) -> String {
         switch verdict {
         case .queue, .drop: queuedChain
+        case .screen: screenedChain
         case .rewrite(let hook, let family):
             "rewrite_\(hook == .output ? "out" : "in")\(family == .v4 ? "4" : "6")"
         }
     }
 
     /// Every chain, in the order they are created: those the maps' elements name come before the hooks'.
-    static let chains: [Chain] = [Chain(name: queuedChain, hook: nil)]
+    static let chains: [Chain] = [Chain(name: queuedChain, hook: nil), Chain(name: screenedChain, hook: nil)]
         + [Hook.output, .input].flatMap { hook in
             [FlowMap.Family.v4, .v6].map { Chain(name: chainName(of: .rewrite(hook, $0)), hook: nil) }
         }

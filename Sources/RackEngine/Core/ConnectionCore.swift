@@ -49,6 +49,7 @@ public struct ConnectionCore: Sendable {
         }
         if tcp.flags.contains(.syn) {
             handleHandshakeSegment(packet, flow: flow, direction: direction, now: now, into: &output)
+            shiftRocksHandshake(bytes, flow: flow, direction: direction, checksum: checksum, into: &output)
             reconcile(into: &output)
             return output
         }
@@ -161,8 +162,8 @@ public struct ConnectionCore: Sendable {
     static let bareResetConfirmation: Duration = .seconds(1)
 
     /// Rewrites a packet in place; one that cannot be rewritten is dropped (its sender retransmits).
-    private static func rewrite(_ bytes: UnsafeMutableRawBufferPointer, with rewrite: FlowRewrite,
-                                checksum: TCPChecksumState) -> PacketVerdict {
+    static func rewrite(_ bytes: UnsafeMutableRawBufferPointer, with rewrite: FlowRewrite,
+                        checksum: TCPChecksumState) -> PacketVerdict {
         do {
             try rewrite.apply(to: bytes, checksum: checksum)
             return .acceptModified(length: bytes.count)

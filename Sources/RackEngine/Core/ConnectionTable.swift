@@ -43,6 +43,7 @@ struct ConnectionTable {
     /// The kernel's state as last reported.
     private(set) var managedFlows: Set<FlowKey> = []
     private(set) var kernelRewrites: Set<KernelRewrite> = []
+    private(set) var screenedFlows: Set<FlowKey> = []
     private(set) var heldAddresses: Set<IPAddress> = []
     private var queuedUsers: [FlowKey: Int] = [:]
     private var addressUsers: [IPAddress: Int] = [:]
@@ -283,6 +284,8 @@ struct ConnectionTable {
         dirtyFlows.removeAll(keepingCapacity: true)
         var rewritesBefore: Set<KernelRewrite> = []
         var rewritesAfter: Set<KernelRewrite> = []
+        var screenedBefore: Set<FlowKey> = []
+        var screenedAfter: Set<FlowKey> = []
         for slot in dirty {
             let before = slots[slot].applied
             slots[slot].applied = nil
@@ -295,6 +298,7 @@ struct ConnectionTable {
                 }
                 for flow in before.wires where byWire[flow] == id { byWire[flow] = nil }
                 if let rewrite = before.rewrite { rewritesBefore.insert(rewrite) }
+                if let screened = before.screened { screenedBefore.insert(screened) }
                 addressUsers[before.address, default: 0] -= 1
                 if addressUsers[before.address] == 0 { addressUsers[before.address] = nil }
                 dirtyAddresses.insert(before.address)
@@ -306,6 +310,7 @@ struct ConnectionTable {
                 }
                 for flow in after.wires { byWire[flow] = id }
                 if let rewrite = after.rewrite { rewritesAfter.insert(rewrite) }
+                if let screened = after.screened { screenedAfter.insert(screened) }
                 addressUsers[after.address, default: 0] += 1
                 dirtyAddresses.insert(after.address)
                 slots[slot].applied = (id, after)
@@ -321,14 +326,22 @@ struct ConnectionTable {
         // A rewrite belongs to one connection (its socket's tuple is in it), so no counts are needed.
         let stoppedRewrites = rewritesBefore.subtracting(rewritesAfter)
         let newRewrites = rewritesAfter.subtracting(rewritesBefore)
+        // So is a screened flow (its socket's tuple): the queued elements of the same tuple replace it, or
+        // it replaces them, in the same batch (removals first).
+        let stoppedScreens = screenedBefore.subtracting(screenedAfter)
+        let newScreens = screenedAfter.subtracting(screenedBefore)
         for rewrite in stoppedRewrites.sorted(by: Self.rewriteOrder) { output.ruleChanges.append(.stopRewriting(rewrite)) }
+        for flow in stoppedScreens.sorted(by: Self.flowOrder) { output.ruleChanges.append(.stopScreening(flow)) }
         for flow in released.sorted(by: Self.flowOrder) { output.ruleChanges.append(.release(flow)) }
         for flow in added.sorted(by: Self.flowOrder) { output.ruleChanges.append(.manage(flow)) }
         for rewrite in newRewrites.sorted(by: Self.rewriteOrder) { output.ruleChanges.append(.rewrite(rewrite)) }
+        for flow in newScreens.sorted(by: Self.flowOrder) { output.ruleChanges.append(.screen(flow)) }
         managedFlows.subtract(released)
         managedFlows.formUnion(added)
         kernelRewrites.subtract(stoppedRewrites)
         kernelRewrites.formUnion(newRewrites)
+        screenedFlows.subtract(stoppedScreens)
+        screenedFlows.formUnion(newScreens)
 
         let held = dirtyAddresses.filter { lostAddresses.contains($0) && addressUsers[$0] != nil }
         let stale = dirtyAddresses.filter { heldAddresses.contains($0) && !held.contains($0) }

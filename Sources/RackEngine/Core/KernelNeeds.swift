@@ -9,6 +9,8 @@ struct KernelNeeds: Equatable {
     var wires: [FlowKey] = []
     /// The mapping the kernel carries instead of the queue, if any.
     var rewrite: KernelRewrite?
+    /// The tuple whose outbound packets are queued and of whose inbound ones only SYN, FIN and RST, if any.
+    var screened: FlowKey?
     /// The socket's local address: if it left the host, rackd keeps it on `lo` (docs/roaming.md).
     var address: IPAddress
 }
@@ -16,8 +18,13 @@ struct KernelNeeds: Equatable {
 extension Connection {
     var kernelNeeds: KernelNeeds {
         var needs = KernelNeeds(address: socketFlow.local.address)
-        if isQueued || peer.isRocks || awaitsOwnSYNACKRetransmissions { needs.queued.append(socketFlow) }
-        if let mapping {
+        if let screened = screenedFlow {
+            needs.screened = screened
+        } else if isQueued || peer.isRocks || awaitsOwnSYNACKRetransmissions {
+            needs.queued.append(socketFlow)
+        }
+        // A rocks client's mapping is on its own tuple until a reconnection (its handshake's shift).
+        if let mapping, mapping.wire != socketFlow {
             if let rewrite = kernelRewrite {
                 needs.rewrite = rewrite
             } else {
@@ -35,8 +42,7 @@ extension Connection {
             }
             if hold != nil, let attempt = rackd.resumption.roam { needs.wires.append(attempt.wire) }
         case .rocks(let rocks):
-            // Its offsets last its life: every packet is queued until the kernel can map them (issue 14).
-            // Reconnection links have no socket: the kernel must never see them.
+            // Queued, or screened once its offsets cancel out (above). Reconnection links have no socket: the kernel must never see them.
             for attempt in rocks.reconnection.attempts {
                 needs.queued.append(attempt.link.flow)
                 needs.wires.append(attempt.link.flow)

@@ -7,8 +7,14 @@
 // unheld mapping with no sequence shift leaves the queue: rackd installs the two halves below as map
 // elements and the kernel rewrites every packet. What still needs a decision is queued as before: rackd's
 // messages (option 253), a reset from the peer (ConnectionCore.screenBareReset), anything once the
-// connection is suspect of a failure and held. A mapping with a sequence shift (a rocks peer's splice, a
-// middlebox that rewrote the peer's ISN) stays in the queue.
+// connection is suspect of a failure and held. A mapping with a sequence shift (a middlebox that rewrote
+// the peer's ISN, a rocks connection after a reconnection) stays in the queue.
+//
+// A rocks client's splice is cancelled by its handshake instead (docs/rocks.md §14, "In the kernel"): its
+// SYN goes out 76 lower and the rock's SYN-ACK reaches the socket 76 higher, so once both inits are
+// through the wire's numbers are the socket's. Such a connection is screened (`screenedFlow`): its
+// outbound packets are still queued (the send ring is filled from them), of its inbound ones only SYN,
+// FIN and RST (a rock suspending or closing); the rest reaches the socket untouched.
 
 /// One kernel rewrite: the socket's tuple and the wire's, each written local end first.
 public struct KernelRewrite: Hashable, Sendable, CustomStringConvertible {
@@ -25,18 +31,21 @@ public struct KernelRewrite: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(socket) as \(wire)" }
 }
 
-/// What the kernel holds for the managed connections: the flows it queues and the rewrites it does.
+/// What the kernel holds for the managed connections: the flows it queues, the rewrites it does and the
+/// flows it screens (outbound queued, inbound only SYN, FIN and RST: `RuleChange.screen`).
 /// rackd installs it whole at start and after someone took its rules away (Firewall/NftablesInstaller.swift).
 public struct KernelFlows: Equatable, Sendable {
     public var queued: Set<FlowKey>
     public var rewrites: Set<KernelRewrite>
+    public var screened: Set<FlowKey>
 
-    public init(queued: Set<FlowKey> = [], rewrites: Set<KernelRewrite> = []) {
+    public init(queued: Set<FlowKey> = [], rewrites: Set<KernelRewrite> = [], screened: Set<FlowKey> = []) {
         self.queued = queued
         self.rewrites = rewrites
+        self.screened = screened
     }
 
-    public var count: Int { queued.count + rewrites.count }
+    public var count: Int { queued.count + rewrites.count + screened.count }
 }
 
 extension Connection {
@@ -52,5 +61,17 @@ extension Connection {
               case .rackd(let rackd) = peer, rackd.confirmRepeat == nil, rackd.roamOffers.isEmpty
         else { return nil }
         return KernelRewrite(socket: socketFlow, wire: mapping.wire)
+    }
+}
+
+extension Connection {
+    /// The tuple the kernel may screen rather than queue (`RuleChange.screen`), or nil while every packet
+    /// must pass rackd: a healthy rocks client whose shifted handshake and splice cancel out on its own
+    /// tuple, with nothing of rackd's own left to retransmit (RocksPeer.leavesNoOffset).
+    var screenedFlow: FlowKey? {
+        guard case .rocks(let rocks) = peer, case .healthy = state, role == .client,
+              let mapping, mapping.wire == socketFlow, rocks.leavesNoOffset(mapping)
+        else { return nil }
+        return socketFlow
     }
 }

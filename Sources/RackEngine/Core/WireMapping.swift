@@ -12,8 +12,10 @@
 // sequence space is the sockets' (docs/roaming.md). The peer's numbers may arrive shifted if a middlebox
 // rewrote the ISN of the peer's SYN; `peerSequenceOffset` is that shift. A rocks peer's in-band messages
 // are not offsets of this mapping but a splice applied before it (Peers/Rocks/RocksSplice.swift): below
-// the splice points nothing moves. A rock's reconnection (a new connection with ISNs of its own) will be
-// this mapping's offsets.
+// the splice points nothing moves. Between the splice and the wire, a rocks connection may have this
+// mapping too: a client's on its own tuple from the handshake (its SYN went out lower and the rock's
+// SYN-ACK reaches the socket higher by rackd's and the rock's setup bytes, so the two cancel:
+// RocksPeer.handshakeMapping), and after a reconnection the link's tuple with the offsets its ISNs make.
 
 /// The mapping between one connection's socket and the wire. Lasts as long as the connection.
 struct WireMapping: Hashable, Sendable, Codable {

@@ -77,8 +77,9 @@ public struct Datagram: Equatable, Sendable {
     }
 }
 
-/// A change to what the kernel does for managed flows: queue their every packet, or rewrite a moved
-/// connection's packets itself (Core/KernelRewrite.swift).
+/// A change to what the kernel does for managed flows: queue their every packet, rewrite a moved
+/// connection's packets itself (Core/KernelRewrite.swift), or queue a rocks connection's outbound packets
+/// and only the inbound ones that need a decision (Core/KernelRewrite.swift, `screenedFlow`).
 public enum RuleChange: Hashable, Sendable {
     /// Start queueing every packet of the flow.
     case manage(FlowKey)
@@ -88,12 +89,17 @@ public enum RuleChange: Hashable, Sendable {
     case rewrite(KernelRewrite)
     /// Stop rewriting them in the kernel.
     case stopRewriting(KernelRewrite)
+    /// Queue the flow's outbound packets, and of its inbound ones only SYN, FIN and RST: a rocks
+    /// connection whose splice left no offset (docs/rocks.md §14, "In the kernel").
+    case screen(FlowKey)
+    /// Stop doing so.
+    case stopScreening(FlowKey)
 
     /// Whether the change takes something away (and so comes before the additions of the same input).
     public var isRemoval: Bool {
         switch self {
-        case .release, .stopRewriting: true
-        case .manage, .rewrite: false
+        case .release, .stopRewriting, .stopScreening: true
+        case .manage, .rewrite, .screen: false
         }
     }
 }

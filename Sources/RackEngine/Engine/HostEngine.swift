@@ -125,9 +125,11 @@ public struct HostEngine: Sendable {
     /// The flows whose every packet the data plane has been told to queue.
     public var racksManagedFlows: Set<FlowKey> { core.table.managedFlows }
 
-    /// Everything the kernel holds for the managed connections: the queued flows and the rewrites.
+    /// Everything the kernel holds for the managed connections: the queued flows, the rewrites and the
+    /// screened flows.
     public var kernelFlows: KernelFlows {
-        KernelFlows(queued: core.table.managedFlows, rewrites: core.table.kernelRewrites)
+        KernelFlows(queued: core.table.managedFlows, rewrites: core.table.kernelRewrites,
+                    screened: core.table.screenedFlows)
     }
 
     /// How many destinations are cached as ordinary peers now (`EngineOutput.ordinary`).
@@ -226,7 +228,7 @@ public struct ConnectionStatus: Sendable, Equatable {
         keySuite = connection.peer.suite
         lastHeard = connection.lastHeard
         resumptions = connection.resumptions
-        wire = connection.mapping?.wire
+        wire = connection.mapping.map(\.wire).flatMap { $0 == connection.socketFlow ? nil : $0 }
         rewrittenByKernel = connection.kernelRewrite != nil
         bytesHeld = connection.socket.map { UInt64($0.sendQueueBytes) }
         suspendedSince = connection.hold?.since

@@ -4,11 +4,13 @@
 
 extension Connection {
     /// A connection the handshake showed to be toward a rock (client: the probe said so) or from a
-    /// possible one (server: a serve port). Nil for a connection rocks cannot carry (IPv6).
+    /// possible one (server: a serve port). Nil for a connection rocks cannot carry (IPv6). `peerISN` is
+    /// the socket's; `mapping`, the shift of a client's handshake (RocksPeer.handshakeMapping), goes
+    /// between the splice and the wire.
     static func rocks(
         id: UInt64, socketFlow: FlowKey, role: ConnectionRole, localISN: TCPSequenceNumber, peerISN: TCPSequenceNumber,
         localOptions: HandshakeOptions, peerOptions: HandshakeOptions, timestamps: (local: UInt32?, peer: UInt32?),
-        _ context: inout ConnectionContext
+        mapping: WireMapping? = nil, _ context: inout ConnectionContext
     ) -> (Connection, ConnectionActions)? {
         let now = context.now
         let privateKey = RocksKeyExchange.privateKey(from: context.randomBytes(16))
@@ -36,12 +38,13 @@ extension Connection {
             rocks.oursReleased = RocksPeer.announcementLength
             rocks.sendOurs(from: 0, flow: socketFlow, now: now, into: &step)
         }
-        let connection = Connection(
+        var connection = Connection(
             id: id, socketFlow: socketFlow, role: role, localISN: localISN, peerISN: peerISN,
             localOptions: localOptions, peerOptions: peerOptions, state: .establishing(Establishing(since: now)),
             peer: .rocks(rocks), lastHeard: now)
+        connection.mapping = mapping
         var actions = ConnectionActions()
-        for segment in step.segments { actions.transmit(segment) }
+        for segment in step.segments { actions.transmit(mapping?.outbound(segment) ?? segment) }
         return (connection, actions)
     }
 
@@ -60,6 +63,15 @@ extension Connection {
                                      direction: PacketDirection, checksum: TCPChecksumState,
                                      now: EngineInstant) -> ConnectionActions {
         guard case .rocks(var rocks) = peer else { return ConnectionActions(verdict: .drop) }
+        if direction == .outbound, screenedFlow != nil {
+            // The kernel lets the rock's segments through (Core/KernelRewrite.swift); the socket's pass here,
+            // unchanged, for the ring (docs/rocks.md §14, "In the kernel").
+            let step = rocks.watchFromSocket(packet)
+            peer = .rocks(rocks)
+            var actions = ConnectionActions(verdict: step.verdict)
+            apply(step, now: now, into: &actions)
+            return actions
+        }
         var packet = packet
         if let mapping, direction == .inbound {
             // A reconnected connection: the rock's segment in the socket's terms first, then the splice.

@@ -18,12 +18,23 @@ extension Connection {
         peer = .rocks(rocks)
         guard resetOldConnection else { return }
         // Exactly at the rock's rcv_nxt, or the rock answers with a challenge ACK instead (RFC 5961): its
-        // last acknowledgement, and the end of what the socket sent, in case that arrived since.
+        // last acknowledgement rackd saw (mapped onto the wire), the socket's snd_una (a screened
+        // connection's rock acknowledgements pass rackd by), and the end of what the socket sent, in case
+        // that arrived since.
         let wire = wireFlow
         var sequences: [TCPSequenceNumber] = []
-        if let acknowledged = rocks.rockAcknowledgment { sequences.append(acknowledged) }
-        let sent = toPeer(.ack(from: socketFlow.local, to: socketFlow.remote, sequenceNumber: rocks.socket.sendNext,
-                                acknowledgmentNumber: rocks.socket.acknowledgment, window: 0)).sequenceNumber
+        if let acknowledged = rocks.rockAcknowledgment {
+            sequences.append(mapping.map { acknowledged.shifted(by: $0.localSequenceOffset) } ?? acknowledged)
+        }
+        func onWire(_ sequence: TCPSequenceNumber) -> TCPSequenceNumber {
+            toPeer(.ack(from: socketFlow.local, to: socketFlow.remote, sequenceNumber: sequence,
+                        acknowledgmentNumber: rocks.socket.acknowledgment, window: 0)).sequenceNumber
+        }
+        if let unacknowledged = knownSequences?.sendUnacknowledged {
+            let sequence = onWire(unacknowledged)
+            if !sequences.contains(sequence) { sequences.append(sequence) }
+        }
+        let sent = onWire(rocks.socket.sendNext)
         if !sequences.contains(sent) { sequences.append(sent) }
         for sequence in sequences {
             actions.transmit(.reset(from: wire.local, to: wire.remote, sequenceNumber: sequence))

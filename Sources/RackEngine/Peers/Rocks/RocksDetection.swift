@@ -151,7 +151,7 @@ extension ConnectionCore {
             return true
         }
         if rocksDetection.expected[flow] != nil || table.id(forSocket: flow).flatMap({ table[$0] })?.peer.isRocks == true {
-            return true  // a retransmission of a SYN released toward a rock: it goes out as it is
+            return true  // a retransmission of a SYN released toward a rock: shifted as it was (shiftRocksHandshake)
         }
         guard rocks.legacyAuthentication, !options.authenticated, flow.remote.address.isIPv4,
             configuration.policy.allows(local: flow.local, remote: flow.remote, serverPort: flow.remote.port),
@@ -194,7 +194,13 @@ extension ConnectionCore {
             for syn in held {
                 rocksDetection.expect(syn.flow, .init(isn: syn.isn, options: syn.options, timestampValue: syn.timestampValue),
                                       now: now)
-                output.releases.append(HeldPacketRelease(flow: syn.flow, verdict: .accept))
+                // Shifted down by rackd's announcement and init, which will fill the wire's sequence space
+                // before the socket's first byte (docs/rocks.md §14, "In the kernel").
+                var bytes = syn.bytes
+                let shifted = bytes.withUnsafeMutableBytes { raw in
+                    (try? RocksPeer.handshakeMapping(syn.flow).outbound.apply(to: raw, checksum: .partial)) != nil
+                }
+                output.releases.append(HeldPacketRelease(flow: syn.flow, verdict: shifted ? .replace(bytes) : .drop))
             }
         case .notRock:
             rocksDetection.rememberOrdinary(request.destination, until: now + rocks.negativeCacheLifetime)
@@ -219,15 +225,44 @@ extension ConnectionCore {
                                              now: EngineInstant, into output: inout EngineOutput) -> Bool {
         guard let expected = rocksDetection.takeExpected(flow) else { return false }
         table.queueBeforeConnection(flow, false)
-        guard packet.tcp.acknowledgmentNumber == expected.isn + 1 else {
+        // Our SYN went out shifted (finishProbe); the rock's numbers reach the socket shifted too. A SYN that
+        // went out as the socket sent it (the daemon could hold no more packets and let it pass) is answered
+        // unshifted: that connection is spliced as before, queued for life.
+        let shifted = RocksPeer.handshakeMapping(flow)
+        let mapping: WireMapping?
+        switch packet.tcp.acknowledgmentNumber {
+        case expected.isn.shifted(by: shifted.localSequenceOffset) + 1: mapping = shifted
+        case expected.isn + 1: mapping = nil
+        default:
             output.events.append(.fellBack(flow, reason: "rocks server's SYN-ACK does not answer our SYN"))
             return true
         }
-        startRocksConnection(flow: flow, role: .client, localISN: expected.isn, peerISN: packet.tcp.sequenceNumber,
+        startRocksConnection(flow: flow, role: .client, localISN: expected.isn,
+                             peerISN: packet.tcp.sequenceNumber.shifted(by: mapping?.peerSequenceOffset.inverse ?? .zero),
                              localOptions: expected.options, peerOptions: options,
-                             timestamps: (expected.timestampValue, packet.tcp.timestampValue), now: now,
+                             timestamps: (expected.timestampValue, packet.tcp.timestampValue), mapping: mapping, now: now,
                              into: &output)
         return true
+    }
+
+    /// A rocks client's handshake segment, shifted (docs/rocks.md §14, "In the kernel"): a retransmission of
+    /// the socket's SYN goes out as the probe released the first (lower by `RocksPeer.handshakeShift`), and
+    /// the rock's SYN-ACK reaches the socket that much higher, acknowledging the socket's own ISN.
+    mutating func shiftRocksHandshake(_ bytes: UnsafeMutableRawBufferPointer, flow: FlowKey, direction: PacketDirection,
+                                      checksum: TCPChecksumState, into output: inout EngineOutput) {
+        guard output.verdict == .accept else { return }
+        let mapping: WireMapping
+        if direction == .outbound, rocksDetection.expected[flow] != nil {
+            mapping = RocksPeer.handshakeMapping(flow)
+        } else if let connection = table.id(forSocket: flow).flatMap({ table[$0] }), connection.peer.isRocks,
+            connection.role == .client, let handshake = connection.mapping, handshake.wire == flow
+        {
+            mapping = handshake
+        } else {
+            return
+        }
+        output.verdict = Self.rewrite(bytes, with: direction == .outbound ? mapping.outbound : mapping.inbound(to: flow),
+                                      checksum: checksum)
     }
 
     /// With `probe = everywhere`, a destination that did not answer rackd's option is probed next time.
@@ -261,7 +296,7 @@ extension ConnectionCore {
         table.queueBeforeConnection(flow, false)
         startRocksConnection(flow: flow, role: .server, localISN: packet.tcp.sequenceNumber, peerISN: candidate.peerISN,
                              localOptions: options, peerOptions: candidate.options,
-                             timestamps: (packet.tcp.timestampValue, candidate.timestampValue), now: now,
+                             timestamps: (packet.tcp.timestampValue, candidate.timestampValue), mapping: nil, now: now,
                              into: &output)
         return true
     }
@@ -271,12 +306,12 @@ extension ConnectionCore {
     private mutating func startRocksConnection(
         flow: FlowKey, role: ConnectionRole, localISN: TCPSequenceNumber, peerISN: TCPSequenceNumber,
         localOptions: HandshakeOptions, peerOptions: HandshakeOptions, timestamps: (local: UInt32?, peer: UInt32?),
-        now: EngineInstant, into output: inout EngineOutput
+        mapping: WireMapping?, now: EngineInstant, into output: inout EngineOutput
     ) {
         var context = ConnectionContext(now: now, configuration: configuration, addresses: addresses, random: random)
         let started = Connection.rocks(
             id: makeConnectionID(), socketFlow: flow, role: role, localISN: localISN, peerISN: peerISN,
-            localOptions: localOptions, peerOptions: peerOptions, timestamps: timestamps, &context)
+            localOptions: localOptions, peerOptions: peerOptions, timestamps: timestamps, mapping: mapping, &context)
         random = context.random
         guard let (connection, actions) = started else {
             output.events.append(.fellBack(flow, reason: "rocks peers need IPv4"))

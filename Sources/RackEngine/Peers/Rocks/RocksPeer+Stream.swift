@@ -35,12 +35,12 @@ extension RocksPeer {
 
     // MARK: From the socket
 
-    private mutating func handleFromSocket(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer,
-                                           checksum: TCPChecksumState, flow: FlowKey, now: EngineInstant) -> RocksStep {
+    /// What a segment from the socket says of it: its acknowledgement and window, its timestamp, how far
+    /// it sent; its bytes go to the ring.
+    private mutating func noteFromSocket(_ packet: IPPacketView) {
         let tcp = packet.tcp
         let payloadCount = tcp.payload.count
-        let hasFIN = tcp.flags.contains(.fin)
-        let length = payloadCount + (hasFIN ? 1 : 0)
+        let length = payloadCount + (tcp.flags.contains(.fin) ? 1 : 0)
         if tcp.flags.contains(.ack), tcp.acknowledgmentNumber - socket.acknowledgment >= 0 {
             socket.acknowledgment = tcp.acknowledgmentNumber
             socket.window = tcp.window
@@ -54,6 +54,36 @@ extension RocksPeer {
             if ring == nil { ring = RocksSendRing(start: origin) }
             ring?.record(tcp.payload, at: tcp.sequenceNumber)
         }
+    }
+
+    /// A segment from the socket of a screened connection (`Connection.screenedFlow`): the splice and the
+    /// handshake's shift cancel out, so it goes as it is; rackd only keeps what it says, and its bytes in
+    /// the ring. Both directions settle into their constant offsets (`RocksSplice`): the kernel no longer
+    /// shows rackd what it would compare with the splice points.
+    mutating func watchFromSocket(_ packet: IPPacketView) -> RocksStep {
+        noteFromSocket(packet)
+        splice.outboundSettled = true
+        splice.inboundSettled = true
+        let tcp = packet.tcp
+        if tcp.flags.contains(.ack) {
+            let wire = splice.outboundAcknowledgment(tcp.acknowledgmentNumber)
+            if wire - socket.wireAcknowledgment > 0 { socket.wireAcknowledgment = wire }
+        }
+        if tcp.flags.contains(.fin) {
+            socket.finSequence = splice.outboundSequence(tcp.sequenceNumber) + UInt32(tcp.payload.count)
+        }
+        var step = RocksStep()
+        if tcp.flags.contains(.rst) { step.ended = .ended(reason: "local socket reset") }
+        return step
+    }
+
+    private mutating func handleFromSocket(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer,
+                                           checksum: TCPChecksumState, flow: FlowKey, now: EngineInstant) -> RocksStep {
+        let tcp = packet.tcp
+        let payloadCount = tcp.payload.count
+        let hasFIN = tcp.flags.contains(.fin)
+        let length = payloadCount + (hasFIN ? 1 : 0)
+        noteFromSocket(packet)
 
         if stage == .answeringProbe, splice.insertionPoint == nil, hasFIN {
             return answerProbe(packet, finAt: tcp.sequenceNumber + UInt32(payloadCount), bytes: bytes,

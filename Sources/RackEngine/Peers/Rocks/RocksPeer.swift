@@ -10,7 +10,9 @@
 //             ─► healthy) · anything else (an ordinary client: released)
 //
 // rackd's bytes are sent as stream bytes of the connection, retransmitted until the rock acknowledges
-// them; the socket's bytes move past them (`RocksSplice`). Heartbeats are UDP datagrams
+// them; the socket's bytes move past them (`RocksSplice`). A client's SYN goes out 76 lower, so that the
+// move and the shift cancel and, after both inits, the flow needs rackd only for the ring, a reset and a
+// FIN (`handshakeMapping`, `leavesNoOffset`; docs/rocks.md §14, "In the kernel"). Heartbeats are UDP datagrams
 // (Connection+RocksHeartbeats.swift).
 
 struct RocksPeer: Codable {
@@ -164,6 +166,34 @@ struct RocksPeer: Codable {
 
     /// The bytes of the announcement alone.
     static let announcementLength = RocksAnnouncement.bytes.count
+
+    /// The announcement and an init with a 16-byte DH value, as either side's almost always is (a value
+    /// with a leading zero byte is one shorter: 1 in 256). A rocks client's handshake is shifted by it in
+    /// each direction (docs/rocks.md §14, "In the kernel"), so that after both inits the wire's sequence
+    /// numbers are the socket's.
+    static let handshakeShift: UInt32 = 76
+
+    /// The mapping a rocks client's connection starts with on its own tuple: its SYN went out
+    /// `handshakeShift` lower, and the rock's numbers reach the socket that much higher.
+    static func handshakeMapping(_ flow: FlowKey) -> WireMapping {
+        let shift = TCPSequenceOffset(rawValue: 0 &- handshakeShift)
+        return WireMapping(wire: flow, localSequenceOffset: shift, peerSequenceOffset: shift)
+    }
+
+    /// Whether the splice and `mapping` (the handshake's) cancel out: every segment the socket sends from
+    /// now on and every segment of the rock's the socket still takes has the same numbers on the wire,
+    /// and nothing of rackd's own waits for the rock's acknowledgement. Needs both inits through with the
+    /// expected lengths and the socket's acknowledgement past any banner (below the rock's init the
+    /// mapping is not the identity; above the splice it is).
+    func leavesNoOffset(_ mapping: WireMapping) -> Bool {
+        guard stage == .established, let removalPoint = splice.removalPoint, splice.insertionPoint != nil,
+              mapping.localSequenceOffset.rawValue &+ splice.insertedLength == 0,
+              mapping.peerSequenceOffset.rawValue &+ splice.removedLength == 0,
+              oursAcknowledged >= ours.count, !oursEndWithFIN, reconnection.attempts.isEmpty,
+              socket.acknowledgment - removalPoint >= 0
+        else { return false }
+        return true
+    }
 
     /// The earliest of this peer's timers.
     func nextDeadline(in state: ConnectionState) -> EngineInstant? {

@@ -11,7 +11,8 @@
 //                socket ... Q | Q ...
 //
 // Below a splice point nothing moves (a banner written before it); above it everything moves by its
-// length. Acknowledgements are mapped the other way, and an acknowledgement that covers only part of
+// length. In the client role the handshake's shift (RocksPeer.handshakeMapping, applied after the splice)
+// cancels both lengths on the wire, so the socket's numbers above the points are the wire's. Acknowledgements are mapped the other way, and an acknowledgement that covers only part of
 // rackd's bytes is, for the socket, an acknowledgement of nothing past P. `removed` grows while the
 // rock's bytes are being read: the socket never acknowledges the rock's bytes itself, so its
 // acknowledgement of Q becomes, on the wire, one of Q plus what rackd has taken.
