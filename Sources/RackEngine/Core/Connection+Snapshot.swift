@@ -29,7 +29,7 @@ extension Connection {
         switch snapshot.state {
         case .established, .finWait1, .finWait2, .closeWait:
             break
-        case .lastAck, .closing where !peer.isRocks:
+        case .lastAck where !peer.isRocks, .closing where !peer.isRocks:
             // The socket's last data and its FIN may still be unacknowledged: an outage now is held and
             // resumed like any other. Let go here, the peer, which holds its side, would wait for a
             // resumption this host no longer knows, and the last bytes would never arrive (found by the
