@@ -90,20 +90,21 @@ struct SYNExclusions {
             }
             return (lower, upper)
         }
-        func portRange(_ range: PortRange) -> Range { (Self.portKey(range.lower), Self.portKey(range.upper)) }
         addresses4 = Self.merged(policy.excludeAddresses.filter { $0.address.isIPv4 }.map(prefixRange))
         addresses6 = Self.merged(policy.excludeAddresses.filter { !$0.address.isIPv4 }.map(prefixRange))
-        ports = Self.merged(policy.excludePorts.map(portRange))
-        managedPorts = policy.managePorts.isEmpty ? nil : Self.merged(policy.managePorts.map(portRange))
+        ports = Self.merged(policy.excludePorts.map(Self.portRange))
+        managedPorts = policy.managePorts.isEmpty ? nil : Self.merged(policy.managePorts.map(Self.portRange))
     }
 
     /// The exclusions of `policy`, and, unless nil, the ports whose plain SYNs rackd must still see.
     init(_ policy: Policy, rocksPorts: [PortRange]?) {
         self.init(policy)
-        self.rocksPorts = rocksPorts.map { Self.merged($0.map { (Self.portKey($0.lower), Self.portKey($0.upper)) }) }
+        self.rocksPorts = rocksPorts.map { Self.merged($0.map(Self.portRange)) }
     }
 
     static func portKey(_ port: UInt16) -> [UInt8] { [UInt8(port >> 8), UInt8(port & 0xff)] }
+
+    static func portRange(_ range: PortRange) -> Range { (portKey(range.lower), portKey(range.upper)) }
 
     /// Sorts ranges and merges those that overlap or touch: the kernel's interval sets refuse overlaps.
     static func merged(_ ranges: [Range]) -> [Range] {
@@ -175,6 +176,13 @@ extension RackdRuleset {
             + (exclusions.rocksPorts == nil ? [] : [Self.rocksPorts])
     }
 
+    /// The interval sets and their ranges (each filled by one message, if it has any).
+    private var intervalSets: [(SYNSet, [SYNExclusions.Range])] {
+        [(Self.excludedIPv4, exclusions.addresses4), (Self.excludedIPv6, exclusions.addresses6),
+         (Self.excludedPorts, exclusions.ports), (Self.managedPorts, exclusions.managedPorts ?? []),
+         (Self.rocksPorts, exclusions.rocksPorts ?? [])]
+    }
+
     /// Adds the SYN chains' sets, their exclusion elements, `ordinary`'s elements and the chains with their
     /// rules to `batch`: before the base chains, whose SYN rule jumps to them.
     func appendSYNChains(holding ordinary: [OrdinaryDestination], to batch: NftablesBatch) {
@@ -187,12 +195,7 @@ extension RackdRuleset {
                 }
             }
         }
-        let intervals: [(SYNSet, [SYNExclusions.Range])] = [
-            (Self.excludedIPv4, exclusions.addresses4), (Self.excludedIPv6, exclusions.addresses6),
-            (Self.excludedPorts, exclusions.ports), (Self.managedPorts, exclusions.managedPorts ?? []),
-            (Self.rocksPorts, exclusions.rocksPorts ?? []),
-        ]
-        for (set, ranges) in intervals where !ranges.isEmpty {
+        for (set, ranges) in intervalSets where !ranges.isEmpty {
             let elements = SYNExclusions.elements(ranges)
             batch.append("add \(elements.count) interval elements to \(set.name)", type: NFT_MSG_NEWSETELEM,
                          flags: NLM_F_CREATE) { header in
@@ -227,7 +230,7 @@ extension RackdRuleset {
     /// How many messages `appendSYNChains` adds for `ordinaryCount` ordinary elements, at most.
     func synChainsMessageCount(ordinaryCount: Int) -> Int {
         let rules = Hook.allCases.reduce(0) { $0 + 1 + synRuleCount(for: $1) }
-        return synSets.count + 5 + (ordinaryCount + Self.elementsPerMessage - 1) / Self.elementsPerMessage + 2 + rules
+        return synSets.count + intervalSets.count + (ordinaryCount + Self.elementsPerMessage - 1) / Self.elementsPerMessage + 2 + rules
     }
 
     /// Adds "these destinations are ordinary, each for its lifetime" to `batch`, many per message. An

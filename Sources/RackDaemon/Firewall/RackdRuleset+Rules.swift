@@ -1,6 +1,7 @@
 // rackd — the rules of each chain of rackd's table (the table in text form: RackdRuleset.swift).
 
 import CNftables
+import RackEngine
 
 #if canImport(Glibc)
 import Glibc
@@ -94,7 +95,7 @@ extension RackdRuleset {
     }
 
     /// rackd's option kind (RFC 6994 experiment 1; RacksMessage).
-    static let messageOptionKind: UInt8 = 253
+    static let messageOptionKind = TCPOptionKind.experiment1.rawValue
 
     /// Where a TCP header's first option starts: right after its 20 fixed bytes.
     static let firstOptionOffset: UInt32 = 20

@@ -3,10 +3,10 @@
 // Client side: a local SYN gets the hello if policy allows; a SYN-ACK that carries one makes the
 // connection enhanced, one that does not leaves it to plain TCP. If the SYN with the hello goes
 // unanswered twice, its next retransmission goes out untouched, and if that one is answered the
-// destination is remembered (a middlebox may drop unknown options). Server side: a SYN with the hello is remembered and its flow queued, and
-// the local SYN-ACK gets the hello too; a SYN without it never reaches rackd, nor does its SYN-ACK
-// (RackdRuleset+Ordinary.swift). Nothing of a connection is queued after its handshake unless it is
-// enhanced.
+// destination is remembered (a middlebox may drop unknown options). Server side: a SYN with the hello
+// is remembered and its flow queued, and the local SYN-ACK gets the hello too; a SYN without it never
+// reaches rackd, nor does its SYN-ACK (RackdRuleset+Ordinary.swift). Nothing of a connection is queued
+// after its handshake unless it is enhanced.
 //
 // Roam handshakes (SYNs carrying rackd's roam message) name an existing connection and go to it
 // (Connection+RackdRoaming.swift); those that name none are dropped and counted.
@@ -21,13 +21,12 @@ struct RackdDetection {
         /// Client: our SYN's ISN and options. Server: the peer's SYN's.
         var synSequence: TCPSequenceNumber
         var synOptions: HandshakeOptions
-        /// Client: whether our SYN carried the hello.
+        /// Client: whether our SYN carries the hello. It always starts so; false once a retransmission
+        /// went without it because the SYNs that carried it went unanswered (a SYN-ACK to the plain SYN
+        /// then suggests a middlebox that drops the option).
         var decorated: Bool
         /// Client: how many times the SYN went out with the hello.
         var helloTransmissions = 1
-        /// Client: the hello was dropped from a retransmission because the SYNs that carried it went
-        /// unanswered. A SYN-ACK to the plain SYN then suggests a middlebox that drops the option.
-        var helloDropped = false
     }
 
     private(set) var pending: [FlowKey: PendingHandshake] = [:]
@@ -171,7 +170,6 @@ extension ConnectionCore {
                 return
             }
             earlier.decorated = false
-            earlier.helloDropped = true
             rackdDetection.remember(earlier, for: flow)
             output.events.append(.fellBack(flow, reason: "\(earlier.helloTransmissions) SYNs with rackd's option went unanswered; retrying without it"))
             return
@@ -198,7 +196,7 @@ extension ConnectionCore {
                 noteNotRackd(flow.remote, now: now)
                 noteOrdinary(flow.remote, now: now, into: &output)
             }
-            if handshake.helloDropped {
+            if !handshake.decorated {
                 // The plain SYN got through where those with the hello did not: the destination's next
                 // SYNs go without it for a while (a lossy path that lost both is taken for one too).
                 rackdDetection.blockOption(to: flow.remote.address, until: now + RackdPeer.fallbackMemory)
