@@ -151,7 +151,7 @@ section "address changes"
 step "IPv4 address removed" "LOST 10.78.0.1" 1 inA addr del 10.78.0.1/24 dev va
 step "IPv4 address added" "AVAILABLE 10.78.0.5" 1 inA addr add 10.78.0.5/24 dev va
 inA addr add fd00:78::5/64 dev va
-if inA -6 addr show dev va tentative | grep -q fd00:78::5; then
+if inA -6 addr show dev va tentative | tb_grep fd00:78::5; then
     pass "fd00:78::5 starts tentative (DAD)"
 else
     fail "fd00:78::5 starts tentative (DAD)"

@@ -40,8 +40,8 @@ assert_bulk_not_queued() {
     local label=$1 qa qb ra rb
     tb_assert "$label: A has the kernel rewrite the connection" tb_wait_for "rewritten $TB_A" 10 0.05
     tb_assert "$label: B has the kernel rewrite the connection" tb_wait_for "rewritten $TB_B" 10 0.05
-    tb_assert "$label: rackctl status on A says the kernel maps it" tb_wait_for "tb_rackctl a status | grep -q 'mapped by kernel'" 5 0.1
-    tb_assert "$label: rackctl status on B says the kernel maps it" tb_wait_for "tb_rackctl b status | grep -q 'mapped by kernel'" 5 0.1
+    tb_assert "$label: rackctl status on A says the kernel maps it" tb_wait_for "tb_rackctl a status | tb_grep 'mapped by kernel'" 5 0.1
+    tb_assert "$label: rackctl status on B says the kernel maps it" tb_wait_for "tb_rackctl b status | tb_grep 'mapped by kernel'" 5 0.1
     qa=$(queued_packets "$TB_A") qb=$(queued_packets "$TB_B") ra=$(received "$TB_A" 5001) rb=$(received "$TB_B" 5001)
     sleep 3
     qa=$(($(queued_packets "$TB_A") - qa)) qb=$(($(queued_packets "$TB_B") - qb))

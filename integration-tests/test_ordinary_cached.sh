@@ -32,7 +32,7 @@ queued() { ip netns exec "$TB_A" awk '$1 == 3939 {print $8}' /proc/net/netfilter
 # connections ADDR PORT N: N connections from A, one after another.
 connections() { tb_exec "$TB_A" "$TB_TOOLS/short_connects.py" connect --address "$1" --port "$2" --count "$3" >/dev/null; }
 # cached ADDR PORT: whether A's ordinary4 set holds the destination.
-cached() { ip netns exec "$TB_A" nft list set inet rackd ordinary4 | grep -q "$1 \. $2 "; }
+cached() { ip netns exec "$TB_A" nft list set inet rackd ordinary4 | tb_grep "$1 \. $2 "; }
 
 before=$(queued)
 connections "$TB_B_ADDR4" 5001 1
@@ -110,7 +110,7 @@ tb_assert "cached for 2 s" tb_wait_for "cached $TB_B_ADDR4 5001" 5
 tb_assert "the element expires" tb_wait_for "! cached $TB_B_ADDR4 5001" 10
 # The kernel collects expired elements on its own schedule; its collection must not look like a deletion.
 tb_assert "the engine's copy expires too" \
-    tb_wait_for "tb_rackctl short status --json | grep -Eq '\"ordinary_destinations\" *: *0'" 10
+    tb_wait_for "tb_rackctl short status --json | tb_grep -E '\"ordinary_destinations\" *: *0'" 10
 expired=$(queued)
 connections "$TB_B_ADDR4" 5001 1
 tb_assert "after expiry the next connection is queued (first contact)" test "$(($(queued) - expired))" = 2

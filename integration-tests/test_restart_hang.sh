@@ -32,7 +32,7 @@ tb_assert "the connection moved on A" roam_wait_moved a 1 10
 tb_assert "the connection moved on B" roam_wait_moved b 1 10
 sleep 1
 
-tb_assert "A has the kernel map the moved connection" tb_wait_for "tb_rackctl a status | grep -q 'mapped by kernel'" 10 0.1
+tb_assert "A has the kernel map the moved connection" tb_wait_for "tb_rackctl a status | tb_grep 'mapped by kernel'" 10 0.1
 pid=$(tb_rackd_pid a)
 acked_at_hang=$(acked_bytes "$TB_A" 5001)
 kill -STOP "$pid"

@@ -68,8 +68,8 @@ if grep -q "rocks sockets bound rocks.heartbeat-port=7301 rocks.reconnection-por
 else
     fail "no 'rocks sockets bound' line with 7301 and 7302: $(grep -i rocks "$work/rackd-fixed.log" | head -3)"
 fi
-if tb_exec "$A" ss -Hlunp "sport = :7301" | grep -q rackd; then pass "rackd holds UDP 7301"; else fail "no UDP 7301 of rackd"; fi
-if tb_exec "$A" ss -Htanp | grep -q ":7302 .*rackd"; then pass "rackd holds TCP 7302 (bound, not listening)"; else
+if tb_exec "$A" ss -Hlunp "sport = :7301" | tb_grep rackd; then pass "rackd holds UDP 7301"; else fail "no UDP 7301 of rackd"; fi
+if tb_exec "$A" ss -Htanp | tb_grep ":7302 .*rackd"; then pass "rackd holds TCP 7302 (bound, not listening)"; else
     # ss lists a bound socket that never listened or connected only with -a in some versions: ask the kernel
     if tb_exec "$A" python3 -c 'import socket
 s = socket.socket(); s.bind(("0.0.0.0", 7302))' 2>/dev/null; then
@@ -87,7 +87,7 @@ config "$work/any.conf"
 tb_start_rackd "$A" any --config "$work/any.conf"
 line=$(grep "rocks sockets bound" "$work/rackd-any.log" || true)
 port=$(sed -n 's/.*rocks.heartbeat-port=\([0-9]*\).*/\1/p' <<<"$line")
-if [[ $port =~ ^[0-9]+$ ]] && ((port > 0)) && tb_exec "$A" ss -Hlunp "sport = :$port" | grep -q rackd; then
+if [[ $port =~ ^[0-9]+$ ]] && ((port > 0)) && tb_exec "$A" ss -Hlunp "sport = :$port" | tb_grep rackd; then
     pass "free ports: $line"
 else
     fail "free ports: '$line'"

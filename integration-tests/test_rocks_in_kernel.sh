@@ -25,9 +25,9 @@ queued_packets() { tb_exec "$TB_A" awk '$1 == 3939 { print $8 }' /proc/net/netfi
 # counter_packets NFT-ARGS...: the packets of the first counter in `nft list ...` in A.
 counter_packets() { tb_exec "$TB_A" nft list "$@" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -1; }
 # screened PORT: true when A's flows_in4 sends the connection to the rock's PORT to the chain `screened`.
-screened() { tb_exec "$TB_A" nft list map inet rackd flows_in4 | grep -Eq "\. $1 : goto screened"; }
+screened() { tb_exec "$TB_A" nft list map inet rackd flows_in4 | tb_grep -E "\. $1 : goto screened"; }
 # outbound_queued PORT: true when A's flows_out4 queues the connection to the rock's PORT.
-outbound_queued() { tb_exec "$TB_A" nft list map inet rackd flows_out4 | grep -Eq "\. $1 : goto queued"; }
+outbound_queued() { tb_exec "$TB_A" nft list map inet rackd flows_out4 | tb_grep -E "\. $1 : goto queued"; }
 
 tb_setup
 echo "== rackd in A: probe = listed, probe-addresses = $TB_B_ADDR4"

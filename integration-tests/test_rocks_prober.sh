@@ -182,7 +182,7 @@ if ((src_ports == 1)); then pass "one connection, from one ephemeral port"; else
 local_port=$(field rock local)
 local_port=${local_port##*:}
 if [[ $local_port =~ ^[0-9]+$ ]] && ((local_port >= 1024)) &&
-    tcpdump -nn -r "$pcap" 2>/dev/null | grep -q "$TB_A_ADDR4.$local_port >"; then
+    tcpdump -nn -r "$pcap" 2>/dev/null | tb_grep "$TB_A_ADDR4.$local_port >"; then
     pass "the reported local endpoint ($(field rock local)) is the one on the wire"
 else
     fail "local endpoint '$(field rock local)' not seen on the wire"
@@ -255,7 +255,7 @@ if [[ -n $heartbeat_port && -n $reconnection_port ]] && ((heartbeat_port >= 1024
 else
     fail "bound: '$bound'"
 fi
-if tb_exec "$A" ss -Hlun "sport = :$heartbeat_port" | grep -q "0.0.0.0:$heartbeat_port"; then
+if tb_exec "$A" ss -Hlun "sport = :$heartbeat_port" | tb_grep "0.0.0.0:$heartbeat_port"; then
     pass "the heartbeat socket is UDP on 0.0.0.0:$heartbeat_port"
 else
     fail "no UDP socket on 0.0.0.0:$heartbeat_port"

@@ -860,6 +860,11 @@ tb_assert_root_clean() {
 # ---------------------------------------------------------------------------------------------------
 # Assertions for tests
 
+# tb_grep GREP-ARGS...: `grep -q` that reads its whole input. Under pipefail, `nft list … | grep -q X` fails
+# with status 141 when grep exits at the first match while the writer still has output (it gets SIGPIPE);
+# use `… | tb_grep X` in a test's own shell (a `bash -c` string has no pipefail and may keep grep -q).
+tb_grep() { grep "$@" >/dev/null; }
+
 # tb_assert DESCRIPTION CMD...: run CMD; print "ok - DESCRIPTION" or "not ok - DESCRIPTION" and return 1.
 tb_assert() {
     local what=$1 rc=0

@@ -16,7 +16,7 @@ passthrough_transfer() {
     tb_xfer_start bulk "$TB_A" "$TB_B" "$TB_B_ADDR4" 5001 100M 100M
     # While the transfer runs, its flow is in the managed set, so every packet is queued.
     tb_assert "the flow is in rackd's managed set during the transfer" \
-        tb_wait_for "tb_exec '$TB_A' nft list map inet rackd flows_out4 2>/dev/null | grep -q '$TB_B_ADDR4 . 5001'" 10 0.05
+        tb_wait_for "tb_exec '$TB_A' nft list map inet rackd flows_out4 2>/dev/null | tb_grep '$TB_B_ADDR4 . 5001'" 10 0.05
     tb_assert "100 MiB each way arrive with matching SHA-256" tb_xfer_finish bulk 300
 
     tb_assert "rackd stops cleanly on SIGTERM" tb_stop_rackd "$TB_A" a TERM

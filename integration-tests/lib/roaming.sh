@@ -9,7 +9,7 @@ roam_wait_moved() { racks_wait_count "$1" "connection moved to a new path" "$2" 
 roam_moved_time_ms() { racks_both_logged_ms "connection moved to a new path" "$1"; }
 
 # roam_lo_has NS ADDRESS: ADDRESS is on NS's lo (rackd keeps a departed address there).
-roam_lo_has() { tb_exec "$1" ip -o addr show dev lo | grep -qw -- "$2"; }
+roam_lo_has() { tb_exec "$1" ip -o addr show dev lo | tb_grep -w -- "$2"; }
 
 # roam_test SCENARIO FAMILY: one roaming scenario, under a bidirectional transfer of 50 MiB each way
 # (rate-limited, so it runs across the move), checked by SHA-256 on both ends.
@@ -41,7 +41,8 @@ roam_test() {
         sleep 2
         racks_assert_held_both_ways "$port"
         tb_move_a 3
-        tb_assert "A keeps its departed address $old_a on lo" roam_lo_has "$TB_A" "$old_a"
+        # rackd adds it when rtnetlink reports the loss, a few ms after the move: wait for it.
+        tb_assert "A keeps its departed address $old_a on lo" tb_wait_for "roam_lo_has $TB_A $old_a" 5
         sleep 2
         tb_blackhole_off
         ;;

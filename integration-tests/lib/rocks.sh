@@ -616,7 +616,7 @@ rocks_trace_bytes() {
 
 # rocks_trace_has NAME EVENT [TEXT]: true if rockspeer NAME's trace holds an EVENT record (containing TEXT).
 rocks_trace_has() {
-    grep -- "\"event\": \"$2\"" "$TB_DIR/$1.trace" 2>/dev/null | grep -qF -- "${3:-}"
+    grep -- "\"event\": \"$2\"" "$TB_DIR/$1.trace" 2>/dev/null | tb_grep -F -- "${3:-}"
 }
 
 # rocks_reconnection_progress NAME: how far rockspeer NAME's last reconnection went, by its trace: the suspension
