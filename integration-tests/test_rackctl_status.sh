@@ -26,7 +26,7 @@ tb_assert "B's status shows the connection healthy" control_wait_state b healthy
 control_watch b "$TB_DIR/states-b"
 
 tb_rackctl a status | tee "$TB_DIR/table-a"
-tb_assert "the table names the peer and its kind" grep -Eq "^1 +$TB_A_ADDR4:[0-9]+ +$TB_B_ADDR4:5001 +rackd +healthy" "$TB_DIR/table-a"
+tb_assert "the table names the peer, its kind and where its packets go (the kernel: none queued)" grep -Eq "^1 +$TB_A_ADDR4:[0-9]+ +$TB_B_ADDR4:5001 +rackd +healthy +kernel " "$TB_DIR/table-a"
 tb_assert "the table has the suite" grep -q "x25519-hkdf-sha256/hmac-sha256-128" "$TB_DIR/table-a"
 tb_assert "the summary names the rules variant" grep -Eq "rules (native|compat) " "$TB_DIR/table-a"
 tb_assert "the summary has the queue counters" grep -Eq "^queue 3939: [0-9]+ received, [0-9]+ accepted" "$TB_DIR/table-a"
@@ -40,6 +40,7 @@ assert s["format"] == 1, s["format"]
 assert c["peer_kind"] == "rackd" and c["role"] == "client", c
 assert c["key_suite"] == "x25519-hkdf-sha256/hmac-sha256-128", c
 assert c["resumptions"] == 0 and "suspended_since" not in c, c
+assert c["packets"] == "kernel", c
 assert s["daemon"]["rules"] in ("native", "compat") and s["daemon"]["queue"]["number"] == 3939, s["daemon"]
 PY
 
@@ -47,7 +48,7 @@ sleep 2
 tb_blackhole_on
 tb_assert "B's status shows the connection suspended" control_wait_state b suspended 10
 json=$(tb_rackctl b status --json)
-tb_assert "while suspended: suspended_since is set and bytes are held" python3 - "$json" <<'PY'
+tb_assert "while suspended: suspended_since is set, bytes are held, every packet is queued" python3 - "$json" <<'PY'
 import datetime, json, re, sys
 c = json.loads(sys.argv[1])["connections"][0]
 assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", c["suspended_since"]), c
@@ -55,6 +56,7 @@ since = datetime.datetime.strptime(c["suspended_since"], "%Y-%m-%dT%H:%M:%SZ").r
 ago = (datetime.datetime.now(datetime.timezone.utc) - since).total_seconds()
 assert 0 <= c["suspended_seconds"] < 30 and abs(ago - c["suspended_seconds"]) < 3, (c, ago)
 assert c["bytes_held"] > 0, c
+assert c["packets"] == "queued", c
 PY
 sleep 3
 tb_blackhole_on b2a   # A -> B works again; B -> A still does not

@@ -72,6 +72,7 @@ echo "== 2. A's link down for 10 s on a screened connection"
 (
     while true; do
         screened 5010 && touch "$TB_DIR/screened-5010"
+        tb_rackctl a status --json 2>/dev/null | tb_grep '"packets" *: *"screened"' && touch "$TB_DIR/status-screened-5010"
         outbound_queued 5010 && ! screened 5010 && [[ -e $TB_DIR/screened-5010 ]] && touch "$TB_DIR/queued-again-5010"
         sleep 0.1
     done
@@ -80,6 +81,12 @@ watcher=$!
 ROCKS_OUTAGE_FAULTS=linkdown rocks_outage_faults client app
 kill "$watcher" 2>/dev/null || true
 wait "$watcher" 2>/dev/null || true
-tb_assert "the connection was screened before the outage" test -e "$TB_DIR/screened-5010"
+if ! tb_assert "the connection was screened before the outage" test -e "$TB_DIR/screened-5010"; then
+    # (Seen once in about ten runs, not understood: an init of another length, 1 connection in 128, would
+    # explain it. What rackd said of the connection, for the next look.)
+    grep -E ":5010 |:5010$" "$TB_DIR/rackd-a.log" | head -n 30 | sed 's/^/    rackd-a: /'
+    false
+fi
+tb_assert "rackctl status showed it screened" test -e "$TB_DIR/status-screened-5010"
 tb_assert "it was queued whole again from the suspension on (a reconnection's offsets are arbitrary)" \
     test -e "$TB_DIR/queued-again-5010"

@@ -85,6 +85,10 @@ public struct ConnectionReport: Codable, Sendable, Equatable {
     /// Who rewrites a moved connection's packets: "kernel" (nftables, nothing queued) or "rackd" (every
     /// packet through the queue); nil when nothing is rewritten.
     public var rewrittenBy: String?
+    /// Where its packets are handled: "kernel" (none is queued), "screened" (a rocks client's: only the
+    /// socket's segments and the rock's SYN, FIN and RST are queued) or "queued" (every packet passes
+    /// rackd). Absent from an older rackd's report.
+    public var packets: String?
     /// "rackd" (a rackd peer); "rocks" once rocks peers are supported.
     public var peerKind: String
     /// "client" (this host opened the connection) or "server".
@@ -103,7 +107,7 @@ public struct ConnectionReport: Codable, Sendable, Equatable {
     public var keySuite: String
 
     public init(id: UInt64, local: String, peer: String, wireLocal: String? = nil, wirePeer: String? = nil,
-                rewrittenBy: String? = nil, peerKind: String, role: String, state: String, heldByOperator: Bool, lastHeardSecondsAgo: Double,
+                rewrittenBy: String? = nil, packets: String? = nil, peerKind: String, role: String, state: String, heldByOperator: Bool, lastHeardSecondsAgo: Double,
                 suspendedSince: String? = nil, suspendedSeconds: Double? = nil, bytesHeld: UInt64? = nil,
                 resumptions: Int, keySuite: String) {
         self.id = id
@@ -112,6 +116,7 @@ public struct ConnectionReport: Codable, Sendable, Equatable {
         self.wireLocal = wireLocal
         self.wirePeer = wirePeer
         self.rewrittenBy = rewrittenBy
+        self.packets = packets
         self.peerKind = peerKind
         self.role = role
         self.state = state

@@ -6,7 +6,7 @@ public enum StatusTable {
         if report.connections.isEmpty {
             lines.append("No managed connections.")
         } else {
-            let header = ["ID", "LOCAL", "PEER", "KIND", "STATE", "HEARD", "SUSPENDED", "HELD", "RESUMED", "SUITE"]
+            let header = ["ID", "LOCAL", "PEER", "KIND", "STATE", "PACKETS", "HEARD", "SUSPENDED", "HELD", "RESUMED", "SUITE"]
             let rows = report.connections.map(row)
             lines += alignedColumns([header] + rows)
         }
@@ -24,7 +24,7 @@ public enum StatusTable {
         if let wireLocal = connection.wireLocal, wireLocal != connection.local { local += " via \(wireLocal)" }
         if let rewriter = connection.rewrittenBy { state += " (mapped by \(rewriter))" }
         return [
-            String(connection.id), local, peer, connection.peerKind, state,
+            String(connection.id), local, peer, connection.peerKind, state, connection.packets ?? "-",
             duration(connection.lastHeardSecondsAgo) + " ago",
             connection.suspendedSeconds.map(duration) ?? "-",
             connection.bytesHeld.map(bytes) ?? "-",
@@ -37,12 +37,15 @@ public enum StatusTable {
         let rules = daemon.rules == "native" ? "native (nftables queue statement)"
             : daemon.rules == "compat" ? "compat (xtables NFQUEUE target)" : daemon.rules
         let suspended = report.connections.filter { $0.state == "suspended" || $0.state == "resuming" }.count
+        // (An older rackd reports no packet route: no count then.)
+        let queued = report.connections.contains { $0.packets != nil }
+            ? ", \(report.connections.filter { $0.packets == "queued" }.count) queued" : ""
         let queue = daemon.queue
         return [
             "rackd \(daemon.version), pid \(daemon.pid), up \(duration(daemon.uptimeSeconds)), mode \(daemon.mode), rules \(rules)",
             "queue \(queue.number): \(queue.received) received, \(queue.accepted) accepted, \(queue.modified) modified, \(queue.dropped) dropped"
                 + (queue.held.map { $0 > 0 ? ", \($0) held" : "" } ?? ""),
-            "connections: \(report.connections.count) managed (\(suspended) suspended), \(daemon.connectionsReleased) released, "
+            "connections: \(report.connections.count) managed (\(suspended) suspended\(queued)), \(daemon.connectionsReleased) released, "
                 + "\(daemon.fallbacks) left to plain TCP, \(daemon.resumptions) resumptions",
         ] + (daemon.ordinaryDestinations.map {
             ["ordinary peers: \($0) destinations cached (their connections are not queued)"]

@@ -54,6 +54,26 @@ import Testing
         #expect(lines[5] == "connections: 1 managed (1 suspended), 3 released, 1 left to plain TCP, 4 resumptions")
     }
 
+    /// `connections[].packets` is optional: absent from an older rackd's JSON (no column value, no count);
+    /// present, the table shows it in PACKETS and counts the queued connections in the summary.
+    @Test func packetRouteIsAnOptionalAddition() throws {
+        var report = Self.report
+        #expect(!String(decoding: try ControlCoding.line(report), as: UTF8.self).contains("\"packets\""))
+        report.connections[0].packets = "queued"
+        var second = report.connections[0]
+        second.id = 8
+        second.packets = "kernel"
+        report.connections.append(second)
+        #expect(String(decoding: try ControlCoding.line(report), as: UTF8.self).contains("\"packets\":\"queued\""))
+        let lines = StatusTable.render(report).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0].contains("  PACKETS  HEARD"))
+        #expect(lines[1].contains("(mapped by rackd)  queued "))
+        #expect(lines[2].contains("(mapped by rackd)  kernel "))
+        #expect(lines[6] == "connections: 2 managed (2 suspended, 1 queued), 3 released, 1 left to plain TCP, 4 resumptions")
+        let older = StatusTable.render(Self.report).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(older[1].contains("(mapped by rackd)  -  "))
+    }
+
     /// `daemon.ordinary_destinations` is optional: absent from an older rackd's JSON, and its table line too.
     @Test func ordinaryDestinationsAreAnOptionalAddition() throws {
         var report = Self.report

@@ -22,6 +22,7 @@ import Testing
         #expect(!connection.isQueued)
         #expect(connection.kernelNeeds.queued.isEmpty)
         #expect(connection.kernelNeeds.wires == [Self.wire], "the wire tuple still leads to the connection")
+        #expect(connection.packetRoute == .kernel, "status shows nothing of it queued")
     }
 
     @Test func whatTheKernelCannotMapStaysQueued() {
@@ -50,6 +51,7 @@ import Testing
             #expect(connection.kernelNeeds.rewrite == nil, "\(name)")
             #expect(connection.kernelNeeds.queued.contains(Self.socket), "\(name): the socket's tuple is queued")
             #expect(connection.kernelNeeds.queued.contains(connection.mapping!.wire), "\(name): the wire tuple is queued")
+            #expect(connection.packetRoute == .queued, "\(name): status says so")
         }
     }
 

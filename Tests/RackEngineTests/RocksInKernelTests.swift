@@ -20,10 +20,12 @@ import Testing
         #expect(world.app.sendUnacknowledged == world.app.isn + 1, "the SYN-ACK acknowledges the socket's own ISN")
         #expect(world.engine.kernelFlows.screened.isEmpty, "not while the inits are under way")
         #expect(world.engine.kernelFlows.queued.contains(world.appFlow))
+        #expect(world.engine.connections.first?.packets == .queued, "status says so")
 
         try RocksScenarioTests.rockOpens(&world)
         #expect(world.engine.kernelFlows.screened == [world.appFlow])
         #expect(!world.engine.kernelFlows.queued.contains(world.appFlow))
+        #expect(world.engine.connections.first?.packets == .screened, "status says so")
         let changes = Self.ruleChanges(world)
         let release = try #require(changes.firstIndex(of: .release(world.appFlow)))
         let screen = try #require(changes.firstIndex(of: .screen(world.appFlow)))
@@ -92,6 +94,7 @@ import Testing
         #expect(!world.app.receivedRST, "the socket never sees it")
         #expect(world.engine.kernelFlows.screened.isEmpty)
         #expect(world.engine.kernelFlows.queued.contains(world.appFlow))
+        #expect(world.engine.connections.first?.packets == .queued)
         let changes = Array(Self.ruleChanges(world).dropFirst(changesBefore))
         #expect(Array(changes.prefix(2)) == [.stopScreening(world.appFlow), .manage(world.appFlow)])
     }
@@ -156,5 +159,6 @@ import Testing
         #expect(world.app.received == Array("client data".utf8))
         #expect(world.engine.kernelFlows.screened.isEmpty, "its SYN came before rackd knew it was a rock")
         #expect(world.engine.kernelFlows.queued.contains(world.appFlow))
+        #expect(world.engine.connections.first?.packets == .queued)
     }
 }

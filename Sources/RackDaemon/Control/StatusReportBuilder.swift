@@ -45,6 +45,7 @@ struct StatusReportBuilder {
                 id: connection.id, local: "\(connection.flow.local)", peer: "\(connection.flow.remote)",
                 wireLocal: connection.wire.map { "\($0.local)" }, wirePeer: connection.wire.map { "\($0.remote)" },
                 rewrittenBy: connection.wire == nil ? nil : connection.rewrittenByKernel ? "kernel" : "rackd",
+                packets: connection.packets.rawValue,
                 peerKind: connection.peerKind, role: connection.role.rawValue, state: connection.phase.rawValue,
                 heldByOperator: connection.heldByOperator,
                 lastHeardSecondsAgo: seconds(now.duration(since: connection.lastHeard)),

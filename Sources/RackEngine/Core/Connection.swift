@@ -25,6 +25,17 @@ public enum ConnectionRole: String, Sendable, Codable {
     case server
 }
 
+/// Where a managed connection's packets are handled, as status shows it (Core/KernelNeeds.swift).
+public enum ConnectionPacketRoute: String, Sendable, CaseIterable, Codable {
+    /// None is queued: the kernel passes them, and rewrites them if the connection moved.
+    case kernel
+    /// A rocks client's after both inits: the socket's segments pass rackd for a verdict only, the rock's
+    /// reach the socket without rackd but for SYN, FIN and RST (docs/rocks.md §14, "In the kernel").
+    case screened
+    /// Every packet passes rackd: a hold, a move not yet confirmed, a mapping the kernel cannot carry.
+    case queued
+}
+
 /// The state of a managed connection, as status shows it.
 public enum ConnectionPhase: String, Sendable, CaseIterable, Codable {
     case keyExchange = "key-exchange"

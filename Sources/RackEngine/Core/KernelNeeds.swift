@@ -51,6 +51,13 @@ extension Connection {
         return needs
     }
 
+    /// Where the connection's packets are handled now, from what the kernel is asked to do for it.
+    var packetRoute: ConnectionPacketRoute {
+        let needs = kernelNeeds
+        if !needs.queued.isEmpty { return .queued }
+        return needs.screened == nil ? .kernel : .screened
+    }
+
     /// A rackd server's connection until its key exchange is done: the socket may still send its SYN-ACK
     /// again, which must carry the hello again, and the SYN chain lets only queued flows' SYN-ACKs reach
     /// rackd (RackdRuleset+Ordinary.swift). The client's key message proves it had the hello.

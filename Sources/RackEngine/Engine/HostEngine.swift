@@ -214,6 +214,8 @@ public struct ConnectionStatus: Sendable, Equatable {
     public var wire: FlowKey?
     /// Whether the kernel maps the moved connection alone (nothing of it is queued; Core/KernelRewrite.swift).
     public var rewrittenByKernel: Bool
+    /// Whether its packets pass rackd.
+    public var packets: ConnectionPacketRoute
     /// Suspended by `rackctl suspend` and held until `rackctl resume`.
     public var heldByOperator: Bool
     /// Bytes the local socket holds that the peer has not acknowledged, at the latest snapshot.
@@ -230,6 +232,7 @@ public struct ConnectionStatus: Sendable, Equatable {
         resumptions = connection.resumptions
         wire = connection.mapping.map(\.wire).flatMap { $0 == connection.socketFlow ? nil : $0 }
         rewrittenByKernel = connection.kernelRewrite != nil
+        packets = connection.packetRoute
         bytesHeld = connection.socket.map { UInt64($0.sendQueueBytes) }
         suspendedSince = connection.hold?.since
         heldByOperator = connection.hold?.holder == .operator
