@@ -35,6 +35,29 @@ import Testing
         #expect(pair.replacement(of: try pair.run(pair.synAck(), .outbound, on: .b)) != nil)
     }
 
+    /// The client's first key message shows that it had the hello: the server's flow leaves the queue then,
+    /// before the key exchange is done (a SYN-ACK the socket sends after it no longer reaches rackd).
+    @Test func theServerReleasesTheFlowAtTheClientsFirstKeyMessage() throws {
+        var pair = RacksPair()
+        let decoratedSYN = try #require(pair.replacement(of: try pair.run(pair.syn(), .outbound, on: .a)))
+        _ = try pair.run(try pair.parse(decoratedSYN), .inbound, on: .b)
+        let decoratedSYNACK = try #require(pair.replacement(of: try pair.run(pair.synAck(), .outbound, on: .b)))
+        #expect(pair.rulesB == [.manage(pair.flowB)])
+        pair.dropBToA = true  // B's answers are lost: B has the client's key, the exchange is not done
+        _ = try pair.run(try pair.parse(decoratedSYNACK), .inbound, on: .a)
+        #expect(pair.phase(.b) == .keyExchange)
+        #expect(pair.rulesB == [.manage(pair.flowB), .release(pair.flowB)])
+        #expect(!pair.b.kernelFlows.queued.contains(pair.flowB))
+        // A SYN-ACK without the hello after A's connection started changes nothing on A.
+        let plainAtA = try pair.run(pair.synAck(), .inbound, on: .a)
+        #expect(plainAtA.verdict == .accept)
+        #expect(!pair.eventsA.contains { if case .fellBack = $0 { return true }; return false })
+        pair.dropBToA = false
+        try pair.advance(by: RackdPeer.keyRetransmitInterval * 2)
+        #expect(pair.phase(.a) == .healthy)
+        #expect(pair.phase(.b) == .healthy)
+    }
+
     @Test func aHelloSYNThatGetsNoSYNACKStopsBeingQueuedWhenItExpires() throws {
         var pair = RacksPair()
         let decoratedSYN = try #require(pair.replacement(of: try pair.run(pair.syn(), .outbound, on: .a)))

@@ -48,7 +48,8 @@
 // option. One without it is accepted unless its port is one a rocks role needs (`rocks-ports`: the serve
 // ports, whose rocks clients are known only by their first bytes, and the reconnection port); our SYN-ACK
 // is accepted too unless the engine queues its flow, which it does from a SYN with the option until the
-// connection is established (a retransmitted SYN-ACK must carry the hello again).
+// client's first key message (a retransmitted SYN-ACK must carry the hello again until the client shows
+// it had one: Core/KernelNeeds.swift).
 
 import CNftables
 import RackEngine

@@ -58,11 +58,16 @@ extension Connection {
         return needs.screened == nil ? .kernel : .screened
     }
 
-    /// A rackd server's connection until its key exchange is done: the socket may still send its SYN-ACK
-    /// again, which must carry the hello again, and the SYN chain lets only queued flows' SYN-ACKs reach
-    /// rackd (RackdRuleset+Ordinary.swift). The client's key message proves it had the hello.
+    /// A rackd server's connection until the client's first key message: the socket may still send its
+    /// SYN-ACK again, which must carry the hello again, and the SYN chain lets only queued flows' SYN-ACKs
+    /// reach rackd (RackdRuleset+Ordinary.swift). The client's key message proves it had the hello, so a
+    /// SYN-ACK after it (its handshake's ACK was lost) may go out plain: the client's rackd, which has its
+    /// connection, lets it pass to its socket, which only acknowledges it again. Released there, the flow
+    /// queues about a round trip less of what the client sends first (docs/architecture.md, "Data path").
     var awaitsOwnSYNACKRetransmissions: Bool {
-        guard role == .server, case .rackd = peer, case .establishing = state else { return false }
+        guard role == .server, case .rackd(let rackd) = peer, case .establishing = state,
+              case .exchanging(let exchange) = rackd.keys, exchange.key == nil
+        else { return false }
         return true
     }
 

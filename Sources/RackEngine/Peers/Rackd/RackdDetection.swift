@@ -219,7 +219,8 @@ extension ConnectionCore {
             .init(role: .server, createdAt: now, synSequence: packet.tcp.sequenceNumber, synOptions: options, decorated: false),
             for: flow)
         // Our SYN-ACK must come to us to carry the hello: the SYN chain lets every other SYN-ACK pass
-        // (RackdRuleset+Ordinary.swift), so the flow is queued from now until the handshake ends.
+        // (RackdRuleset+Ordinary.swift), so the flow is queued from now until the client shows it had the
+        // hello (Core/KernelNeeds.swift).
         table.queueBeforeConnection(flow, true)
     }
 
