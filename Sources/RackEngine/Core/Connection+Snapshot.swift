@@ -109,7 +109,10 @@ extension Connection {
             let silence = snapshot.lastAckReceived
             guard silence >= .zero else { return soon }
             let lastAck = EngineInstant(nanoseconds: now.nanoseconds &- UInt64(silence.nanosecondsValue))
-            let pace = livenessPace(path, unansweredProbes: rackd.unansweredProbes, configuration)
+            // A probe sent at this reading has not gone unanswered yet: a member's slow probe is followed by a
+            // slow reading.
+            let unanswered = rackd.unansweredProbes - (rackd.lastProbeAt == now ? 1 : 0)
+            let pace = livenessPace(path, unansweredProbes: unanswered, configuration)
             var next: EngineInstant
             if silence < pace {
                 next = lastAck + pace  // the first probe

@@ -36,8 +36,11 @@ extension Connection {
                 rackd = updated
             }
         }
-        if let lastProbe = lastProbeAt, silence < now.duration(since: lastProbe) {
-            unansweredProbes = 0  // an ACK came after our last probe
+        // An ACK came after our last probe. The kernel counts the silence in jiffies (up to 10 ms each) and
+        // a probe's answer may come within one: an ACK that close to the probe counts as its answer, or a
+        // member's pace would stay at the interval's (livenessPace) though every probe is answered.
+        if let lastProbe = lastProbeAt, silence < now.duration(since: lastProbe) + interval / 50 {
+            unansweredProbes = 0
         }
         let silent = silence >= configuration.failureTimeout
             && now.duration(since: healthy.since) >= configuration.failureTimeout
