@@ -36,6 +36,13 @@ import Testing
         pair.a.connections.map(\.id).filter { pair.a.pathStanding(of: $0)?.isSentinel == true }
     }
 
+    /// The sockets A reads and the probes it sends over the next `duration`.
+    static func count(_ pair: inout RacksPair, over duration: Duration) throws -> (readings: Int, probes: Int) {
+        let before = (pair.readingsA, pair.probesA)
+        try pair.advance(by: duration)
+        return (pair.readingsA - before.0, pair.probesA - before.1)
+    }
+
     /// Why each connection of A was suspended, by id.
     static func suspensionReasons(_ pair: RacksPair) -> [UInt64: String] {
         var reasons: [UInt64: String] = [:]
@@ -48,14 +55,12 @@ import Testing
     @Test func aMinuteOfAHundredIdleConnectionsOnOnePathCostsTheSentinelsReadingsAndAFifthOfTheOthers() throws {
         var pair = try Self.path(of: 100)
         #expect(Self.sentinels(pair) == [1])
-        pair.readingsA = 0
-        pair.probesA = 0
-        try pair.advance(by: .seconds(60))
+        let (readings, probes) = try Self.count(&pair, over: .seconds(60))
         // The sentinel: one reading and one probe per interval and an eighth (53 in a minute); each of the 99
         // others one per 5 intervals and an eighth (11 or 12). Per connection and interval alone it was 5,300.
-        #expect(pair.probesA >= 53 + 99 * 11 && pair.probesA <= 56 + 99 * 12, "probes: \(pair.probesA)")
-        #expect(pair.readingsA >= 53 + 99 * 11 && pair.readingsA <= 56 + 99 * 12, "readings: \(pair.readingsA)")
-        #expect(pair.probesA <= pair.readingsA)
+        #expect(probes >= 53 + 99 * 11 && probes <= 56 + 99 * 12, "probes: \(probes)")
+        #expect(readings >= 53 + 99 * 11 && readings <= 56 + 99 * 12, "readings: \(readings)")
+        #expect(probes <= readings)
         #expect(pair.a.connections.allSatisfy { $0.phase == .healthy })
         #expect(Self.sentinels(pair) == [1])
     }
@@ -63,11 +68,9 @@ import Testing
     @Test func aLoneConnectionIsItsPathsSentinelAndCostsAReadingAndAProbePerInterval() throws {
         var pair = try Self.path(of: 1)
         #expect(Self.sentinels(pair) == [1])
-        pair.readingsA = 0
-        pair.probesA = 0
-        try pair.advance(by: .seconds(60))
-        #expect((52...54).contains(pair.probesA), "probes: \(pair.probesA)")
-        #expect((52...54).contains(pair.readingsA), "readings: \(pair.readingsA)")
+        let (readings, probes) = try Self.count(&pair, over: .seconds(60))
+        #expect((52...54).contains(probes), "probes: \(probes)")
+        #expect((52...54).contains(readings), "readings: \(readings)")
     }
 
     // MARK: The path fails
@@ -173,10 +176,8 @@ import Testing
         #expect(sentinels.count == 1)
         // The new sentinel has the interval's pace: a reading and a probe per interval and an eighth.
         let sentinel = try #require(sentinels.first)
-        pair.readingsA = 0
-        pair.probesA = 0
-        try pair.advance(by: .seconds(30))
-        #expect(pair.probesA >= 26 + 2 * 5 && pair.probesA <= 27 + 2 * 6, "probes: \(pair.probesA)")
+        let probes = try Self.count(&pair, over: .seconds(30)).probes
+        #expect(probes >= 26 + 2 * 5 && probes <= 27 + 2 * 6, "probes: \(probes)")
         #expect(Self.sentinels(pair) == [sentinel])
         #expect(pair.a.connections.allSatisfy { $0.phase == .healthy })
     }
