@@ -79,7 +79,7 @@ import Testing
     @Test func aSocketThatIsGoneEndsTheConnection() {
         var connection = Self.healthy()
         var context = Self.context(at: Self.start + .seconds(1))
-        let actions = connection.handleSnapshot(nil, &context)
+        let actions = connection.handleSnapshot(nil, path: nil, &context)
         #expect(actions.end == .ended(reason: "socket closed"))
     }
 
@@ -87,21 +87,21 @@ import Testing
         var connection = Self.healthy()
         var context = Self.context(at: Self.start + .seconds(1))
         for state in [SocketSnapshot.State.lastAck, .closing] {
-            #expect(connection.handleSnapshot(Self.snapshot(state), &context).end == nil, "\(state): still managed")
+            #expect(connection.handleSnapshot(Self.snapshot(state), path: nil, &context).end == nil, "\(state): still managed")
             #expect(connection.phase == .healthy)
         }
-        #expect(connection.handleSnapshot(Self.snapshot(.timeWait), &context).end == .ended(reason: "socket is closing (timeWait)"))
+        #expect(connection.handleSnapshot(Self.snapshot(.timeWait), path: nil, &context).end == .ended(reason: "socket is closing (timeWait)"))
     }
 
     @Test func aClosingSocketEndsAnUnmovedConnectionButKeepsAMovedOne() {
         var unmoved = Self.healthy()
         var context = Self.context(at: Self.start + .seconds(1))
-        #expect(unmoved.handleSnapshot(Self.snapshot(.timeWait), &context).end == .ended(reason: "socket is closing (timeWait)"))
+        #expect(unmoved.handleSnapshot(Self.snapshot(.timeWait), path: nil, &context).end == .ended(reason: "socket is closing (timeWait)"))
 
         var moved = Self.healthy()
         moved.mapping = WireMapping(wire: FlowKey(local: TCPEndpoint(address: .v4(IPv4Address(10, 9, 0, 2)), port: 40_000),
                                                   remote: Self.flow.remote))
-        let actions = moved.handleSnapshot(Self.snapshot(.timeWait), &context)
+        let actions = moved.handleSnapshot(Self.snapshot(.timeWait), path: nil, &context)
         #expect(actions.end == nil)
         #expect(moved.phase == .closing)
         // Still mapped while it closes: by the kernel (a confirmed move with no sequence shift).

@@ -58,6 +58,15 @@ struct RacksPair {
     var socketB = SimulatedSocket(isn: TCPSequenceNumber(5000), isClient: false, bytesAcked: 0, bytesReceived: 0,
                                   lastAckAt: .seconds(100))
 
+    /// Host A's sockets modelled one per flow, for the flows listed (a path of several connections); every
+    /// other flow of A shares `socketA`.
+    var flowSocketsA: [FlowKey: SimulatedSocket] = [:]
+    /// Flows (as A sees them) whose segments the path loses both ways, as a NAT that forgot them would.
+    var lostFlows: Set<FlowKey> = []
+    /// Sockets host A read, and keepalive-shaped probes it sent toward B.
+    var readingsA = 0
+    var probesA = 0
+
     /// Everything each engine output, for assertions.
     var eventsA: [EngineEvent] = []
     var eventsB: [EngineEvent] = []
@@ -143,9 +152,11 @@ struct RacksPair {
             // As the daemon does: only the sockets due are read.
             let flows = engine.flowsDueForSnapshot(now: now)
             var snapshots: [FlowKey: SocketSnapshot] = [:]
-            if socket.exists {
-                for flow in flows { snapshots[flow] = socket.snapshot(flow: flow, now: now) }
+            for flow in flows {
+                let own = host == .a ? flowSocketsA[flow] ?? socket : socket
+                if own.exists { snapshots[flow] = own.snapshot(flow: flow, now: now) }
             }
+            if host == .a { readingsA += flows.count }
             outputs.append(engine.handleSnapshots(snapshots, of: flows, now: now))
         }
         if host == .a { a = engine } else { b = engine }
@@ -169,7 +180,10 @@ struct RacksPair {
                 if host == .a { toLocalSocketA.append(segment) } else { toLocalSocketB.append(segment) }
                 continue
             }
-            guard pathUp, !(host == .a ? dropAToB : dropBToA) else { continue }
+            let flowA = host == .a ? FlowKey(local: segment.source, remote: segment.destination)
+                : FlowKey(local: segment.destination, remote: segment.source)
+            if host == .a && Self.isProbe(segment) { probesA += 1 }
+            guard pathUp, !(host == .a ? dropAToB : dropBToA), !lostFlows.contains(flowA) else { continue }
             // Nothing routes to an address no host has any more.
             guard (host == .a ? currentAddressesB : currentAddressesA).contains(segment.destination.address) else { continue }
             if host == .a && synSequenceShiftAToB != 0 && segment.flags == .syn {
@@ -199,8 +213,21 @@ struct RacksPair {
             try route(output, from: host)
         } else if segment.payload.isEmpty {
             // A probe: the receiving kernel's duplicate ACK refreshes the sender's last-ACK time.
-            if host == .b { socketA.lastAckAt = now } else { socketB.lastAckAt = now }
+            let flowA = FlowKey(local: segment.source, remote: segment.destination)
+            if host == .b, flowSocketsA[flowA] != nil, !lostFlows.contains(flowA) {
+                flowSocketsA[flowA]?.lastAckAt = now
+            } else if host == .b {
+                socketA.lastAckAt = now
+            } else {
+                socketB.lastAckAt = now
+            }
         }
+    }
+
+    /// A keepalive-shaped probe: a bare ACK carrying no rackd message.
+    static func isProbe(_ segment: TCPSegmentRepr) -> Bool {
+        segment.flags == .ack && segment.payload.isEmpty
+            && !segment.options.contains { if case .experimental = $0 { return true }; return false }
     }
 
     func parse(_ bytes: [UInt8]) throws -> TCPSegmentRepr {
@@ -211,6 +238,7 @@ struct RacksPair {
     mutating func exchangeTraffic() {
         socketA.lastAckAt = now
         socketB.lastAckAt = now
+        for flow in flowSocketsA.keys { flowSocketsA[flow]?.lastAckAt = now }
     }
 
     /// Moves a host to a new address, the old one leaving first, as DHCP on another network does.

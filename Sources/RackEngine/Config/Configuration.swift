@@ -64,6 +64,11 @@ public struct Configuration: Sendable, Equatable {
 
     /// Silence after which a connection is declared failed.
     public var failureTimeout: Duration { heartbeatInterval * heartbeatMisses + heartbeatInterval / 2 }
+
+    /// How often a connection that shares its wire path with a sentinel is read, and at most how often it is
+    /// probed: the sentinel, read every heartbeat interval, watches the path for all of them
+    /// (docs/architecture.md, "Liveness at scale").
+    public var memberCheckInterval: Duration { heartbeatInterval * 5 }
 }
 
 /// The group `[control] status-group` names, and its id once the daemon has looked it up.

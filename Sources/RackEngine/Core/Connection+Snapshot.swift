@@ -4,15 +4,23 @@
 //
 // Sockets are read only when their connection is due (docs/architecture.md, "Liveness at scale"). A healthy
 // connection to a rackd peer is due when the silence the last reading showed would reach the next
-// threshold at which liveness acts (a probe at one heartbeat interval, the failure timeout); ACKs that
-// come meanwhile only push those back, so reading earlier would change nothing. After a probe, the next
-// reading comes an interval and an eighth later: it sees the probe's ACK an interval old and probes again. Every
-// other connection past its setup is read every quarter interval, as all were before; a suspended one
-// whose positions are known, once an interval (only its socket closing is left to see).
+// threshold at which liveness acts (a probe at its pace, the failure timeout); ACKs that come meanwhile
+// only push those back, so reading earlier would change nothing. After a probe, the next reading comes a
+// pace and an eighth of an interval later: it sees the probe's ACK a pace old and probes again.
+//
+// The pace is the heartbeat interval for its path's sentinel, `memberCheckInterval` (5 intervals) for the
+// path's other members (Core/PathIndex.swift, Peers/Rackd/Connection+RackdLiveness.swift). A member has no
+// failure deadline of its own, the sentinel watches the path for it, unless its own probe went unanswered
+// or its path failed. Every other connection past its setup is read every quarter interval, as all were
+// before; a suspended one whose positions are known, once an interval (only its socket closing is left to
+// see).
 
 extension Connection {
     /// Takes in the socket's state; nil when the socket no longer exists.
-    mutating func handleSnapshot(_ snapshot: SocketSnapshot?, _ context: inout ConnectionContext) -> ConnectionActions {
+    /// `path`: what the connection is to its wire path (ConnectionTable.pathStanding), if it is on one.
+    mutating func handleSnapshot(_ snapshot: SocketSnapshot?, path: PathStanding?, _ context: inout ConnectionContext)
+        -> ConnectionActions
+    {
         var actions = ConnectionActions()
         guard let snapshot else {
             actions.end = .ended(reason: "socket closed")
@@ -60,7 +68,9 @@ extension Connection {
         switch state {
         case .healthy(let healthy), .suspect(let healthy):
             switch peer {
-            case .rackd: checkRackdLiveness(healthy, snapshot: snapshot, now: context.now, configuration: context.configuration, into: &actions)
+            case .rackd:
+                checkRackdLiveness(healthy, snapshot: snapshot, path: path, now: context.now,
+                                   configuration: context.configuration, into: &actions)
             case .rocks: break  // a rock's liveness is its heartbeats (Connection+RocksHeartbeats.swift)
             }
         case .suspended(var hold), .resuming(var hold):
@@ -87,8 +97,8 @@ extension Connection {
     }
 
     /// When, after the reading `snapshot` taken at `now`, the socket is next due: see the file's header.
-    func nextSocketCheck(after snapshot: SocketSnapshot?, now: EngineInstant, configuration: Configuration)
-        -> EngineInstant
+    func nextSocketCheck(after snapshot: SocketSnapshot?, path: PathStanding?, now: EngineInstant,
+                         configuration: Configuration) -> EngineInstant
     {
         let interval = configuration.heartbeatInterval
         let soon = now + interval / 4
@@ -99,17 +109,26 @@ extension Connection {
             let silence = snapshot.lastAckReceived
             guard silence >= .zero else { return soon }
             let lastAck = EngineInstant(nanoseconds: now.nanoseconds &- UInt64(silence.nanosecondsValue))
-            var next = max(lastAck, healthy.since) + configuration.failureTimeout
-            if silence < interval {
-                next = min(next, lastAck + interval)  // the first probe
+            // A probe sent at this reading has not gone unanswered yet: a member's slow probe is followed by a
+            // slow reading.
+            let unanswered = rackd.unansweredProbes - (rackd.lastProbeAt == now ? 1 : 0)
+            let pace = livenessPace(path, unansweredProbes: unanswered, configuration)
+            var next: EngineInstant
+            if silence < pace {
+                next = lastAck + pace  // the first probe
             } else if snapshot.unackedSegments == 0 {
-                // The next probe, an eighth later than its interval: the reading then sees the last one's
-                // ACK (a round trip under that) already an interval old and probes again at once. One
-                // reading and one probe per interval for an idle connection: suspect (a label, nothing is
+                // The next probe, an eighth of an interval later than its pace: the reading then sees the
+                // last one's ACK (a round trip under that) already a pace old and probes again at once. One
+                // reading and one probe per pace for an idle connection: suspect (a label, nothing is
                 // queued for it) is read at the next probe rather than at its own threshold.
-                next = min(next, (rackd.lastProbeAt ?? now) + interval + interval / 8)
+                next = (rackd.lastProbeAt ?? now) + pace + interval / 8
             } else {
-                next = min(next, lastAck + interval + interval / 2)  // suspect, with data outstanding
+                next = lastAck + pace + interval / 2  // suspect, with data outstanding
+            }
+            // A member at the slow pace has no failure deadline of its own while its path stands: the
+            // sentinel watches the path for it.
+            if pace == interval || path?.failedAt != nil {
+                next = min(next, max(lastAck, healthy.since) + configuration.failureTimeout)
             }
             return max(next, soon)
         case .suspended(let hold), .resuming(let hold):

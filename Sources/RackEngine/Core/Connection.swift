@@ -106,6 +106,16 @@ struct Connection: Codable {
     /// The tuple the wire carries now, from this host's point of view.
     var wireFlow: FlowKey { mapping?.wire ?? socketFlow }
 
+    /// The wire path whose liveness this connection shares (Core/PathIndex.swift): a healthy or suspect
+    /// connection to a rackd peer's; nil for any other.
+    var livenessPath: WirePath? {
+        guard !peer.isRocks else { return nil }
+        switch state {
+        case .healthy, .suspect: return WirePath(wireFlow)
+        case .establishing, .suspended, .resuming, .closing: return nil
+        }
+    }
+
     var phase: ConnectionPhase { state.phase }
 
     /// The suspension, while the connection is suspended or resuming.

@@ -239,27 +239,42 @@ public struct ConnectionCore: Sendable {
         var output = EngineOutput()
         snapshotRetryAt = nil
         let configuration = configuration
+        table.electSentinels()
         for id in flows.compactMap({ table.id(forSocket: $0) }).sorted() {
             var context = ConnectionContext(now: now, configuration: configuration, addresses: addresses, random: random)
+            let path = table.pathStanding(of: id)
             // The connection is read and changed where the table keeps it: at 10,000 connections this runs
             // thousands of times a second (docs/architecture.md, "Liveness at scale").
-            let taken: (actions: ConnectionActions, persist: Bool)? = table.modify(id) { connection in
+            let taken: (actions: ConnectionActions, persist: Bool, heard: EngineInstant)? = table.modify(id) { connection in
                 if case .establishing = connection.state { return nil }
                 let snapshot = snapshots[connection.socketFlow]
                 let inode = connection.socketInode
-                let actions = connection.handleSnapshot(snapshot, &context)
-                connection.socketCheckAt = connection.nextSocketCheck(after: snapshot, now: now,
+                let actions = connection.handleSnapshot(snapshot, path: path, &context)
+                connection.socketCheckAt = connection.nextSocketCheck(after: snapshot, path: path, now: now,
                                                                       configuration: configuration)
                 // A rackd peer's liveness readings (when last heard, probes) are read afresh after a
                 // restart: not worth a write of the record each (docs/restarts.md).
-                return (actions, connection.peer.isRocks || connection.socketInode != inode)
+                return (actions, connection.peer.isRocks || connection.socketInode != inode, connection.lastHeard)
             } ?? nil
             random = context.random
             guard let taken else { continue }
             carryOut(taken.actions, of: id, now: now, into: &output, persist: taken.persist)
+            if let path { notePathReading(path, suspended: taken.actions.suspended, heard: taken.heard, now: now) }
         }
         reconcile(into: &output)
         return output
+    }
+
+    /// What a reading of a member of `path` says about the path (Core/PathIndex.swift): its sentinel failing
+    /// fails the path, so that every member is read at once; a member that heard the peer after the path
+    /// failed shows that it works. A member failing on its own says nothing of the others.
+    private mutating func notePathReading(_ path: PathStanding, suspended: Bool, heard: EngineInstant,
+                                          now: EngineInstant) {
+        if path.isSentinel && suspended && path.failedAt == nil {
+            table.pathFailed(path.path, now: now)
+        } else if let failedAt = path.failedAt, !suspended, heard > failedAt {
+            table.pathRecovered(path.path)
+        }
     }
 
     /// The daemon could not read the sockets this time: try again after the usual interval.
@@ -335,6 +350,7 @@ public struct ConnectionCore: Sendable {
 
     /// Reports what the kernel must change for the connections this input touched.
     mutating func reconcile(into output: inout EngineOutput) {
+        table.electSentinels()
         table.reconcile(lostAddresses: addresses.lost, into: &output)
     }
 

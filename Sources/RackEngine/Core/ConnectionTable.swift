@@ -11,6 +11,11 @@
 // it hashes only the id, once (docs/architecture.md, "Liveness at scale"). A slot freed by `remove` is
 // reused only after the next `reconcile`, which still needs what its last connection applied.
 //
+// The paths of the healthy connections to rackd peers are an index too (PathIndex.swift): each path's
+// sentinel is read every heartbeat interval, its other members on a slow schedule. A path whose sentinel
+// left gets a new one at the end of the input (`electSentinels`), the member heard most recently, which is
+// read at once.
+//
 // It also derives what the kernel must do for the connections (KernelNeeds.swift): the tuples queued,
 // the departed local addresses kept on `lo`, the wire tuples that lead to a connection. Connections
 // changed since the last `reconcile` are marked; `reconcile` recomputes only those and reports the
@@ -29,6 +34,8 @@ struct ConnectionTable {
     private var byWire: [FlowKey: UInt64] = [:]
     private var byName: [[UInt8]: UInt64] = [:]
     private var byHeartbeat: [TCPEndpoint: UInt64] = [:]
+    /// The wire paths of the healthy connections to rackd peers, and their sentinels.
+    private var paths = PathIndex()
     /// Each connection's earliest timer, by slot.
     private var timers = SlotDeadlineHeap()
     /// When each connection's socket is next due to be read (sock_diag), apart from its timers, by slot:
@@ -71,6 +78,7 @@ struct ConnectionTable {
         var suspendedPeer: IPAddress?
         var name: [UInt8]?
         var heartbeatSource: TCPEndpoint?
+        var path: WirePath?
     }
 
     init(configuration: Configuration) {
@@ -201,6 +209,7 @@ struct ConnectionTable {
         if let name = facts.name { byName[name] = id }
         // The first connection to name a heartbeat address keeps it (the core abandons a later one).
         if let source = facts.heartbeatSource, byHeartbeat[source] == nil { byHeartbeat[source] = id }
+        if let path = facts.path { paths.join(slot, path) }
         slots[slot].indexed = facts
         dirty.insert(slot)
         return derived.digest
@@ -215,7 +224,7 @@ struct ConnectionTable {
         let facts = IndexFacts(
             establishing: { if case .establishing = connection.state { true } else { false } }(),
             suspendedPeer: connection.hold != nil ? connection.socketFlow.remote.address : nil,
-            name: connection.peerName, heartbeatSource: connection.heartbeatSource)
+            name: connection.peerName, heartbeatSource: connection.heartbeatSource, path: connection.livenessPath)
         return (connection.id, facts, connection.nextDeadline(configuration), connection.socketCheckDue,
                 connection.kernelNeeds, PersistenceDigest(connection))
     }
@@ -232,6 +241,7 @@ struct ConnectionTable {
         }
         if let name = facts.name, byName[name] == id { byName[name] = nil }
         if let source = facts.heartbeatSource, byHeartbeat[source] == id { byHeartbeat[source] = nil }
+        if let path = facts.path { paths.leave(slot, path) }
     }
 
     // MARK: Timers
@@ -254,6 +264,52 @@ struct ConnectionTable {
     /// a snapshot of them is taken in (or their connection changes).
     func socketChecksDue(now: EngineInstant) -> [FlowKey] {
         socketChecks.due(now: now).compactMap { slots[$0].connection?.socketFlow }
+    }
+
+    // MARK: Paths
+
+    /// What connection `id` is to its wire path; nil when it is on none (not a healthy connection to a
+    /// rackd peer).
+    func pathStanding(of id: UInt64) -> PathStanding? {
+        guard let slot = slotByID[id], let path = slots[slot].indexed?.path else { return nil }
+        return paths.standing(of: slot, on: path)
+    }
+
+    /// The path's sentinel failed: every member is due to be read at once, and judged by the path's failure
+    /// until one of them hears the peer (`pathRecovered`).
+    mutating func pathFailed(_ path: WirePath, now: EngineInstant) {
+        for slot in paths.fail(path, now: now) { readAtOnce(slot) }
+    }
+
+    /// A member of a failed path heard the peer after the failure.
+    mutating func pathRecovered(_ path: WirePath) {
+        paths.recovered(path)
+    }
+
+    /// Gives each path whose sentinel left a new one: the member heard most recently (the likeliest to be
+    /// busy, so read without probes), the oldest connection among equals. It is read at once: its last
+    /// reading was scheduled for a member. O(members) per path that lost its sentinel in this input.
+    mutating func electSentinels() {
+        for (path, members) in paths.takeElections() {
+            var best: (slot: Int, heard: EngineInstant, id: UInt64)?
+            for slot in members {
+                guard let connection = slots[slot].connection else { continue }
+                let candidate = (slot: slot, heard: connection.lastHeard, id: connection.id)
+                if let current = best, (current.heard, candidate.id) >= (candidate.heard, current.id) { continue }
+                best = candidate
+            }
+            guard let best else { continue }
+            paths.setSentinel(best.slot, of: path)
+            readAtOnce(best.slot)
+        }
+    }
+
+    /// The number of paths, for tests.
+    var pathCount: Int { paths.count }
+
+    private mutating func readAtOnce(_ slot: Int) {
+        slots[slot].connection?.socketCheckAt = nil
+        socketChecks.set(slot, to: slots[slot].connection?.socketCheckDue)
     }
 
     // MARK: The kernel's state

@@ -195,6 +195,11 @@ public struct HostEngine: Sendable {
     public func connection(id: UInt64) -> ConnectionStatus? {
         core.table[id].map(ConnectionStatus.init)
     }
+
+    /// What connection `id` is to its wire path (Core/PathIndex.swift), for tests; nil when it is on none.
+    func pathStanding(of id: UInt64) -> PathStanding? {
+        core.table.pathStanding(of: id)
+    }
 }
 
 /// What status shows of one managed connection. Never includes key material.
