@@ -126,7 +126,17 @@ import Testing
         try world.fromRock(world.rock.write(RocksAnnouncement.bytes))
         try world.settle()
         #expect(Array(world.rock.received.prefix(banner.count + 16)) == banner + RocksAnnouncement.bytes)
-        for write in Self.rockInit.segments { try world.fromRock(world.rock.write(write)) }
+        // The announcement alone: a rock client finds it only at the start of one of its 16-byte reads, so
+        // after this 13-byte banner an init behind it would hide it from a client that reads late
+        // (ROCKS-PROTOCOL.md §2.2 step 5). The init goes once the client's own init shows it found it.
+        #expect(world.rock.received.count == banner.count + 16, "no init before the client's")
+        try world.advance(by: .seconds(3))
+        #expect(world.rock.received.count == banner.count + 16, "not even when retransmitting")
+        var clientInit = Self.rockInit.segments
+        try world.fromRock(world.rock.write(clientInit.removeFirst()))
+        try world.settle()
+        #expect(world.rock.received.count == banner.count + 16 + 60, "the client's first init bytes release ours")
+        for write in clientInit { try world.fromRock(world.rock.write(write)) }
         try world.settle()
         let (ours, rest) = try Self.readInit(Array(world.rock.received.dropFirst(banner.count + 16)))
         #expect(ours.heartbeat.port == 43000 && rest.isEmpty)

@@ -247,7 +247,11 @@ extension RocksPeer {
             splice.removalPoint = scanned
             splice.insertionPoint = socket.sendNext
             splice.insertedLength = UInt32(ours.count)
-            oursReleased = ours.count
+            // The announcement alone: the init waits for the client's first init bytes (`take`). A rock
+            // client finds the announcement only where one of its 16-byte reads begins, so after a banner
+            // that is no multiple of 16 an init already behind it would hide it for good when the client
+            // reads late (docs/rocks.md §14, "Server role").
+            oursReleased = RocksPeer.announcementLength
             sendOurs(from: 0, flow: flow, now: now, into: &step)
             takeStream(packet, bytes: bytes, checksum: checksum, flow: flow, now: now, into: &step)
         }
@@ -341,6 +345,12 @@ extension RocksPeer {
         splice.removedLength += UInt32(announcementTaken)
         remaining = remaining.dropFirst(announcementTaken)
         guard !remaining.isEmpty else { return true }
+        if oursReleased < ours.count {
+            // A server's init waits for the client's: the client found our announcement (takeOpening).
+            let heldFrom = oursReleased
+            oursReleased = ours.count
+            sendOurs(from: heldFrom, flow: flow, now: now, into: &step)
+        }
         do {
             splice.removedLength += UInt32(try initReader.take(remaining))
         } catch {
