@@ -65,6 +65,21 @@ import Testing
         #expect(Self.sentinels(pair) == [1])
     }
 
+    /// A member's own readings come every 5 intervals, so what it last heard itself can be seconds old;
+    /// status shows when the peer was last heard on its path (by the sentinel) instead, while the path
+    /// stands, and a member's own again once the path failed.
+    @Test func statusShowsAMemberHeardWhenItsPathsSentinelLastHeardThePeer() throws {
+        var pair = try Self.path(of: 10)
+        try pair.advance(by: .seconds(23))
+        let ages = pair.a.connections.map { pair.now.duration(since: $0.lastHeard) }
+        #expect(ages.count == 10)
+        #expect(ages.allSatisfy { $0 <= .milliseconds(1250) }, "\(ages)")
+        pair.pathUp = false
+        try pair.advance(by: .seconds(4))
+        #expect(pair.a.connections.allSatisfy { $0.phase == .suspended })
+        #expect(pair.a.connections.allSatisfy { pair.now.duration(since: $0.lastHeard) >= .seconds(3) })
+    }
+
     @Test func aLoneConnectionIsItsPathsSentinelAndCostsAReadingAndAProbePerInterval() throws {
         var pair = try Self.path(of: 1)
         #expect(Self.sentinels(pair) == [1])

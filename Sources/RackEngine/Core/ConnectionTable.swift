@@ -304,6 +304,16 @@ struct ConnectionTable {
         }
     }
 
+    /// When the peer was last heard on connection `id`'s path, by its sentinel, while the path stands: a
+    /// member is read only every few intervals, so its own reading can be seconds old while the sentinel
+    /// heard the same peer, over the same path, within the last one. nil for a connection on no path.
+    func pathLastHeard(of id: UInt64) -> EngineInstant? {
+        guard let slot = slotByID[id], let path = slots[slot].indexed?.path,
+              let sentinel = paths.standingSentinel(of: path)
+        else { return nil }
+        return slots[sentinel].connection?.lastHeard
+    }
+
     /// The number of paths, for tests.
     var pathCount: Int { paths.count }
 

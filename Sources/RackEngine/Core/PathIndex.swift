@@ -96,4 +96,10 @@ struct PathIndex {
     mutating func setSentinel(_ slot: Int, of path: WirePath) {
         paths[path]?.sentinel = slot
     }
+
+    /// The path's sentinel, while the path stands (not failed).
+    func standingSentinel(of path: WirePath) -> Int? {
+        guard let entry = paths[path], entry.failedAt == nil else { return nil }
+        return entry.sentinel
+    }
 }

@@ -188,12 +188,12 @@ public struct HostEngine: Sendable {
 
     /// The managed connections, for status and tests.
     public var connections: [ConnectionStatus] {
-        core.connectionsInOrder.map(ConnectionStatus.init)
+        core.connectionsInOrder.map { ConnectionStatus($0, pathLastHeard: core.table.pathLastHeard(of: $0.id)) }
     }
 
     /// One managed connection, found in O(1): what rackd's log lines add about it (peer kind, state).
     public func connection(id: UInt64) -> ConnectionStatus? {
-        core.table[id].map(ConnectionStatus.init)
+        core.table[id].map { ConnectionStatus($0, pathLastHeard: core.table.pathLastHeard(of: id)) }
     }
 
     /// What connection `id` is to its wire path (Core/PathIndex.swift), for tests; nil when it is on none.
@@ -212,6 +212,7 @@ public struct ConnectionStatus: Sendable, Equatable {
     public var peerKind: String
     /// How the connection's key was agreed and how resumptions are authenticated.
     public var keySuite: String
+    /// When the peer was last heard: on this connection, or by its path's sentinel on the same path if later.
     public var lastHeard: EngineInstant
     public var suspendedSince: EngineInstant?
     public var resumptions: Int
@@ -226,14 +227,16 @@ public struct ConnectionStatus: Sendable, Equatable {
     /// Bytes the local socket holds that the peer has not acknowledged, at the latest snapshot.
     public var bytesHeld: UInt64?
 
-    init(_ connection: Connection) {
+    /// `pathLastHeard`: when the sentinel of the connection's path last heard the peer (Core/PathIndex.swift),
+    /// which the connection's own, less frequent readings may lag by seconds.
+    init(_ connection: Connection, pathLastHeard: EngineInstant? = nil) {
         id = connection.id
         flow = connection.socketFlow
         role = connection.role
         phase = connection.phase
         peerKind = connection.peer.kind
         keySuite = connection.peer.suite
-        lastHeard = connection.lastHeard
+        lastHeard = max(connection.lastHeard, pathLastHeard ?? connection.lastHeard)
         resumptions = connection.resumptions
         wire = connection.mapping.map(\.wire).flatMap { $0 == connection.socketFlow ? nil : $0 }
         rewrittenByKernel = connection.kernelRewrite != nil
