@@ -33,7 +33,8 @@ public struct Configuration: Sendable, Equatable {
     public var firewallMark: UInt32 = 0x1000_0000
     public var rules: RulesVariant = .auto
 
-    /// How often a quiet connection is probed.
+    /// How often a quiet path is probed (its sentinel; the other connections on it every
+    /// `memberCheckInterval`).
     public var heartbeatInterval: Duration = .seconds(1)
     /// Probes that may go unanswered before the path is declared failed. With the defaults a black
     /// hole is detected within 2.5 s of the last packet heard (`interval × misses + interval / 2`).
