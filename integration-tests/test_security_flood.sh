@@ -108,7 +108,15 @@ tb_assert "rackd-B's peak RSS ($FLOOD_PEAK_KB KiB) stays under $((base_b + rss_s
 floods_ended=$SECONDS
 echo "rackd-B sampled RSS during the floods: $(proc_sampler_stop sample-b)"
 tb_assert "the transfer was still running when the floods ended" tb__alive "$(tb_pid bulk-client)"
-racks_assert_nothing_queued
+tb_assert "healthy: nothing is in A's managed sets" racks_managed_sets_empty "$TB_A"
+# A garbage option can read as rackd's hello: such a forged SYN's flow is queued on B until its handshake
+# expires, 5 s after B's SYN-ACK (RackdPeer.keyRetransmitInterval x keySendLimit; docs/protocol.md). The
+# healthy connection itself is never in B's sets, and nothing of the floods stays there.
+echo "B's flows_in4 right after the floods: $(ip netns exec "$TB_B" nft list map inet rackd flows_in4 | grep -c ' : goto') elements"
+tb_assert "healthy: the connection is not in B's managed sets" bash -c \
+    "! ip netns exec '$TB_B' nft list map inet rackd flows_in4 | grep -Eq '\\. $ATTACK_PORT : '"
+tb_assert "nothing of the floods stays in B's managed sets (forged handshakes expire within 5 s)" \
+    tb_wait_for "racks_managed_sets_empty $TB_B" 10
 tb_assert "the floods suspended nothing on A" test "$(racks_count a 'state changed.*conn.state=suspended')" = 0
 tb_assert "the floods suspended nothing on B" test "$(racks_count b 'state changed.*conn.state=suspended')" = 0
 tb_assert "50 MiB each way arrive intact (SHA-256)" tb_xfer_finish bulk 600
