@@ -222,6 +222,34 @@ import Testing
         #expect(world.app.received == fromRock1 + fromRock2)
     }
 
+    /// The rock is the server (rackd connected to it), and it opens a link to rackd's port but writes its 1of2
+    /// byte late, as a loaded rock does: rackd, a client, never writes one itself (it did after 500 ms, then
+    /// read the rock's byte and challenge one byte off and reset the link: test_rocks_recovery.sh under load).
+    @Test func asAClientRackdWaitsForALateRockServersPickOnALinkTheRockOpens() throws {
+        var world = RocksWorld(appIsClient: true)
+        try RocksScenarioTests.connectedClient(&world)
+        try RocksScenarioTests.rockOpens(&world)
+        let cipher = try Self.cipher(world)
+        let fromApp1 = Self.pattern(2000, seed: 11)
+        try world.fromApp(world.app.write(fromApp1))
+        try world.settle()
+        try world.fromRock([world.rock.segment(at: world.rock.sendNext, payload: []).with(flags: [.rst])])
+        #expect(world.engine.connections.first?.phase == .suspended)
+        try world.carryOut(world.engine.handleSnapshots([world.appFlow: Self.snapshot(world.app, client: true)], now: world.now))
+
+        world.rockLink = MiniTCP(local: TCPEndpoint(address: .v4(RocksWorld.addressB), port: 45002), remote: Self.rackdPort,
+                                 isn: 8_000_000)
+        try world.fromRock([world.rockLink!.syn()])
+        try world.settle()
+        try world.advance(by: .seconds(2))
+        #expect(world.rockLink!.received.isEmpty, "no 1of2 byte from rackd, the client, however late the rock's")
+        #expect(!world.rockLink!.receivedRST)
+        var rock = ScriptedRock(role: .server, cipher: cipher)
+        try Self.exchange(&world, &rock, recovery: Self.recovery(received: fromApp1.count), resend: [])
+        #expect(rock.authentication.isAuthenticated)
+        #expect(world.engine.connections.first?.phase == .healthy)
+    }
+
     @Test func aHeartbeatTheKernelRefusesSuspendsAtOnceAndTheRockIsReset() throws {
         var world = RocksWorld(appIsClient: true)
         try RocksScenarioTests.connectedClient(&world)

@@ -7,8 +7,9 @@
 // challenge under that key (RocksChallenge.swift), so it names the connection without revealing the key.
 // Until then the link is pending here. Which end writes first depends on the connection's role (the 1of2
 // byte is the server's): when every candidate connection (those with the rock's address first, else all
-// rocks connections) is a server, rackd writes the byte at once; otherwise it waits for the rock's byte and
-// challenge, as a client does. A rock whose connection's role disagrees is reset, and tries again.
+// rocks connections) is a server, rackd writes the byte at once; when every one is a client, it waits for the
+// rock's byte and challenge, as a client does, however long they take; with both roles, it waits `pickWait`
+// for the rock's byte, then writes its own. A rock whose connection's role disagrees is reset, and tries again.
 //
 // Bounded: at most `capacity` pending links, each for at most `RocksLink.lifetime`. A SYN that finds the
 // table full takes the place of the oldest link still in its handshake (forged SYNs never complete one,
@@ -21,6 +22,11 @@ struct RocksReconnectionPort {
         var link: RocksLink
         /// rackd wrote the 1of2 byte (it assumed the server's role).
         var pickWritten: Bool
+        /// Some connection the link may belong to is a server's: if the rock stays silent for `pickWait`,
+        /// rackd writes the 1of2 byte. When every candidate is a client's, the rock is the server and its
+        /// byte comes however late (a loaded rock took over 500 ms; rackd's byte then made it read the rock's
+        /// byte and challenge one byte off, and reset the link).
+        var mayPick: Bool
     }
 
     var pending: [FlowKey: PendingLink] = [:]
@@ -32,7 +38,7 @@ struct RocksReconnectionPort {
     /// The earliest instant a pending link expires.
     var nextDeadline: EngineInstant? {
         (pending.values.map { $0.link.startedAt + RocksLink.lifetime } + pending.values.compactMap(\.link.retransmitAt)
-            + pending.values.filter { $0.link.phase == .established && !$0.pickWritten && $0.link.received == 0 }
+            + pending.values.filter { $0.mayPick && $0.link.phase == .established && !$0.pickWritten && $0.link.received == 0 }
                 .map { $0.link.startedAt + Self.pickWait }).min()
     }
 }
@@ -94,7 +100,8 @@ extension ConnectionCore {
         let (link, synAck) = RocksLink.accept(packet, flow: flow, isn: isn, socketOptions: socketOptions,
                                               receiveLimit: RocksReconnection.rockExchangeLength(ourRole: .client),
                                               now: now)
-        rocksPort.pending[flow] = RocksReconnectionPort.PendingLink(link: link, pickWritten: false)
+        rocksPort.pending[flow] = RocksReconnectionPort.PendingLink(
+            link: link, pickWritten: false, mayPick: candidates.contains { table[$0]?.role == .server })
         table.queueBeforeConnection(flow, true)
         output.transmits.append(contentsOf: ConnectionActions.emit(synAck))
         reconcile(into: &output)
@@ -184,7 +191,7 @@ extension ConnectionCore {
                 continue
             }
             var segments: [TCPSegmentRepr] = []
-            if pending.link.phase == .established, !pending.pickWritten, pending.link.received == 0,
+            if pending.mayPick, pending.link.phase == .established, !pending.pickWritten, pending.link.received == 0,
                 now.duration(since: pending.link.startedAt) >= RocksReconnectionPort.pickWait
             {
                 // The rock wrote nothing: it is a client waiting for the server's byte, so rackd is the server.
