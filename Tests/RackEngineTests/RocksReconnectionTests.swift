@@ -144,6 +144,18 @@ import Testing
                 "heartbeats go to the rock's new heartbeat address")
     }
 
+    /// rackd as the rocks client, past both inits, after the application wrote `count` bytes (settled).
+    static func clientAfterInit(writing count: Int, seed: UInt8) throws -> (RocksWorld, Blowfish, [UInt8]) {
+        var world = RocksWorld(appIsClient: true)
+        try RocksScenarioTests.connectedClient(&world)
+        try RocksScenarioTests.rockOpens(&world)
+        let cipher = try Self.cipher(world)
+        let written = Self.pattern(count, seed: seed)
+        try world.fromApp(world.app.write(written))
+        try world.settle()
+        return (world, cipher, written)
+    }
+
     /// Runs the rock's side of the exchange on `world.rockLink` until it is through (or stuck).
     static func exchange(_ world: inout RocksWorld, _ rock: inout ScriptedRock, recovery: RocksRecovery,
                          resend: [UInt8]) throws {
@@ -226,13 +238,7 @@ import Testing
     /// byte late, as a loaded rock does: rackd, a client, never writes one itself (it did after 500 ms, then
     /// read the rock's byte and challenge one byte off and reset the link: test_rocks_recovery.sh under load).
     @Test func asAClientRackdWaitsForALateRockServersPickOnALinkTheRockOpens() throws {
-        var world = RocksWorld(appIsClient: true)
-        try RocksScenarioTests.connectedClient(&world)
-        try RocksScenarioTests.rockOpens(&world)
-        let cipher = try Self.cipher(world)
-        let fromApp1 = Self.pattern(2000, seed: 11)
-        try world.fromApp(world.app.write(fromApp1))
-        try world.settle()
+        var (world, cipher, fromApp1) = try Self.clientAfterInit(writing: 2000, seed: 11)
         try world.fromRock([world.rock.segment(at: world.rock.sendNext, payload: []).with(flags: [.rst])])
         #expect(world.engine.connections.first?.phase == .suspended)
         try world.carryOut(world.engine.handleSnapshots([world.appFlow: Self.snapshot(world.app, client: true)], now: world.now))
@@ -348,13 +354,7 @@ import Testing
     }
 
     @Test func bytesTheRockReadWhoseAcknowledgementTheHoldKeptAreNotSentAgain() throws {
-        var world = RocksWorld(appIsClient: true)
-        try RocksScenarioTests.connectedClient(&world)
-        try RocksScenarioTests.rockOpens(&world)
-        let cipher = try Self.cipher(world)
-        let fromApp1 = Self.pattern(3000, seed: 1)
-        try world.fromApp(world.app.write(fromApp1))
-        try world.settle()
+        var (world, cipher, fromApp1) = try Self.clientAfterInit(writing: 3000, seed: 1)
         // The application's last 1000 bytes reach the rock, whose application reads them; its
         // acknowledgement is lost, and then the path fails.
         let late = Self.pattern(1000, seed: 11)
