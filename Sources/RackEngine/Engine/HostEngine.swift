@@ -188,12 +188,16 @@ public struct HostEngine: Sendable {
 
     /// The managed connections, for status and tests.
     public var connections: [ConnectionStatus] {
-        core.connectionsInOrder.map { ConnectionStatus($0, pathLastHeard: core.table.pathLastHeard(of: $0.id)) }
+        core.connectionsInOrder.map(status)
     }
 
     /// One managed connection, found in O(1): what rackd's log lines add about it (peer kind, state).
     public func connection(id: UInt64) -> ConnectionStatus? {
-        core.table[id].map { ConnectionStatus($0, pathLastHeard: core.table.pathLastHeard(of: id)) }
+        core.table[id].map(status)
+    }
+
+    private func status(_ connection: Connection) -> ConnectionStatus {
+        ConnectionStatus(connection, pathLastHeard: core.table.pathLastHeard(of: connection.id))
     }
 
     /// What connection `id` is to its wire path (Core/PathIndex.swift), for tests; nil when it is on none.
@@ -229,7 +233,7 @@ public struct ConnectionStatus: Sendable, Equatable {
 
     /// `pathLastHeard`: when the sentinel of the connection's path last heard the peer (Core/PathIndex.swift),
     /// which the connection's own, less frequent readings may lag by seconds.
-    init(_ connection: Connection, pathLastHeard: EngineInstant? = nil) {
+    init(_ connection: Connection, pathLastHeard: EngineInstant?) {
         id = connection.id
         flow = connection.socketFlow
         role = connection.role
