@@ -30,6 +30,14 @@ enum NftExpression {
         return e
     }
 
+    /// `ct KEY` of the packet's conntrack entry loaded into `register` (no entry: the rule stops here).
+    static func conntrack(_ key: nft_ct_keys, into register: UInt32) -> OpaquePointer {
+        let e = make("ct")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_CT_KEY), key.rawValue)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_CT_DREG), register)
+        return e
+    }
+
     /// `LEN` bytes at `offset` of the network or transport header, loaded into `register`.
     static func payload(_ base: nft_payload_bases, offset: UInt32, length: UInt32, into register: UInt32) -> OpaquePointer {
         let e = make("payload")

@@ -7,6 +7,8 @@
 //     queued flow (suspect, held, a roam being confirmed, a rocks connection)   → goto queued
 //     screened rocks connection (docs/rocks.md §14, "In the kernel"), outbound → goto queued
 //                                                                     inbound  → goto screened
+//     shifted rocks connection (Core/KernelShift.swift),              outbound → goto queued
+//                                                                     inbound  → goto shifted
 //     moved connection the kernel rewrites (Core/KernelRewrite.swift), socket tuple, outbound → goto rewrite_out4
 //                                                                      wire tuple, inbound   → goto rewrite_in4
 //                                                                      socket tuple, inbound → drop (the old path: stale or forged)
@@ -86,6 +88,9 @@ enum FlowVerdict: Hashable {
     case rewrite(RackdRuleset.Hook, FlowMap.Family)
     /// SYN, FIN and RST to rackd, the rest accepted (a screened rocks connection's inbound packets).
     case screen
+    /// The same, and to rackd whatever conntrack would not shift (a shifted rocks connection's inbound
+    /// packets).
+    case shift
     case drop
 }
 
@@ -112,7 +117,8 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
         switch change {
         case .manage(let flow), .release(let flow): queued(flow)
         case .rewrite(let rewrite), .stopRewriting(let rewrite): rewritten(rewrite)
-        case .screen(let flow), .stopScreening(let flow): screened(flow)
+        case .screen(let flow), .stopScreening(let flow): screened(flow, inbound: .screen)
+        case .shift(let shift), .stopShifting(let shift): screened(shift.flow, inbound: .shift)
         }
     }
 
@@ -120,7 +126,8 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
     static func elements(for flows: KernelFlows) -> [FlowMapElement] {
         flows.queued.sorted { $0.description < $1.description }.flatMap(queued)
             + flows.rewrites.sorted { $0.description < $1.description }.flatMap(rewritten)
-            + flows.screened.sorted { $0.description < $1.description }.flatMap(screened)
+            + flows.screened.sorted { $0.description < $1.description }.flatMap { screened($0, inbound: .screen) }
+            + flows.shifted.sorted { $0.description < $1.description }.flatMap { screened($0.flow, inbound: .shift) }
     }
 
     private static func queued(_ flow: FlowKey) -> [FlowMapElement] {
@@ -130,11 +137,11 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
                 FlowMapElement(map: .flows(.input, family), key: key, value: .verdict(.queue))]
     }
 
-    private static func screened(_ flow: FlowKey) -> [FlowMapElement] {
+    private static func screened(_ flow: FlowKey, inbound: FlowVerdict) -> [FlowMapElement] {
         let key = ManagedFlowKey(flow)
         let family: FlowMap.Family = key.isIPv6 ? .v6 : .v4
         return [FlowMapElement(map: .flows(.output, family), key: key, value: .verdict(.queue)),
-                FlowMapElement(map: .flows(.input, family), key: key, value: .verdict(.screen))]
+                FlowMapElement(map: .flows(.input, family), key: key, value: .verdict(inbound))]
     }
 
     private static func rewritten(_ rewrite: KernelRewrite) -> [FlowMapElement] {

@@ -28,6 +28,7 @@ extension RackdRuleset {
             return [Rule(comment: "every packet of a queued flow", expressions: [queue(bypass: false)])]
         }
         if chain == Self.screenedChain { return screenedRules() }
+        if chain == Self.shiftedChain { return shiftedRules() }
         for hook in Hook.allCases {
             for family in [FlowMap.Family.v4, .v6] where chain == Self.chainName(of: .rewrite(hook, family)) {
                 return rewriteRules(hook, family)
@@ -118,6 +119,30 @@ extension RackdRuleset {
                  expressions: [NftExpression.counter(), NftExpression.accept()]),
         ]
     }
+
+    /// A shifted rocks connection's inbound packets (Core/KernelShift.swift): those conntrack shifts go on
+    /// as a screened connection's; the rest (no entry: lost to a flush or a timeout, or a packet conntrack
+    /// found invalid) go to rackd, which maps them itself. `ct status` of a packet without an entry matches
+    /// nothing, so the queue is the chain's last rule rather than a test of a missing bit. Without kernel
+    /// shifts no element names the chain, and it holds no `ct` rule: such a rule makes conntrack track
+    /// every flow of the network namespace.
+    private func shiftedRules() -> [Rule] {
+        let r1 = NftRegister.r32(0)
+        let queueTheRest = Rule(comment: "a shifted rocks connection's packet conntrack would not shift: rackd maps it",
+                                expressions: [queue(bypass: false)])
+        guard kernelShifts else { return [queueTheRest] }
+        // ct status & seq-adjust != 0 jump screened
+        let shifted = Rule(comment: "a shifted rocks connection's packet conntrack shifts: screened", expressions: [
+            NftExpression.conntrack(NFT_CT_STATUS, into: r1),
+            NftExpression.and(register: r1, mask: bytesOf(Self.sequenceAdjustStatus)),
+            NftExpression.compare(NFT_CMP_NEQ, register: r1, bytesOf(UInt32(0))),
+            NftExpression.jump(to: Self.screenedChain),
+        ])
+        return [shifted, queueTheRest]
+    }
+
+    /// IPS_SEQ_ADJUST (linux/netfilter/nf_conntrack_common.h): the entry carries a sequence adjustment.
+    static let sequenceAdjustStatus: UInt32 = 1 << 6
 
     /// The longest IP packet searched for rackd's option: a segment without payload behind at most 60
     /// bytes of IP header (IPv4 options, IPv6 extension headers), with 60 of TCP header.

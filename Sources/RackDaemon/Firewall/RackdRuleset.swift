@@ -33,6 +33,10 @@
 //             tcp flags & (fin | syn | rst) != 0 queue num Q
 //             counter accept
 //         }
+//         chain shifted {                       (a rocks connection whose shift conntrack carries, inbound)
+//             ct status & seq-adjust != 0 jump screened      (only when rackd can shift: Core/KernelShift.swift)
+//             queue num Q                                    (no entry, or one without the shift)
+//         }
 //         chain rewrite_out4 { ip saddr . tcp sport . ip daddr . tcp dport map @wire_of4 → ip saddr, tcp sport, ip daddr, tcp dport }
 //         chain rewrite_in4 {
 //             tcp flags & rst == rst queue num Q
@@ -85,6 +89,10 @@ struct RackdRuleset {
     var variant: QueueRuleVariant
     /// The policy's exclusions, which the SYN chains skip (RackdRuleset+Ordinary.swift).
     var exclusions = SYNExclusions()
+    /// Whether the `shifted` chain tests conntrack's status (Core/KernelShift.swift). A rule that reads
+    /// `ct` makes conntrack track every flow of the network namespace, so the table has one only when
+    /// rackd can shift flows in the kernel (rocks enabled, ctnetlink there).
+    var kernelShifts = false
 
     // MARK: Chains
 
@@ -105,19 +113,21 @@ struct RackdRuleset {
 
     static let queuedChain = "queued"
     static let screenedChain = "screened"
+    static let shiftedChain = "shifted"
 
     /// The chain a verdict map's element sends a packet to.
     static func chainName(of verdict: FlowVerdict) -> String {
         switch verdict {
         case .queue, .drop: queuedChain
         case .screen: screenedChain
+        case .shift: shiftedChain
         case .rewrite(let hook, let family):
             "rewrite_\(hook == .output ? "out" : "in")\(family == .v4 ? "4" : "6")"
         }
     }
 
     /// Every chain, in the order they are created: those the maps' elements name come before the hooks'.
-    static let chains: [Chain] = [Chain(name: queuedChain, hook: nil), Chain(name: screenedChain, hook: nil)]
+    static let chains: [Chain] = [queuedChain, screenedChain, shiftedChain].map { Chain(name: $0, hook: nil) }
         + [Hook.output, .input].flatMap { hook in
             [FlowMap.Family.v4, .v6].map { Chain(name: chainName(of: .rewrite(hook, $0)), hook: nil) }
         }

@@ -60,6 +60,10 @@ public struct Configuration: Sendable, Equatable {
     public var statusGroup: StatusGroup?
     /// Rocks 2.4 peers (`[rocks]`); off by default.
     public var rocks = RocksSettings()
+    /// Whether the kernel can carry a rocks connection's constant sequence shift (conntrack's seqadj over
+    /// ctnetlink, and the queue's per-packet conntrack status: Core/KernelShift.swift). Not a setting: the
+    /// daemon finds it out at start; without it such connections stay queued.
+    public var kernelShiftsAvailable = false
 
     public init() {}
 

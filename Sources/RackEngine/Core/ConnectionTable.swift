@@ -51,6 +51,7 @@ struct ConnectionTable {
     private(set) var managedFlows: Set<FlowKey> = []
     private(set) var kernelRewrites: Set<KernelRewrite> = []
     private(set) var screenedFlows: Set<FlowKey> = []
+    private(set) var kernelShifts: Set<KernelShift> = []
     private(set) var heldAddresses: Set<IPAddress> = []
     private var queuedUsers: [FlowKey: Int] = [:]
     private var addressUsers: [IPAddress: Int] = [:]
@@ -352,6 +353,8 @@ struct ConnectionTable {
         var rewritesAfter: Set<KernelRewrite> = []
         var screenedBefore: Set<FlowKey> = []
         var screenedAfter: Set<FlowKey> = []
+        var shiftsBefore: Set<KernelShift> = []
+        var shiftsAfter: Set<KernelShift> = []
         for slot in dirty {
             let before = slots[slot].applied
             slots[slot].applied = nil
@@ -365,6 +368,7 @@ struct ConnectionTable {
                 for flow in before.wires where byWire[flow] == id { byWire[flow] = nil }
                 if let rewrite = before.rewrite { rewritesBefore.insert(rewrite) }
                 if let screened = before.screened { screenedBefore.insert(screened) }
+                if let shift = before.shift { shiftsBefore.insert(shift) }
                 addressUsers[before.address, default: 0] -= 1
                 if addressUsers[before.address] == 0 { addressUsers[before.address] = nil }
                 dirtyAddresses.insert(before.address)
@@ -377,6 +381,7 @@ struct ConnectionTable {
                 for flow in after.wires { byWire[flow] = id }
                 if let rewrite = after.rewrite { rewritesAfter.insert(rewrite) }
                 if let screened = after.screened { screenedAfter.insert(screened) }
+                if let shift = after.shift { shiftsAfter.insert(shift) }
                 addressUsers[after.address, default: 0] += 1
                 dirtyAddresses.insert(after.address)
                 slots[slot].applied = (id, after)
@@ -396,18 +401,24 @@ struct ConnectionTable {
         // it replaces them, in the same batch (removals first).
         let stoppedScreens = screenedBefore.subtracting(screenedAfter)
         let newScreens = screenedAfter.subtracting(screenedBefore)
+        let stoppedShifts = shiftsBefore.subtracting(shiftsAfter)
+        let newShifts = shiftsAfter.subtracting(shiftsBefore)
         for rewrite in stoppedRewrites.sorted(by: Self.rewriteOrder) { output.ruleChanges.append(.stopRewriting(rewrite)) }
         for flow in stoppedScreens.sorted(by: Self.flowOrder) { output.ruleChanges.append(.stopScreening(flow)) }
+        for shift in stoppedShifts.sorted(by: Self.shiftOrder) { output.ruleChanges.append(.stopShifting(shift)) }
         for flow in released.sorted(by: Self.flowOrder) { output.ruleChanges.append(.release(flow)) }
         for flow in added.sorted(by: Self.flowOrder) { output.ruleChanges.append(.manage(flow)) }
         for rewrite in newRewrites.sorted(by: Self.rewriteOrder) { output.ruleChanges.append(.rewrite(rewrite)) }
         for flow in newScreens.sorted(by: Self.flowOrder) { output.ruleChanges.append(.screen(flow)) }
+        for shift in newShifts.sorted(by: Self.shiftOrder) { output.ruleChanges.append(.shift(shift)) }
         managedFlows.subtract(released)
         managedFlows.formUnion(added)
         kernelRewrites.subtract(stoppedRewrites)
         kernelRewrites.formUnion(newRewrites)
         screenedFlows.subtract(stoppedScreens)
         screenedFlows.formUnion(newScreens)
+        kernelShifts.subtract(stoppedShifts)
+        kernelShifts.formUnion(newShifts)
 
         let held = dirtyAddresses.filter { lostAddresses.contains($0) && addressUsers[$0] != nil }
         let stale = dirtyAddresses.filter { heldAddresses.contains($0) && !held.contains($0) }
@@ -422,5 +433,6 @@ struct ConnectionTable {
     /// A fixed order for reporting sets, so the same inputs give the same outputs.
     static func flowOrder(_ a: FlowKey, _ b: FlowKey) -> Bool { a.description < b.description }
     static func rewriteOrder(_ a: KernelRewrite, _ b: KernelRewrite) -> Bool { a.description < b.description }
+    static func shiftOrder(_ a: KernelShift, _ b: KernelShift) -> Bool { a.description < b.description }
     static func addressOrder(_ a: IPAddress, _ b: IPAddress) -> Bool { a.description < b.description }
 }

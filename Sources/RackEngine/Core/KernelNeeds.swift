@@ -11,6 +11,8 @@ struct KernelNeeds: Equatable {
     var rewrite: KernelRewrite?
     /// The tuple whose outbound packets are queued and of whose inbound ones only SYN, FIN and RST, if any.
     var screened: FlowKey?
+    /// The same, with a sequence shift conntrack carries (Core/KernelShift.swift), if any.
+    var shift: KernelShift?
     /// The socket's local address: if it left the host, rackd keeps it on `lo` (docs/roaming.md).
     var address: IPAddress
 }
@@ -55,7 +57,7 @@ extension Connection {
     var packetRoute: ConnectionPacketRoute {
         let needs = kernelNeeds
         if !needs.queued.isEmpty { return .queued }
-        return needs.screened == nil ? .kernel : .screened
+        return needs.screened == nil && needs.shift == nil ? .kernel : .screened
     }
 
     /// A rackd server's connection until the client's first key message: the socket may still send its

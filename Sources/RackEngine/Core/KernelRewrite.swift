@@ -31,21 +31,25 @@ public struct KernelRewrite: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(socket) as \(wire)" }
 }
 
-/// What the kernel holds for the managed connections: the flows it queues, the rewrites it does and the
-/// flows it screens (outbound queued, inbound only SYN, FIN and RST: `RuleChange.screen`).
+/// What the kernel holds for the managed connections: the flows it queues, the rewrites it does, the
+/// flows it screens (outbound queued, inbound only SYN, FIN and RST: `RuleChange.screen`) and those it
+/// screens while conntrack shifts their sequence numbers (`RuleChange.shift`, Core/KernelShift.swift).
 /// rackd installs it whole at start and after someone took its rules away (Firewall/NftablesInstaller.swift).
 public struct KernelFlows: Equatable, Sendable {
     public var queued: Set<FlowKey>
     public var rewrites: Set<KernelRewrite>
     public var screened: Set<FlowKey>
+    public var shifted: Set<KernelShift>
 
-    public init(queued: Set<FlowKey> = [], rewrites: Set<KernelRewrite> = [], screened: Set<FlowKey> = []) {
+    public init(queued: Set<FlowKey> = [], rewrites: Set<KernelRewrite> = [], screened: Set<FlowKey> = [],
+                shifted: Set<KernelShift> = []) {
         self.queued = queued
         self.rewrites = rewrites
         self.screened = screened
+        self.shifted = shifted
     }
 
-    public var count: Int { queued.count + rewrites.count + screened.count }
+    public var count: Int { queued.count + rewrites.count + screened.count + shifted.count }
 }
 
 extension Connection {

@@ -94,12 +94,18 @@ public enum RuleChange: Hashable, Sendable {
     case screen(FlowKey)
     /// Stop doing so.
     case stopScreening(FlowKey)
+    /// Screen the flow as `screen` does while conntrack shifts its sequence numbers (an entry with seqadj,
+    /// created over ctnetlink); inbound packets the kernel would not shift are queued too
+    /// (Core/KernelShift.swift). Carried out again when the engine sees the kernel lost the entry.
+    case shift(KernelShift)
+    /// Stop doing so, and delete the entry.
+    case stopShifting(KernelShift)
 
     /// Whether the change takes something away (and so comes before the additions of the same input).
     public var isRemoval: Bool {
         switch self {
-        case .release, .stopRewriting, .stopScreening: true
-        case .manage, .rewrite, .screen: false
+        case .release, .stopRewriting, .stopScreening, .stopShifting: true
+        case .manage, .rewrite, .screen, .shift: false
         }
     }
 }

@@ -24,9 +24,11 @@ public struct HostEngine: Sendable {
     /// queued from a hook rackd's rules never use. `checksum` says whether its TCP checksum is complete or
     /// only the pseudo-header sum (NFQA_SKB_CSUMNOTREADY), which decides how a rewrite fixes it.
     /// `truncated` says the kernel copied only part of the packet: it can be judged, never rewritten.
+    /// `kernelShifts` says the packet's conntrack entry carries a sequence adjustment (its status has
+    /// IPS_SEQ_ADJUST): the kernel shifts whatever passes the verdict (Core/KernelShift.swift).
     public mutating func handlePacket(_ bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection?,
                                       checksum: TCPChecksumState = .complete, truncated: Bool = false,
-                                      now: EngineInstant) -> EngineOutput {
+                                      kernelShifts: Bool = false, now: EngineInstant) -> EngineOutput {
         guard let direction else {
             return EngineOutput(events: [.unparsablePacket(reason: "queued from a netfilter hook rackd does not use")])
         }
@@ -125,11 +127,11 @@ public struct HostEngine: Sendable {
     /// The flows whose every packet the data plane has been told to queue.
     public var racksManagedFlows: Set<FlowKey> { core.table.managedFlows }
 
-    /// Everything the kernel holds for the managed connections: the queued flows, the rewrites and the
-    /// screened flows.
+    /// Everything the kernel holds for the managed connections: the queued flows, the rewrites, the
+    /// screened flows and the shifted ones.
     public var kernelFlows: KernelFlows {
         KernelFlows(queued: core.table.managedFlows, rewrites: core.table.kernelRewrites,
-                    screened: core.table.screenedFlows)
+                    screened: core.table.screenedFlows, shifted: core.table.kernelShifts)
     }
 
     /// How many destinations are cached as ordinary peers now (`EngineOutput.ordinary`).

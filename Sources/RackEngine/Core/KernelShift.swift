@@ -1,0 +1,40 @@
+// rackd — a rocks connection whose constant sequence shift the kernel carries: conntrack's sequence
+// adjustment (seqadj), on an entry rackd creates over ctnetlink (docs/kernel-seqadj.md; docs/rocks.md
+// §14, "In the kernel").
+//
+// A rocks server's splice (and a rocks client's whose init had an unexpected length) leaves a constant
+// offset in each direction once both inits are through: the socket's numbers go out `localOffset` higher,
+// the rock's reach the socket `peerOffset` lower. nftables has no arithmetic for that; conntrack's seqadj
+// does it after rackd's rules (at the confirm hooks, the last of output and input). Such a connection is
+// screened as a rocks client's is (its outbound packets queued for the send ring, verdict only; of its
+// inbound ones only SYN, FIN and RST), and its inbound packets without the shift (the entry lost to a
+// flush or a timeout) are queued too, so that rackd maps them itself.
+//
+// Which packets the kernel shifts after the verdict, rackd learns per packet: the queue reports each
+// packet's conntrack status (NFQA_CT), and a packet whose entry has IPS_SEQ_ADJUST is shifted by the kernel
+// whatever rackd does with it (`HostEngine.handlePacket`, `kernelShifts`).
+
+/// One shift the kernel carries for one connection, on its socket's own tuple.
+public struct KernelShift: Hashable, Sendable, CustomStringConvertible {
+    /// The socket's tuple, local end first: the conntrack entry's original direction is outbound.
+    public var flow: FlowKey
+    /// Added to the socket's sequence numbers on the way out (and to its acknowledgements on the way in,
+    /// subtracted): conntrack's offset for the original direction.
+    public var localOffset: TCPSequenceOffset
+    /// Added to the peer's sequence numbers as the socket knows them, to give them as the wire carries
+    /// them: conntrack's offset for the reply direction is its inverse.
+    public var peerOffset: TCPSequenceOffset
+
+    public init(flow: FlowKey, localOffset: TCPSequenceOffset, peerOffset: TCPSequenceOffset) {
+        self.flow = flow
+        self.localOffset = localOffset
+        self.peerOffset = peerOffset
+    }
+
+    /// Conntrack's offset for the original direction (the socket's packets): CTA_SEQ_ADJ_ORIG.
+    public var originalOffset: Int32 { Int32(bitPattern: localOffset.rawValue) }
+    /// Conntrack's offset for the reply direction (the peer's packets): CTA_SEQ_ADJ_REPLY.
+    public var replyOffset: Int32 { Int32(bitPattern: peerOffset.inverse.rawValue) }
+
+    public var description: String { "\(flow) shifted by \(originalOffset)/\(replyOffset)" }
+}
