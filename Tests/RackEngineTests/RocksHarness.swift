@@ -161,8 +161,9 @@ struct RocksWorld {
 
     /// `hosts` names A's and B's addresses (a capture's, to replay it); the defaults otherwise.
     init(appIsClient: Bool, hosts: (a: IPv4Address, b: IPv4Address) = (addressA, addressB),
-         configure: (inout RocksSettings) -> Void = { _ in }) {
+         kernelShifts: Bool = false, configure: (inout RocksSettings) -> Void = { _ in }) {
         var configuration = Configuration()
+        configuration.kernelShiftsAvailable = kernelShifts
         configuration.rocks.legacyAuthentication = true
         configuration.rocks.probing = .listed
         configuration.rocks.probePorts = [PortRange(7000)]
@@ -202,6 +203,15 @@ struct RocksWorld {
     private mutating func pass(_ segment: TCPSegmentRepr, direction: PacketDirection) throws {
         var bytes = try Self.bytes(segment)
         let flow = FlowKey(source: segment.source, destination: segment.destination, direction: direction)
+        let entry = conntrack[flow]
+        let shiftedInKernel = engine.kernelFlows.shifted.contains { $0.flow == flow }
+        if direction == .inbound, shiftedInKernel, let entry, segment.flags.isDisjoint(with: [.syn, .fin, .rst]) {
+            // The chain `shifted` sends a segment conntrack shifts on as a screened one: past rackd, and
+            // shifted at the input's confirm hook (Core/KernelShift.swift).
+            unqueuedFromRock += 1
+            try forward(Self.shift(bytes, by: entry, direction: direction), direction: direction)
+            return
+        }
         if direction == .inbound, engine.kernelFlows.screened.contains(flow),
             segment.flags.isDisjoint(with: [.syn, .fin, .rst])
         {
@@ -211,23 +221,64 @@ struct RocksWorld {
             try forward(bytes, direction: direction)
             return
         }
-        if engine.kernelFlows.screened.contains(flow) {
+        if engine.kernelFlows.screened.contains(flow) || shiftedInKernel {
             if direction == .inbound { queuedFromRockWhileScreened += 1 } else { queuedFromAppWhileScreened += 1 }
         }
-        let output = bytes.withUnsafeMutableBytes { engine.handlePacket($0, direction: direction, now: now) }
+        let output = bytes.withUnsafeMutableBytes {
+            engine.handlePacket($0, direction: direction, kernelShifts: entry != nil, now: now)
+        }
+        lastVerdict = output.verdict
+        // Whatever passes the verdict, conntrack shifts if the packet's entry has the shift.
+        let afterVerdict = { (bytes: [UInt8]) throws -> [UInt8] in
+            guard let entry else { return bytes }
+            return try Self.shift(bytes, by: entry, direction: direction)
+        }
         switch output.verdict {
-        case .accept: try forward(bytes, direction: direction)
-        case .acceptModified(let length): try forward(Array(bytes[0..<length]), direction: direction)
-        case .replace(let replaced): try forward(replaced, direction: direction)
+        case .accept: try forward(afterVerdict(bytes), direction: direction)
+        case .acceptModified(let length): try forward(afterVerdict(Array(bytes[0..<length])), direction: direction)
+        case .replace(let replaced): try forward(afterVerdict(replaced), direction: direction)
         case .drop: break
         case .hold(let flow): heldFlows[flow, default: []].append(bytes)
         }
         try carryOut(output)
     }
 
+    /// What conntrack's seqadj does to a packet of `entry`'s flow (docs/kernel-seqadj.md §2): the socket's
+    /// numbers up by the local offset and its acknowledgements up by the peer's on the way out; the rock's
+    /// down by the peer offset and its acknowledgements down by the local one on the way in.
+    static func shift(_ bytes: [UInt8], by entry: KernelShift, direction: PacketDirection) throws -> [UInt8] {
+        var bytes = bytes
+        try bytes.withUnsafeMutableBytes { raw in
+            let view = try IPPacketView(validating: UnsafeRawBufferPointer(raw))
+            let rewrite = direction == .outbound
+                ? FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
+                              sequenceOffset: entry.localOffset, acknowledgmentOffset: entry.peerOffset)
+                : FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
+                              sequenceOffset: entry.peerOffset.inverse, acknowledgmentOffset: entry.localOffset.inverse)
+            try rewrite.apply(to: raw, checksum: .complete)
+        }
+        return bytes
+    }
+
+    /// The kernel's conntrack entries with a shift, by the socket's tuple: made and deleted as the engine's
+    /// rule changes say, unless `conntrackRefuses` (a kernel without ctnetlink) or a test takes them away
+    /// (a flush).
+    var conntrack: [FlowKey: KernelShift] = [:]
+    var conntrackRefuses = false
+    /// The verdict on the last packet that passed the engine.
+    var lastVerdict: PacketVerdict?
+
     mutating func carryOut(_ output: EngineOutput) throws {
         outputs.append(output)
         datagrams += output.datagrams
+        // Rule changes before transmits, as the daemon commits them (Daemon/DataPlane.swift).
+        for change in output.ruleChanges {
+            switch change {
+            case .shift(let shift) where !conntrackRefuses: conntrack[shift.flow] = shift
+            case .stopShifting(let shift): conntrack[shift.flow] = nil
+            default: break
+            }
+        }
         for release in output.releases {
             guard let held = heldFlows.removeValue(forKey: release.flow), let first = held.first else { continue }
             switch release.verdict {
@@ -243,7 +294,13 @@ struct RocksWorld {
                 linkSegments.append(segment)
                 if !dropToRock, let reply = rockLink?.receive(segment) { pendingFromRock.append(reply) }
             } else if segment.destination == rock.local {
-                try toRock(segment)
+                // rackd's own segments toward the rock pass conntrack too.
+                let flow = FlowKey(source: segment.source, destination: segment.destination, direction: .outbound)
+                if let entry = conntrack[flow] {
+                    try toRock(Self.parse(Self.shift(transmit, by: entry, direction: .outbound)))
+                } else {
+                    try toRock(segment)
+                }
             } else if segment.destination == app.local {
                 try toApp(segment)
             } else {

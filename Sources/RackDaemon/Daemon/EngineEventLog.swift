@@ -61,6 +61,9 @@ extension Logger {
             notice("connection no longer managed", metadata: [
                 "conn.id": "\(id)", "conn.state": "ended", "flow": "\(flow)", "reason": "\(reason)",
             ])
+        case .kernelShiftLost(let id, let flow):
+            notice("conntrack lost a shifted connection's entry; rackd maps its packets and makes the entry again",
+                   metadata: ["conn.id": "\(id)", "flow": "\(flow)"])
         case .rocksReconnection(let id, let flow, let detail):
             info("rocks reconnection", metadata: ["conn.id": "\(id)", "flow": "\(flow)", "detail": "\(detail)"])
         case .rocksProbed(let destination, .rock):
@@ -78,7 +81,7 @@ extension EngineEvent {
         switch self {
         case .connectionManaged(let id, _, _, _), .phaseChanged(let id, _, _, _, _), .resumed(let id, _, _),
              .challengeAnswered(let id, _, _), .roamed(let id, _, _, _, _), .connectionEnded(let id, _, _),
-             .rocksReconnection(let id, _, _):
+             .rocksReconnection(let id, _, _), .kernelShiftLost(let id, _):
             id
         case .flowManaged, .flowReleased, .unparsablePacket, .flowTableFull, .fellBack, .resumptionRejected,
              .unknownRoamsDropped, .rocksProbed:

@@ -26,6 +26,9 @@ struct ConnectionActions {
     var wantsSnapshot = false
     /// The connection entered a suspension: the limits must be checked.
     var suspended = false
+    /// Conntrack lost the connection's shift (Core/KernelShift.swift): the entry is to be made again, if
+    /// the connection is still shifted once the transition is done.
+    var kernelShiftLost: KernelShift?
 
     /// Queues a segment rackd builds; a segment that cannot be emitted is a bug, never a crash.
     mutating func transmit(_ segment: TCPSegmentRepr) {

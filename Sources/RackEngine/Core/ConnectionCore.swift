@@ -39,7 +39,7 @@ public struct ConnectionCore: Sendable {
     /// connection's rewrite edits in place.
     mutating func handleSegment(
         _ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer, direction: PacketDirection,
-        checksum: TCPChecksumState, now: EngineInstant
+        checksum: TCPChecksumState, kernelShifts: Bool = false, now: EngineInstant
     ) -> EngineOutput {
         var output = EngineOutput()
         let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
@@ -56,10 +56,16 @@ public struct ConnectionCore: Sendable {
         if let id = table.id(for: flow), table[id]?.peer.isRocks == true {
             // A rocks connection's every segment carries its splice (Peers/Rocks/RocksPeer+Stream.swift).
             run(id, now: now, into: &output) { connection, context in
-                connection.hold != nil
+                if kernelShifts && connection.kernelShift == nil {
+                    // Conntrack shifts it after the verdict, and rackd no longer has the flow shifted (the
+                    // entry was deleted after the packet was queued): neither what rackd would make of it
+                    // nor the packet itself would arrive right. Its sender sends it again, unshifted.
+                    return ConnectionActions(verdict: .drop)
+                }
+                return connection.hold != nil
                     ? connection.handleHeldSegment(packet, direction: direction)
                     : connection.handleRocksSegment(packet, bytes: bytes, direction: direction, checksum: checksum,
-                                                    now: context.now)
+                                                    kernelShifts: kernelShifts, now: context.now)
             }
             if let source = table[id]?.heartbeatSource, table.id(heartbeatsFrom: source) != id {
                 // Another rocks connection already takes heartbeats from there: one source, one connection.
@@ -341,6 +347,11 @@ public struct ConnectionCore: Sendable {
             case .expired: break
             }
             return
+        }
+        if let lost = actions.kernelShiftLost, let connection = table[id], connection.kernelShift == lost {
+            // Not a difference the reconcile would see: the engine's view is unchanged, the kernel's is not.
+            output.ruleChanges.append(.shift(lost))
+            output.events.append(.kernelShiftLost(id: id, connection.socketFlow))
         }
         // Wanted now: the socket is read at the next turn of the daemon's loop.
         if actions.wantsSnapshot { table.modify(id) { $0.socketCheckAt = nil } }

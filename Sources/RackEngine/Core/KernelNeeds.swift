@@ -22,6 +22,8 @@ extension Connection {
         var needs = KernelNeeds(address: socketFlow.local.address)
         if let screened = screenedFlow {
             needs.screened = screened
+        } else if let shift = kernelShift {
+            needs.shift = shift
         } else if isQueued || peer.isRocks || awaitsOwnSYNACKRetransmissions {
             needs.queued.append(socketFlow)
         }

@@ -70,12 +70,29 @@ extension Connection {
 
 extension Connection {
     /// The tuple the kernel may screen rather than queue (`RuleChange.screen`), or nil while every packet
-    /// must pass rackd: a healthy rocks client whose shifted handshake and splice cancel out on its own
-    /// tuple, with nothing of rackd's own left to retransmit (RocksPeer.leavesNoOffset).
+    /// must pass rackd: a healthy rocks connection whose splice and mapping (a client's shifted handshake)
+    /// cancel out on its own tuple, with nothing of rackd's own left to retransmit (RocksPeer.leavesNoOffset).
     var screenedFlow: FlowKey? {
-        guard case .rocks(let rocks) = peer, case .healthy = state, role == .client,
-              let mapping, mapping.wire == socketFlow, rocks.leavesNoOffset(mapping)
-        else { return nil }
+        guard let offsets = settledRocksOffsets, offsets.local == .zero, offsets.peer == .zero else { return nil }
         return socketFlow
+    }
+
+    /// The shift conntrack may carry for the connection instead (`RuleChange.shift`, Core/KernelShift.swift):
+    /// the same, with constant offsets that do not cancel out (a rocks server's connection; a client's
+    /// whose init had an unexpected length), where the kernel can shift.
+    var kernelShift: KernelShift? {
+        guard let offsets = settledRocksOffsets, offsets.local != .zero || offsets.peer != .zero,
+              rocksPeer?.kernelMayShift == true
+        else { return nil }
+        return KernelShift(flow: socketFlow, localOffset: offsets.local, peerOffset: offsets.peer)
+    }
+
+    /// A healthy rocks connection's settled offsets on its own tuple (RocksPeer.settledOffsets); nil after a
+    /// reconnection (the link's tuple is not the socket's) and while anything needs rackd's splice.
+    private var settledRocksOffsets: RocksPeer.SettledOffsets? {
+        guard case .rocks(let rocks) = peer, case .healthy = state else { return nil }
+        let mapping = mapping ?? WireMapping(wire: socketFlow)
+        guard mapping.wire == socketFlow else { return nil }
+        return rocks.settledOffsets(mapping)
     }
 }

@@ -126,6 +126,10 @@ public enum EngineEvent: Equatable, Sendable {
     case unparsablePacket(reason: String)
     /// The flow table is full; the flow was left alone.
     case flowTableFull(FlowKey)
+    /// A packet of a connection whose shift conntrack carries came without it: the entry is gone (a
+    /// flush, a timeout). rackd maps the connection's packets itself and asks for the entry again
+    /// (Core/KernelShift.swift).
+    case kernelShiftLost(id: UInt64, FlowKey)
     /// The peer runs rackd (or rocks) and the keys are agreed: the connection is managed from now on.
     /// `peerKind` is "rackd" or "rocks", as status shows it.
     case connectionManaged(id: UInt64, FlowKey, role: ConnectionRole, peerKind: String)

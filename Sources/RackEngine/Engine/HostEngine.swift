@@ -45,7 +45,8 @@ public struct HostEngine: Sendable {
             let flow = FlowKey(source: packet.sourceEndpoint, destination: packet.destinationEndpoint, direction: direction)
             output = passthrough.handleSegment(flow, flags: packet.tcp.flags, direction: direction, now: now)
         case .racks:
-            output = core.handleSegment(packet, bytes: bytes, direction: direction, checksum: checksum, now: now)
+            output = core.handleSegment(packet, bytes: bytes, direction: direction, checksum: checksum,
+                                        kernelShifts: kernelShifts, now: now)
         }
         if truncated {
             // Only part of the packet is here, so its bytes cannot be sent back changed. A packet rackd had

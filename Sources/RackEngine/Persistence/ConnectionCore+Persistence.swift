@@ -27,6 +27,12 @@ extension ConnectionCore {
                                                       reason: "not restored: [rocks] is off in this configuration"))
                 continue
             }
+            if case .rocks(var rocks) = connection.peer {
+                // This rackd's finding, not the last one's: conntrack may have gone (or come) meanwhile.
+                rocks.kernelMayShift = configuration.kernelShiftsAvailable
+                rocks.kernelShiftMissedAt = nil
+                connection.peer = .rocks(rocks)
+            }
             connection.socket = nil
             connection.graceAfterRestart(now: now)
             table.restore(connection)

@@ -29,6 +29,7 @@ extension Connection {
                               peerISN: peerISN, socket: socket, now: now)
         rocks.ours = bytes
         rocks.oursWriteEnds = writeEnds
+        rocks.kernelMayShift = context.configuration.kernelShiftsAvailable
         var step = RocksStep()
         if role == .client {
             // The announcement at once, on the data connection's first byte; the init once the rock's
@@ -58,14 +59,33 @@ extension Connection {
 
     // MARK: Segments
 
-    /// A queued segment of a rocks connection that is not held.
+    /// A queued segment of a rocks connection that is not held. `kernelShifts`: conntrack shifts the
+    /// packet after its verdict (Core/KernelShift.swift); the caller drops such a packet unless the
+    /// connection is shifted (`kernelShift`).
     mutating func handleRocksSegment(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer,
                                      direction: PacketDirection, checksum: TCPChecksumState,
-                                     now: EngineInstant) -> ConnectionActions {
+                                     kernelShifts: Bool = false, now: EngineInstant) -> ConnectionActions {
         guard case .rocks(var rocks) = peer else { return ConnectionActions(verdict: .drop) }
-        if direction == .outbound, screenedFlow != nil {
-            // The kernel lets the rock's segments through (Core/KernelRewrite.swift); the socket's pass here,
-            // unchanged, for the ring (docs/rocks.md §14, "In the kernel").
+        let shift = kernelShift
+        var lostShift: KernelShift?
+        if let shift, !kernelShifts, direction == .inbound {
+            // The kernel did not shift this one: its entry is gone (a flush, a timeout) or was not made yet
+            // when the packet was queued. rackd maps it, and asks for the entry again, at most once a second
+            // (the first such packet may be one queued before the entry existed).
+            if let missed = rocks.kernelShiftMissedAt {
+                if missed + Self.kernelShiftRequestInterval <= now {
+                    lostShift = shift
+                    rocks.kernelShiftMissedAt = now
+                }
+            } else {
+                rocks.kernelShiftMissedAt = now
+            }
+            peer = .rocks(rocks)
+        }
+        if direction == .outbound, screenedFlow != nil || kernelShifts {
+            // The kernel lets the rock's segments through (Core/KernelRewrite.swift), and shifts the socket's
+            // if conntrack carries the connection's shift; the socket's pass here, unchanged, for the ring
+            // (docs/rocks.md §14, "In the kernel").
             let step = rocks.watchFromSocket(packet)
             peer = .rocks(rocks)
             var actions = ConnectionActions(verdict: step.verdict)
@@ -90,8 +110,43 @@ extension Connection {
         } else if mapping != nil, step.verdict == .accept {
             actions.verdict = .acceptModified(length: bytes.count)  // the mapping changed it
         }
+        if kernelShifts, let shift {
+            // An inbound segment the kernel shifts after the verdict (a rock's FIN, SYN or RST: the shifted
+            // chain sends only those here): what rackd made of it goes back by the kernel's shift, so that
+            // the socket gets exactly that.
+            actions.verdict = Self.unshift(bytes, verdict: actions.verdict, by: shift, checksum: checksum)
+        }
+        actions.kernelShiftLost = lostShift
         apply(step, now: now, into: &actions)
         return actions
+    }
+
+    /// How often rackd asks for a lost conntrack entry again.
+    static let kernelShiftRequestInterval: Duration = .seconds(1)
+
+    /// An inbound segment as rackd means the socket to get it, moved back by what conntrack will do to it
+    /// (the rock's numbers down by `peerOffset`, its acknowledgement and SACK blocks down by `localOffset`).
+    private static func unshift(_ bytes: UnsafeMutableRawBufferPointer, verdict: PacketVerdict, by shift: KernelShift,
+                                checksum: TCPChecksumState) -> PacketVerdict {
+        let length: Int
+        var checksum = checksum
+        switch verdict {
+        case .accept: length = bytes.count
+        case .acceptModified(let modified):
+            length = modified
+            checksum = .complete  // the rewrite filled it in
+        default: return verdict
+        }
+        let packet = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<length])
+        guard let view = try? IPPacketView(validating: UnsafeRawBufferPointer(packet)) else { return .drop }
+        let undo = FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
+                               sequenceOffset: shift.peerOffset, acknowledgmentOffset: shift.localOffset)
+        do {
+            try undo.apply(to: packet, checksum: checksum)
+            return .acceptModified(length: length)
+        } catch {
+            return .drop
+        }
     }
 
     /// The socket's segment, spliced, onto the reconnection's tuple.

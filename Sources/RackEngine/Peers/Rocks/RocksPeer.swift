@@ -86,6 +86,14 @@ struct RocksPeer: Codable {
     /// The last time setup moved on, for its deadline.
     var setupStartedAt: EngineInstant
 
+    /// Whether the kernel may carry this connection's constant sequence shift (conntrack's seqadj:
+    /// Core/KernelShift.swift): the daemon's finding at start (`Configuration.kernelShiftsAvailable`),
+    /// set when the connection is made or restored. Optional, so that older records still decode.
+    var kernelMayShift: Bool?
+    /// When a packet the kernel did not shift first came for this connection while shifted, or when rackd
+    /// last asked for the kernel's entry again: it asks at most once a second.
+    var kernelShiftMissedAt: EngineInstant?
+
     struct Retransmission: Equatable, Codable {
         var deadline: EngineInstant?
         var interval: Duration = RocksPeer.initialRetransmissionInterval
@@ -186,13 +194,27 @@ struct RocksPeer: Codable {
     /// expected lengths and the socket's acknowledgement past any banner (below the rock's init the
     /// mapping is not the identity; above the splice it is).
     func leavesNoOffset(_ mapping: WireMapping) -> Bool {
+        settledOffsets(mapping) == .init(local: .zero, peer: .zero)
+    }
+
+    /// The offsets the splice and `mapping` leave together once they are constant, as a `WireMapping`'s
+    /// (the socket's numbers go out `local` higher, the rock's reach the socket `peer` lower), or nil
+    /// while they are not: the same conditions as `leavesNoOffset`, whatever the offsets. A rocks server's
+    /// splice leaves both inits' lengths (76 each, almost always); conntrack can carry them
+    /// (Core/KernelShift.swift).
+    func settledOffsets(_ mapping: WireMapping) -> SettledOffsets? {
         guard stage == .established, let removalPoint = splice.removalPoint, splice.insertionPoint != nil,
-              mapping.localSequenceOffset.rawValue &+ splice.insertedLength == 0,
-              mapping.peerSequenceOffset.rawValue &+ splice.removedLength == 0,
               oursAcknowledged >= ours.count, !oursEndWithFIN, reconnection.attempts.isEmpty,
               socket.acknowledgment - removalPoint >= 0
-        else { return false }
-        return true
+        else { return nil }
+        return SettledOffsets(
+            local: TCPSequenceOffset(rawValue: mapping.localSequenceOffset.rawValue &+ splice.insertedLength),
+            peer: TCPSequenceOffset(rawValue: mapping.peerSequenceOffset.rawValue &+ splice.removedLength))
+    }
+
+    struct SettledOffsets: Equatable {
+        var local: TCPSequenceOffset
+        var peer: TCPSequenceOffset
     }
 
     /// The earliest of this peer's timers.

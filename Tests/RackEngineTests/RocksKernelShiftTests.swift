@@ -1,0 +1,125 @@
+// rackd — a rocks connection whose constant sequence shift conntrack carries (Core/KernelShift.swift): a
+// rocks server's splice leaves 76 bytes each way for the connection's life; where the kernel can shift
+// (the daemon found ctnetlink), the flow is shifted instead of queued. The harness plays conntrack: it
+// makes and deletes the entries as the rule changes say, shifts whatever passes a verdict of a packet
+// whose entry has the shift, and lets the rock's data past rackd through the chain `shifted`
+// (RocksHarness.swift, `pass`).
+
+import Testing
+@testable import RackEngine
+
+@Suite struct RocksKernelShiftTests {
+    static func connectedShiftedServer() throws -> RocksWorld {
+        var world = RocksWorld(appIsClient: false, kernelShifts: true)
+        try RocksReconnectionTests.connectedServer(&world)
+        return world
+    }
+
+    static func expectedShift(_ world: RocksWorld) -> KernelShift {
+        KernelShift(flow: world.appFlow, localOffset: TCPSequenceOffset(rawValue: 76), peerOffset: TCPSequenceOffset(rawValue: 76))
+    }
+
+    static func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
+        var generator = SeededRandom(seed: seed)
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+
+    @Test func aRocksServersConnectionIsShiftedByConntrackOnceBothInitsAreThrough() throws {
+        var world = try Self.connectedShiftedServer()
+        let shift = Self.expectedShift(world)
+        #expect(world.engine.kernelFlows.shifted == [shift], "76 bytes each way: rackd's init and the rock's")
+        #expect(world.engine.kernelFlows.queued.isEmpty && world.engine.kernelFlows.screened.isEmpty)
+        #expect(world.conntrack[world.appFlow] == shift)
+        #expect(shift.originalOffset == 76 && shift.replyOffset == -76, "conntrack's terms")
+        #expect(world.engine.connections.first?.packets == .screened, "status says so")
+        let changes = RocksInKernelTests.ruleChanges(world)
+        let release = try #require(changes.firstIndex(of: .release(world.appFlow)))
+        let shifted = try #require(changes.firstIndex(of: .shift(shift)))
+        #expect(release < shifted, "one batch: the queued elements go, the shifted ones come")
+
+        // Bulk both ways: every byte arrives, none of the rock's data passes rackd, and the socket's
+        // segments pass rackd unchanged (conntrack moves them).
+        let up = Self.pattern(120_000, seed: 3)
+        let down = Self.pattern(90_000, seed: 4)
+        let receivedBefore = world.rock.received.count
+        try world.fromApp(world.app.write(up))
+        try world.fromRock(world.rock.write(down))
+        try world.settle()
+        #expect(Array(world.rock.received.dropFirst(receivedBefore)) == up)
+        #expect(world.app.received == down)
+        #expect(world.unqueuedFromRock >= down.count / 1400, "the rock's data went straight to the socket")
+        #expect(world.queuedFromRockWhileScreened == 0)
+        #expect(world.queuedFromAppWhileScreened > 0, "the socket's segments still pass rackd, for the ring")
+        #expect(world.lastVerdict == .accept, "passed unchanged: conntrack shifts them")
+    }
+
+    @Test func withoutConntrackTheConnectionStaysQueued() throws {
+        var world = RocksWorld(appIsClient: false, kernelShifts: false)
+        try RocksReconnectionTests.connectedServer(&world)
+        #expect(world.engine.kernelFlows.shifted.isEmpty)
+        #expect(world.engine.kernelFlows.queued.contains(world.appFlow))
+    }
+
+    @Test func anEntryConntrackLostIsMadeAgainWhileRackdMapsThePacketsItMisses() throws {
+        var world = try Self.connectedShiftedServer()
+        let shift = Self.expectedShift(world)
+        try world.fromRock(world.rock.write(Self.pattern(3000, seed: 5)))
+        try world.settle()
+        // `conntrack -F`: the next packets come without the shift, through the chain's last rule.
+        world.conntrack = [:]
+        let queuedBefore = world.queuedFromRockWhileScreened
+        try world.fromRock(world.rock.write(Self.pattern(5000, seed: 6)))
+        try world.settle()
+        #expect(world.queuedFromRockWhileScreened > queuedBefore, "rackd maps what conntrack does not")
+        #expect(world.conntrack.isEmpty, "the first miss may be a packet queued before the entry was made")
+        try world.advance(by: .seconds(2))
+        try world.fromRock(world.rock.write(Self.pattern(4000, seed: 7)))
+        try world.settle()
+        #expect(world.conntrack[world.appFlow] == shift, "asked for again a second after the first miss")
+        #expect(world.events.contains(.kernelShiftLost(id: try #require(world.engine.connections.first?.id), world.appFlow)))
+        let unqueuedBefore = world.unqueuedFromRock
+        try world.fromRock(world.rock.write(Self.pattern(4000, seed: 8)))
+        try world.fromApp(world.app.write(Self.pattern(2000, seed: 9)))
+        try world.settle()
+        #expect(world.unqueuedFromRock > unqueuedBefore, "shifted by the kernel again")
+        let expectedDown = [5, 6, 7, 8].flatMap { Self.pattern([5: 3000, 6: 5000, 7: 4000, 8: 4000][$0]!, seed: UInt64($0)) }
+        #expect(world.app.received == expectedDown, "every byte, in order, whichever shifted it")
+        #expect(Array(world.rock.received.suffix(2000)) == Self.pattern(2000, seed: 9))
+    }
+
+    @Test func theRocksFINReachesTheSocketThroughTheVerdictAndTheKernelsShift() throws {
+        var world = try Self.connectedShiftedServer()
+        try world.fromRock(world.rock.write(Array("last words".utf8)))
+        try world.fromRock([world.rock.close()])
+        try world.settle()
+        #expect(world.app.received == Array("last words".utf8))
+        #expect(world.app.receivedFIN, "the FIN arrives at the socket's own sequence number")
+        #expect(world.engine.connections.first?.phase == .closing)
+        #expect(world.engine.kernelFlows.shifted.isEmpty && world.conntrack.isEmpty, "closing: rackd maps it again")
+        try world.fromApp([world.app.close()])
+        try world.settle()
+        #expect(world.rock.receivedFIN)
+    }
+
+    @Test func theRocksResetSuspendsAndTheEntryGoesBeforeRackdWritesAgain() throws {
+        var world = try Self.connectedShiftedServer()
+        try world.fromApp(world.app.write(Array("before".utf8)))
+        try world.settle()
+        try world.fromRock([world.rock.segment(at: world.rock.sendNext, payload: []).with(flags: [.rst])])
+        #expect(world.engine.connections.first?.phase == .suspended)
+        #expect(world.engine.kernelFlows.shifted.isEmpty && world.conntrack.isEmpty)
+        #expect(world.engine.kernelFlows.queued.contains(world.appFlow))
+        #expect(!world.app.receivedRST, "the socket never sees the rock's reset")
+    }
+
+    @Test func aPacketConntrackShiftsForAConnectionNoLongerShiftedIsDropped() throws {
+        var world = try Self.connectedShiftedServer()
+        let entry = try #require(world.conntrack[world.appFlow])
+        // rackctl suspend: the shift goes, but a segment queued before the entry was deleted still has it.
+        try world.carryOut(world.engine.suspendByOperator(.all, now: world.now).output)
+        #expect(world.engine.kernelFlows.shifted.isEmpty)
+        world.conntrack[world.appFlow] = entry
+        try world.fromApp(world.app.write(Array("late".utf8)))
+        #expect(world.lastVerdict == .drop)
+    }
+}
