@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# test_rocks_shifted.sh: a rocks server's connection leaves the queue (Core/KernelShift.swift). rackd in A plays the
+# rocks server for an ordinary application (tools/rockspeer.py serve --plain); the rock is rockspeer.py connect in
+# B. Once both inits are through, the splice leaves 76 bytes each way for the connection's life; rackd makes a
+# conntrack entry with that shift (seqadj, over ctnetlink) and screens the flow as a rocks client's: the socket's
+# segments still pass rackd (the send ring), unchanged; of the rock's only SYN, FIN and RST, and any the kernel
+# would not shift.
+#   1. 20 MiB each way at once: while it runs, flows_in4 sends the connection to the chain `shifted`, A's conntrack
+#      has the entry, rackctl status says `screened`; of the rock's packets that reached A (counted by a table of
+#      the test's own, before rackd's) at most 50 were queued; SHA-256 each way on both ends; the rock never
+#      suspended; the entry is gone once the connection closed.
+#   2. conntrack -F in A three times during a 20 MiB each-way transfer (the entry lost, as to a flush or a
+#      timeout): rackd maps the packets the kernel no longer shifts, makes the entry again (logged), and every
+#      byte arrives (SHA-256), the rock never suspending.
+# timeout: 300
+set -euo pipefail
+here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=testbed/netns.sh
+source "$here/../testbed/netns.sh"
+# shellcheck source=integration-tests/lib/rocks.sh
+source "$here/lib/rocks.sh"
+tb_require_rackd
+command -v conntrack >/dev/null || tb_skip "the conntrack tool is missing (scripts/install-deps)"
+
+# counter_packets NFT-ARGS...: the packets of the first counter in `nft list ...` in A.
+counter_packets() { tb_exec "$TB_A" nft list "$@" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -1; }
+# shifted PORT: true when A's flows_in4 sends the connection on A's PORT to the chain `shifted`.
+shifted() { tb_exec "$TB_A" nft list map inet rackd flows_in4 | tb_grep -E "$TB_A_ADDR4 \. $1 \. [0-9.]+ \. [0-9]+ : goto shifted"; }
+# entry PORT: true when A's conntrack has an entry for the connection on A's PORT, made by rackd (its original
+# direction is the socket's: from A's PORT).
+entry() { tb_exec "$TB_A" conntrack -L -p tcp --orig-src "$TB_A_ADDR4" --orig-port-src "$1" 2>/dev/null | tb_grep -q ESTABLISHED; }
+
+tb_setup
+echo "== rackd in A: serve-ports = 5002-5003"
+rocks_start_rackd "$TB_A" a "serve-ports = 5002-5003"
+tb_assert "rackd found it can shift in the kernel" \
+    tb_wait_for "grep -q 'conntrack carries' '$TB_DIR/rackd-a.log'" 5
+# The rock's packets as they reach A, before rackd's input chain (priority mangle, -150) sees them.
+tb_exec "$TB_A" nft -f - <<EOF2
+table inet itest {
+    chain in {
+        type filter hook input priority -200; policy accept;
+        ip saddr $TB_B_ADDR4 tcp dport 5002 counter
+    }
+}
+EOF2
+
+echo "== 1. 20 MiB each way at once"
+rocks_serve one-server "$TB_A" "$TB_A_ADDR4:5002" --plain --read-first --count 1 --send-bytes 20M --seed 4
+(
+    while true; do
+        shifted 5002 && touch "$TB_DIR/shifted-5002"
+        entry 5002 && touch "$TB_DIR/entry-5002"
+        tb_rackctl a status --json 2>/dev/null | tb_grep '"packets" *: *"screened"' && touch "$TB_DIR/status-5002"
+        sleep 0.1
+    done
+) &
+watcher=$!
+rocks_connect one-client "$TB_B" "$TB_A_ADDR4:5002" --send-bytes 20M --seed 3 --receive-bytes 20M
+tb_assert "the rock ends cleanly" rocks_wait one-client 120
+tb_assert "the application ends cleanly" rocks_wait one-server 30
+kill "$watcher" 2>/dev/null || true
+wait "$watcher" 2>/dev/null || true
+tb_assert "20 MiB each way intact (SHA-256 on both ends)" rocks_check_pair one-client one-server 20M 20M
+tb_assert "it was a rocks connection on the rock's side" test "$(rocks_field one-client 'r["peer_is_rock"]')" = True
+tb_assert "the rock did not suspend" test "$(rocks_field one-client 'r["suspensions"]')" = 0
+tb_assert "flows_in4 sent the connection to the chain shifted" test -e "$TB_DIR/shifted-5002"
+tb_assert "A's conntrack had rackd's entry for it" test -e "$TB_DIR/entry-5002"
+tb_assert "rackctl status said screened" test -e "$TB_DIR/status-5002"
+inbound=$(counter_packets chain inet itest in)
+unqueued=$(counter_packets chain inet rackd screened)
+echo "   the rock's packets at A: $inbound, of them unqueued: $unqueued"
+tb_assert "the rock sent A more than 100 packets" test "${inbound:-0}" -gt 100
+tb_assert "at most 50 of the rock's packets were queued ($((inbound - unqueued)))" test "$((inbound - unqueued))" -le 50
+tb_assert "the flow leaves the chain shifted once closed" tb_wait_for "! shifted 5002" 10
+tb_assert "and rackd deletes its entry" tb_wait_for "! entry 5002" 10
+
+echo "== 2. conntrack -F three times during a transfer"
+rocks_serve two-server "$TB_A" "$TB_A_ADDR4:5003" --plain --read-first --count 1 --send-bytes 20M --seed 6
+rocks_connect two-client "$TB_B" "$TB_A_ADDR4:5003" --send-bytes 20M --seed 5 --receive-bytes 20M
+tb_assert "the connection is shifted" tb_wait_for "shifted 5003 && entry 5003" 20 0.05
+for _ in 1 2 3; do
+    tb_exec "$TB_A" conntrack -F >/dev/null 2>&1 || true
+    sleep 0.3
+done
+tb_assert "the rock ends cleanly" rocks_wait two-client 120
+tb_assert "the application ends cleanly" rocks_wait two-server 30
+tb_assert "20 MiB each way intact after the flushes (SHA-256 on both ends)" rocks_check_pair two-client two-server 20M 20M
+tb_assert "the rock did not suspend" test "$(rocks_field two-client 'r["suspensions"]')" = 0
+tb_assert "rackd saw the entry lost and made it again" grep -q "conntrack lost a shifted connection's entry" "$TB_DIR/rackd-a.log"
+
+tb_assert "rackd stops cleanly" tb_stop_rackd "$TB_A" a TERM
