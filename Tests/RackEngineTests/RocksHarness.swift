@@ -204,7 +204,10 @@ struct RocksWorld {
         var bytes = try Self.bytes(segment)
         let flow = FlowKey(source: segment.source, destination: segment.destination, direction: direction)
         let entry = conntrack[flow]
-        let shiftedInKernel = engine.kernelFlows.shifted.contains { $0.flow == flow }
+        let shiftedInKernel = engine.kernelFlows.shifted.contains { $0.flow == flow || $0.wire == flow }
+        if direction == .inbound, engine.kernelFlows.shifted.contains(where: { $0.isMoved && $0.flow == flow }) {
+            return  // the old tuple of a reconnected connection: the map drops it (RackdMaps.swift)
+        }
         if direction == .inbound, shiftedInKernel, let entry, segment.flags.isDisjoint(with: [.syn, .fin, .rst]) {
             // The chain `shifted` sends a segment conntrack shifts on as a screened one: past rackd, and
             // shifted at the input's confirm hook (Core/KernelShift.swift).
@@ -250,10 +253,12 @@ struct RocksWorld {
         var bytes = bytes
         try bytes.withUnsafeMutableBytes { raw in
             let view = try IPPacketView(validating: UnsafeRawBufferPointer(raw))
+            // Inbound, onto the socket's tuple too: after a reconnection nftables rewrites the link's
+            // (the chain `shifted_rewrite_in4`); a packet rackd passed carries it already.
             let rewrite = direction == .outbound
                 ? FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
                               sequenceOffset: entry.localOffset, acknowledgmentOffset: entry.peerOffset)
-                : FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
+                : FlowRewrite(source: entry.flow.remote, destination: entry.flow.local,
                               sequenceOffset: entry.peerOffset.inverse, acknowledgmentOffset: entry.localOffset.inverse)
             try rewrite.apply(to: raw, checksum: .complete)
         }
@@ -274,8 +279,13 @@ struct RocksWorld {
         // Rule changes before transmits, as the daemon commits them (Daemon/DataPlane.swift).
         for change in output.ruleChanges {
             switch change {
-            case .shift(let shift) where !conntrackRefuses: conntrack[shift.flow] = shift
-            case .stopShifting(let shift): conntrack[shift.flow] = nil
+            // One entry: the socket's tuple is its original one, the wire's inverse its reply one.
+            case .shift(let shift) where !conntrackRefuses:
+                conntrack[shift.flow] = shift
+                conntrack[shift.wire] = shift
+            case .stopShifting(let shift):
+                conntrack[shift.flow] = nil
+                conntrack[shift.wire] = nil
             default: break
             }
         }

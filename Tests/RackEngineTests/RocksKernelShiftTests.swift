@@ -122,4 +122,56 @@ import Testing
         try world.fromApp(world.app.write(Array("late".utf8)))
         #expect(world.lastVerdict == .drop)
     }
+
+    @Test func afterAReconnectionTheLinksTupleAndShiftAreTheKernelsToo() throws {
+        var world = try Self.connectedShiftedServer()
+        let cipher = try RocksReconnectionTests.cipher(world)
+        let fromApp1 = Self.pattern(2500, seed: 6)
+        let fromRock1 = Self.pattern(1800, seed: 7)
+        try world.fromApp(world.app.write(fromApp1))
+        try world.fromRock(world.rock.write(fromRock1))
+        try world.settle()
+        try world.fromRock([world.rock.segment(at: world.rock.sendNext, payload: []).with(flags: [.rst])])
+        #expect(world.engine.connections.first?.phase == .suspended)
+        #expect(world.conntrack.isEmpty)
+        try world.carryOut(world.engine.handleSnapshots(
+            [world.appFlow: RocksReconnectionTests.snapshot(world.app, client: false)], now: world.now))
+
+        // The rock reconnects from a new port; rackd authenticates it and the connection is healthy again.
+        let rockLinkEnd = TCPEndpoint(address: .v4(RocksWorld.addressB), port: 45001)
+        world.rockLink = MiniTCP(local: rockLinkEnd, remote: RocksReconnectionTests.rackdPort, isn: 7_000_000)
+        try world.fromRock([world.rockLink!.syn()])
+        try world.settle()
+        var rock = RocksReconnectionTests.ScriptedRock(role: .client, cipher: cipher)
+        let recovery = RocksReconnectionTests.recovery(received: fromApp1.count)
+        try RocksReconnectionTests.exchange(&world, &rock, recovery: recovery, resend: [])
+        #expect(world.engine.connections.first?.phase == .healthy)
+
+        // Once rackd's own bytes on the link are acknowledged, the kernel carries the link's tuple and shift.
+        let fromApp2 = Self.pattern(3000, seed: 8)
+        try world.fromApp(world.app.write(fromApp2))
+        try world.settle()
+        _ = try rock.read(world.rockLink!.received, recovery: recovery, resend: [])
+        let link = FlowKey(local: RocksReconnectionTests.rackdPort, remote: rockLinkEnd)
+        let shift = try #require(world.engine.kernelFlows.shifted.first)
+        #expect(shift.flow == world.appFlow && shift.wire == link && shift.isMoved)
+        #expect(world.engine.kernelFlows.queued.isEmpty, "neither the socket's tuple nor the link's is queued whole")
+        #expect(world.conntrack[link] == shift && world.conntrack[world.appFlow] == shift)
+
+        // Bulk both ways through the kernel's rewrite and shift: every byte once, the rock's data unqueued.
+        let fromApp3 = Self.pattern(60_000, seed: 10)
+        let fromRock3 = Self.pattern(45_000, seed: 11)
+        let unqueuedBefore = world.unqueuedFromRock
+        let linkSegmentsBefore = world.linkSegments.count
+        try world.fromApp(world.app.write(fromApp3))
+        try world.fromRock(world.rockLink!.write(fromRock3))
+        try world.settle()
+        _ = try rock.read(world.rockLink!.received, recovery: recovery, resend: [])
+        #expect(rock.stream == fromApp2 + fromApp3)
+        #expect(world.app.received == fromRock1 + fromRock3)
+        #expect(world.unqueuedFromRock - unqueuedBefore >= fromRock3.count / 1400, "the rock's data passed rackd by")
+        let toLink = world.linkSegments.dropFirst(linkSegmentsBefore).filter { !$0.payload.isEmpty }
+        #expect(toLink.count >= fromApp3.count / 1400 && toLink.allSatisfy { $0.source == RocksReconnectionTests.rackdPort },
+                "the socket's segments go out on the link's tuple")
+    }
 }

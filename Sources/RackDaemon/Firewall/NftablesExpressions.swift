@@ -113,6 +113,15 @@ enum NftExpression {
         return e
     }
 
+    /// The verdict `goto CHAIN`: on to a regular chain, not back (its end is the end of the base chain).
+    static func goto(to chain: String) -> OpaquePointer {
+        let e = make("immediate")
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_DREG), NftRegister.verdict)
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_GOTO.rawValue))
+        nftnl_expr_set_str(e, attribute(NFTNL_EXPR_IMM_CHAIN), chain)
+        return e
+    }
+
     /// The verdict `return`: back to the chain that jumped here, at its next rule.
     static func returnVerdict() -> OpaquePointer {
         let e = make("immediate")

@@ -9,6 +9,10 @@
 //                                                                     inbound  → goto screened
 //     shifted rocks connection (Core/KernelShift.swift),              outbound → goto queued
 //                                                                     inbound  → goto shifted
+//     the same after a reconnection (on the link's tuple), socket tuple, outbound → goto queued (rackd
+//                                                                        puts the link's tuple in)
+//                                                       wire tuple, inbound   → goto shifted_rewrite_in4
+//                                                       socket tuple, inbound → drop
 //     moved connection the kernel rewrites (Core/KernelRewrite.swift), socket tuple, outbound → goto rewrite_out4
 //                                                                      wire tuple, inbound   → goto rewrite_in4
 //                                                                      socket tuple, inbound → drop (the old path: stale or forged)
@@ -91,6 +95,8 @@ enum FlowVerdict: Hashable {
     /// The same, and to rackd whatever conntrack would not shift (a shifted rocks connection's inbound
     /// packets).
     case shift
+    /// The same, onto the socket's tuple (a shifted rocks connection's after a reconnection, on the link).
+    case shiftRewrite(FlowMap.Family)
     case drop
 }
 
@@ -118,7 +124,7 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
         case .manage(let flow), .release(let flow): queued(flow)
         case .rewrite(let rewrite), .stopRewriting(let rewrite): rewritten(rewrite)
         case .screen(let flow), .stopScreening(let flow): screened(flow, inbound: .screen)
-        case .shift(let shift), .stopShifting(let shift): screened(shift.flow, inbound: .shift)
+        case .shift(let shift), .stopShifting(let shift): shifted(shift)
         }
     }
 
@@ -127,7 +133,7 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
         flows.queued.sorted { $0.description < $1.description }.flatMap(queued)
             + flows.rewrites.sorted { $0.description < $1.description }.flatMap(rewritten)
             + flows.screened.sorted { $0.description < $1.description }.flatMap { screened($0, inbound: .screen) }
-            + flows.shifted.sorted { $0.description < $1.description }.flatMap { screened($0.flow, inbound: .shift) }
+            + flows.shifted.sorted { $0.description < $1.description }.flatMap(shifted)
     }
 
     private static func queued(_ flow: FlowKey) -> [FlowMapElement] {
@@ -142,6 +148,19 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
         let family: FlowMap.Family = key.isIPv6 ? .v6 : .v4
         return [FlowMapElement(map: .flows(.output, family), key: key, value: .verdict(.queue)),
                 FlowMapElement(map: .flows(.input, family), key: key, value: .verdict(inbound))]
+    }
+
+    private static func shifted(_ shift: KernelShift) -> [FlowMapElement] {
+        guard shift.isMoved else { return screened(shift.flow, inbound: .shift) }
+        let socket = ManagedFlowKey(shift.flow)
+        let wire = ManagedFlowKey(shift.wire)
+        let family: FlowMap.Family = socket.isIPv6 ? .v6 : .v4
+        return [
+            FlowMapElement(map: .flows(.output, family), key: socket, value: .verdict(.queue)),
+            FlowMapElement(map: .flows(.input, family), key: wire, value: .verdict(.shiftRewrite(family))),
+            FlowMapElement(map: .rewriteData(.input, family), key: wire, value: .flow(socket)),
+            FlowMapElement(map: .flows(.input, family), key: socket, value: .verdict(.drop)),
+        ]
     }
 
     private static func rewritten(_ rewrite: KernelRewrite) -> [FlowMapElement] {

@@ -29,6 +29,10 @@ extension RackdRuleset {
         }
         if chain == Self.screenedChain { return screenedRules() }
         if chain == Self.shiftedChain { return shiftedRules() }
+        for family in [FlowMap.Family.v4, .v6] {
+            if chain == Self.chainName(of: .shiftRewrite(family)) { return shiftedRewriteRules(family) }
+            if chain == Self.shiftedRewriteScreenChain(family) { return shiftedRewriteScreenRules(family) }
+        }
         for hook in Hook.allCases {
             for family in [FlowMap.Family.v4, .v6] where chain == Self.chainName(of: .rewrite(hook, family)) {
                 return rewriteRules(hook, family)
@@ -105,19 +109,23 @@ extension RackdRuleset {
     /// decision goes to rackd (a reset: the rock suspends; a FIN: it closes; a SYN never comes), the rest
     /// reaches the socket as it is, counted.
     private func screenedRules() -> [Rule] {
-        let r1 = NftRegister.r32(0)
-        return [
-            // tcp flags & (fin | syn | rst) != 0 queue num Q
-            Rule(comment: "a screened rocks connection's FIN, SYN or RST: rackd decides", expressions: [
-                NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, length: 1, into: r1),
-                NftExpression.and(register: r1, mask: [0x07]),
-                NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
-                queue(bypass: false),
-            ]),
+        [
+            screenRule(),
             // counter accept
             Rule(comment: "the rest of a screened rocks connection's inbound packets, unqueued",
                  expressions: [NftExpression.counter(), NftExpression.accept()]),
         ]
+    }
+
+    /// `tcp flags & (fin | syn | rst) != 0 queue num Q`: what rackd decides of a screened connection's.
+    private func screenRule() -> Rule {
+        let r1 = NftRegister.r32(0)
+        return Rule(comment: "a screened rocks connection's FIN, SYN or RST: rackd decides", expressions: [
+            NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, length: 1, into: r1),
+            NftExpression.and(register: r1, mask: [0x07]),
+            NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
+            queue(bypass: false),
+        ])
     }
 
     /// A shifted rocks connection's inbound packets (Core/KernelShift.swift): those conntrack shifts go on
@@ -127,18 +135,38 @@ extension RackdRuleset {
     /// shifts no element names the chain, and it holds no `ct` rule: such a rule makes conntrack track
     /// every flow of the network namespace.
     private func shiftedRules() -> [Rule] {
+        conntrackShiftsOn(to: NftExpression.jump(to: Self.screenedChain), "screened")
+    }
+
+    /// After a reconnection (the link's tuple inbound): the same test, then the screen and the rewrite
+    /// onto the socket's tuple. A `goto`, so that the rewrite's end is the base chain's (accept).
+    private func shiftedRewriteRules(_ family: FlowMap.Family) -> [Rule] {
+        conntrackShiftsOn(to: NftExpression.goto(to: Self.shiftedRewriteScreenChain(family)), "screened, then rewritten")
+    }
+
+    /// `ct status & seq-adjust != 0 <verdict>`, then `queue`: a packet conntrack shifts goes on, the rest
+    /// to rackd. Without kernel shifts, only the queue (no `ct` rule in the table).
+    private func conntrackShiftsOn(to verdict: OpaquePointer, _ what: String) -> [Rule] {
         let r1 = NftRegister.r32(0)
         let queueTheRest = Rule(comment: "a shifted rocks connection's packet conntrack would not shift: rackd maps it",
                                 expressions: [queue(bypass: false)])
-        guard kernelShifts else { return [queueTheRest] }
-        // ct status & seq-adjust != 0 jump screened
-        let shifted = Rule(comment: "a shifted rocks connection's packet conntrack shifts: screened", expressions: [
+        guard kernelShifts else {
+            nftnl_expr_free(verdict)
+            return [queueTheRest]
+        }
+        let shifted = Rule(comment: "a shifted rocks connection's packet conntrack shifts: \(what)", expressions: [
             NftExpression.conntrack(NFT_CT_STATUS, into: r1),
             NftExpression.and(register: r1, mask: bytesOf(Self.sequenceAdjustStatus)),
             NftExpression.compare(NFT_CMP_NEQ, register: r1, bytesOf(UInt32(0))),
-            NftExpression.jump(to: Self.screenedChain),
+            verdict,
         ])
         return [shifted, queueTheRest]
+    }
+
+    /// What conntrack shifts of a reconnected connection's link: SYN, FIN and RST to rackd (as `screened`),
+    /// the rest rewritten onto the socket's tuple (as `rewrite_in4` does).
+    private func shiftedRewriteScreenRules(_ family: FlowMap.Family) -> [Rule] {
+        [screenRule(), rewriteRule(.input, family)]
     }
 
     /// IPS_SEQ_ADJUST (linux/netfilter/nf_conntrack_common.h): the entry carries a sequence adjustment.
@@ -162,6 +190,13 @@ extension RackdRuleset {
                 queue(bypass: false),
             ]))
         }
+        rules.append(rewriteRule(hook, family))
+        return rules
+    }
+
+    /// The rule that writes the other tuple (from the data map) into a moved connection's headers.
+    private func rewriteRule(_ hook: Hook, _ family: FlowMap.Family) -> Rule {
+        let r1 = NftRegister.r32(0)
         let data = FlowMap.rewriteData(hook, family)
         let words = data.addressLength / 4
         // The data is local address . local port . remote address . remote port, each in the registers
@@ -172,7 +207,7 @@ extension RackdRuleset {
         let (localPort, remotePort): (UInt32, UInt32) = hook == .output ? (0, 2) : (2, 0)
         let ipChecksum: UInt32? = family == .v4 ? 10 : nil
         let tcpChecksum: UInt32 = 16
-        rules.append(Rule(comment: "rewrite a moved connection's packets (\(data.name))", expressions: flowKey(data, hook: hook) + [
+        return Rule(comment: "rewrite a moved connection's packets (\(data.name))", expressions: flowKey(data, hook: hook) + [
             NftExpression.mapLookup(map: data.name, mapID: data.id, register: r1, into: r1),
             NftExpression.payloadWrite(NFT_PAYLOAD_NETWORK_HEADER, offset: local, length: data.addressLength,
                                        from: NftRegister.r32(0), checksumOffset: ipChecksum, pseudoHeader: true),
@@ -182,8 +217,7 @@ extension RackdRuleset {
                                        from: NftRegister.r32(words + 1), checksumOffset: ipChecksum, pseudoHeader: true),
             NftExpression.payloadWrite(NFT_PAYLOAD_TRANSPORT_HEADER, offset: remotePort, length: 2,
                                        from: NftRegister.r32(2 * words + 1), checksumOffset: tcpChecksum, pseudoHeader: false),
-        ]))
-        return rules
+        ])
     }
 
     /// `meta nfproto P <local addr> . <local port> . <remote addr> . <remote port>` into the registers

@@ -37,6 +37,15 @@
 //             ct status & seq-adjust != 0 jump screened      (only when rackd can shift: Core/KernelShift.swift)
 //             queue num Q                                    (no entry, or one without the shift)
 //         }
+//         chain shifted_rewrite_in4 {           (the same after a reconnection: the link's packets, inbound)
+//             ct status & seq-adjust != 0 goto shifted_rewrite_screen_in4
+//             queue num Q
+//         }
+//         chain shifted_rewrite_screen_in4 {
+//             tcp flags & (fin | syn | rst) != 0 queue num Q
+//             ip daddr . tcp dport . ip saddr . tcp sport map @socket_of4 → ip daddr, tcp dport, ip saddr, tcp sport
+//         }
+//         chain shifted_rewrite_in6, shifted_rewrite_screen_in6 (the same for IPv6; rocks is IPv4 only)
 //         chain rewrite_out4 { ip saddr . tcp sport . ip daddr . tcp dport map @wire_of4 → ip saddr, tcp sport, ip daddr, tcp dport }
 //         chain rewrite_in4 {
 //             tcp flags & rst == rst queue num Q
@@ -121,15 +130,25 @@ struct RackdRuleset {
         case .queue, .drop: queuedChain
         case .screen: screenedChain
         case .shift: shiftedChain
+        case .shiftRewrite(let family): "shifted_rewrite_in\(family == .v4 ? "4" : "6")"
         case .rewrite(let hook, let family):
             "rewrite_\(hook == .output ? "out" : "in")\(family == .v4 ? "4" : "6")"
         }
     }
 
     /// Every chain, in the order they are created: those the maps' elements name come before the hooks'.
+    /// The chain `shifted_rewrite_in4` sends what conntrack shifts to: the screen, then the rewrite.
+    static func shiftedRewriteScreenChain(_ family: FlowMap.Family) -> String {
+        "shifted_rewrite_screen_in\(family == .v4 ? "4" : "6")"
+    }
+
+    /// Every chain, in the order they are created: those the maps' elements name come before the hooks'.
     static let chains: [Chain] = [queuedChain, screenedChain, shiftedChain].map { Chain(name: $0, hook: nil) }
         + [Hook.output, .input].flatMap { hook in
             [FlowMap.Family.v4, .v6].map { Chain(name: chainName(of: .rewrite(hook, $0)), hook: nil) }
+        }
+        + [FlowMap.Family.v4, .v6].flatMap { family in
+            [shiftedRewriteScreenChain(family), chainName(of: .shiftRewrite(family))].map { Chain(name: $0, hook: nil) }
         }
         + Hook.allCases.map { Chain(name: $0.chainName, hook: $0) }
 

@@ -31,7 +31,7 @@ extension Connection {
         if let mapping, mapping.wire != socketFlow {
             if let rewrite = kernelRewrite {
                 needs.rewrite = rewrite
-            } else {
+            } else if needs.shift == nil {
                 needs.queued.append(mapping.wire)
             }
             needs.wires.append(mapping.wire)

@@ -73,26 +73,30 @@ extension Connection {
     /// must pass rackd: a healthy rocks connection whose splice and mapping (a client's shifted handshake)
     /// cancel out on its own tuple, with nothing of rackd's own left to retransmit (RocksPeer.leavesNoOffset).
     var screenedFlow: FlowKey? {
-        guard let offsets = settledRocksOffsets, offsets.local == .zero, offsets.peer == .zero else { return nil }
+        guard let (wire, offsets) = settledRocksOffsets, wire == socketFlow, offsets.local == .zero,
+              offsets.peer == .zero
+        else { return nil }
         return socketFlow
     }
 
     /// The shift conntrack may carry for the connection instead (`RuleChange.shift`, Core/KernelShift.swift):
     /// the same, with constant offsets that do not cancel out (a rocks server's connection; a client's
-    /// whose init had an unexpected length), where the kernel can shift.
+    /// whose init had an unexpected length; a connection after a reconnection, on the link's tuple), where
+    /// the kernel can shift.
     var kernelShift: KernelShift? {
-        guard let offsets = settledRocksOffsets, offsets.local != .zero || offsets.peer != .zero,
-              rocksPeer?.kernelMayShift == true
+        guard let (wire, offsets) = settledRocksOffsets, wire != socketFlow || offsets.local != .zero || offsets.peer != .zero,
+              rocksPeer?.kernelMayShift == true,
+              // One header format for the rewrite: rocks 2.4 is IPv4 only, so this always holds.
+              wire.local.address.bytes.count == socketFlow.local.address.bytes.count
         else { return nil }
-        return KernelShift(flow: socketFlow, localOffset: offsets.local, peerOffset: offsets.peer)
+        return KernelShift(flow: socketFlow, wire: wire, localOffset: offsets.local, peerOffset: offsets.peer)
     }
 
-    /// A healthy rocks connection's settled offsets on its own tuple (RocksPeer.settledOffsets); nil after a
-    /// reconnection (the link's tuple is not the socket's) and while anything needs rackd's splice.
-    private var settledRocksOffsets: RocksPeer.SettledOffsets? {
+    /// A healthy rocks connection's wire tuple and settled offsets (RocksPeer.settledOffsets); nil while
+    /// anything needs rackd's splice.
+    private var settledRocksOffsets: (FlowKey, RocksPeer.SettledOffsets)? {
         guard case .rocks(let rocks) = peer, case .healthy = state else { return nil }
         let mapping = mapping ?? WireMapping(wire: socketFlow)
-        guard mapping.wire == socketFlow else { return nil }
-        return rocks.settledOffsets(mapping)
+        return rocks.settledOffsets(mapping).map { (mapping.wire, $0) }
     }
 }

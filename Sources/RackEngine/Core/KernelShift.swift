@@ -3,7 +3,8 @@
 // §14, "In the kernel").
 //
 // A rocks server's splice (and a rocks client's whose init had an unexpected length) leaves a constant
-// offset in each direction once both inits are through: the socket's numbers go out `localOffset` higher,
+// offset in each direction once both inits are through, and a reconnection's link carries arbitrary ones
+// on another tuple (its ISNs are the rock's and rackd's own): the socket's numbers go out `localOffset` higher,
 // the rock's reach the socket `peerOffset` lower. nftables has no arithmetic for that; conntrack's seqadj
 // does it after rackd's rules (at the confirm hooks, the last of output and input). Such a connection is
 // screened as a rocks client's is (its outbound packets queued for the send ring, verdict only; of its
@@ -14,10 +15,14 @@
 // packet's conntrack status (NFQA_CT), and a packet whose entry has IPS_SEQ_ADJUST is shifted by the kernel
 // whatever rackd does with it (`HostEngine.handlePacket`, `kernelShifts`).
 
-/// One shift the kernel carries for one connection, on its socket's own tuple.
+/// One shift the kernel carries for one connection.
 public struct KernelShift: Hashable, Sendable, CustomStringConvertible {
     /// The socket's tuple, local end first: the conntrack entry's original direction is outbound.
     public var flow: FlowKey
+    /// The tuple on the wire, local end first: the socket's own, or after a reconnection the link's,
+    /// onto which nftables rewrites addresses and ports (the chain `shifted_rewrite_in4`). The entry's
+    /// reply tuple is this one's inverse, so the rock's packets on the link find it too.
+    public var wire: FlowKey
     /// Added to the socket's sequence numbers on the way out (and to its acknowledgements on the way in,
     /// subtracted): conntrack's offset for the original direction.
     public var localOffset: TCPSequenceOffset
@@ -25,8 +30,9 @@ public struct KernelShift: Hashable, Sendable, CustomStringConvertible {
     /// them: conntrack's offset for the reply direction is its inverse.
     public var peerOffset: TCPSequenceOffset
 
-    public init(flow: FlowKey, localOffset: TCPSequenceOffset, peerOffset: TCPSequenceOffset) {
+    public init(flow: FlowKey, wire: FlowKey? = nil, localOffset: TCPSequenceOffset, peerOffset: TCPSequenceOffset) {
         self.flow = flow
+        self.wire = wire ?? flow
         self.localOffset = localOffset
         self.peerOffset = peerOffset
     }
@@ -36,5 +42,10 @@ public struct KernelShift: Hashable, Sendable, CustomStringConvertible {
     /// Conntrack's offset for the reply direction (the peer's packets): CTA_SEQ_ADJ_REPLY.
     public var replyOffset: Int32 { Int32(bitPattern: peerOffset.inverse.rawValue) }
 
-    public var description: String { "\(flow) shifted by \(originalOffset)/\(replyOffset)" }
+    /// Whether the wire carries another tuple than the socket's (a reconnected connection).
+    public var isMoved: Bool { wire != flow }
+
+    public var description: String {
+        "\(flow)\(isMoved ? " as \(wire)" : "") shifted by \(originalOffset)/\(replyOffset)"
+    }
 }

@@ -89,6 +89,13 @@ extension Connection {
             let step = rocks.watchFromSocket(packet)
             peer = .rocks(rocks)
             var actions = ConnectionActions(verdict: step.verdict)
+            if kernelShifts, let shift, shift.isMoved, step.verdict == .accept {
+                // A reconnected connection: onto the link's tuple here, its numbers are conntrack's to shift.
+                let onto = FlowRewrite(source: shift.wire.local, destination: shift.wire.remote,
+                                       sequenceOffset: .zero, acknowledgmentOffset: .zero)
+                actions.verdict = (try? onto.apply(to: bytes, checksum: checksum)) != nil
+                    ? .acceptModified(length: bytes.count) : .drop
+            }
             apply(step, now: now, into: &actions)
             return actions
         }
