@@ -7,8 +7,9 @@
 // unheld mapping with no sequence shift leaves the queue: rackd installs the two halves below as map
 // elements and the kernel rewrites every packet. What still needs a decision is queued as before: rackd's
 // messages (option 253), a reset from the peer (ConnectionCore.screenBareReset), anything once the
-// connection is suspect of a failure and held. A mapping with a sequence shift (a middlebox that rewrote
-// the peer's ISN, a rocks connection after a reconnection) stays in the queue.
+// connection is suspect of a failure and held. A rackd mapping with a sequence shift (a middlebox that
+// rewrote the peer's ISN) stays in the queue; a rocks connection's shift is conntrack's where it can be
+// (Core/KernelShift.swift).
 //
 // A rocks client's splice is cancelled by its handshake instead (docs/rocks.md §14, "In the kernel"): its
 // SYN goes out 76 lower and the rock's SYN-ACK reaches the socket 76 higher, so once both inits are
