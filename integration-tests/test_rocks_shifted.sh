@@ -12,7 +12,9 @@
 #   2. conntrack -F in A three times during a 20 MiB each-way transfer (the entry lost, as to a flush or a
 #      timeout): rackd maps the packets the kernel no longer shifts, makes the entry again (logged), and every
 #      byte arrives (SHA-256), the rock never suspending.
-# timeout: 300
+#   3. rackd restarted (SIGTERM) during a 20 MiB each-way transfer: the new rackd takes the connection back, shifts
+#      it again (its entry, its elements), and every byte arrives (SHA-256), the rock never suspending.
+# timeout: 360
 set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=testbed/netns.sh
@@ -31,8 +33,8 @@ shifted() { tb_exec "$TB_A" nft list map inet rackd flows_in4 | tb_grep -E "$TB_
 entry() { tb_exec "$TB_A" conntrack -L -p tcp --orig-src "$TB_A_ADDR4" --orig-port-src "$1" 2>/dev/null | tb_grep -q ESTABLISHED; }
 
 tb_setup
-echo "== rackd in A: serve-ports = 5002-5003"
-rocks_start_rackd "$TB_A" a "serve-ports = 5002-5003"
+echo "== rackd in A: serve-ports = 5002-5004"
+rocks_start_rackd "$TB_A" a "serve-ports = 5002-5004"
 tb_assert "rackd found it can shift in the kernel" \
     tb_wait_for "grep -q 'conntrack carries' '$TB_DIR/rackd-a.log'" 5
 # The rock's packets as they reach A, before rackd's input chain (priority mangle, -150) sees them.
@@ -88,5 +90,17 @@ tb_assert "the application ends cleanly" rocks_wait two-server 30
 tb_assert "20 MiB each way intact after the flushes (SHA-256 on both ends)" rocks_check_pair two-client two-server 20M 20M
 tb_assert "the rock did not suspend" test "$(rocks_field two-client 'r["suspensions"]')" = 0
 tb_assert "rackd saw the entry lost and made it again" grep -q "conntrack lost a shifted connection's entry" "$TB_DIR/rackd-a.log"
+
+echo "== 3. rackd restarted during a transfer"
+rocks_serve three-server "$TB_A" "$TB_A_ADDR4:5004" --plain --read-first --count 1 --send-bytes 20M --seed 8
+rocks_connect three-client "$TB_B" "$TB_A_ADDR4:5004" --send-bytes 20M --seed 7 --receive-bytes 20M
+tb_assert "the connection is shifted" tb_wait_for "shifted 5004 && entry 5004" 20 0.05
+rocks_restart_rackd a TERM
+tb_assert "the new rackd shifts it again" tb_wait_for "shifted 5004 && entry 5004" 10 0.05
+tb_assert "the rock ends cleanly" rocks_wait three-client 120
+tb_assert "the application ends cleanly" rocks_wait three-server 30
+tb_assert "20 MiB each way intact across the restart (SHA-256 on both ends)" \
+    rocks_check_pair three-client three-server 20M 20M
+tb_assert "the rock did not suspend" test "$(rocks_field three-client 'r["suspensions"]')" = 0
 
 tb_assert "rackd stops cleanly" tb_stop_rackd "$TB_A" a TERM
