@@ -22,8 +22,6 @@ tb_require_rackd
 
 # queued_packets: how many packets queue 3939 has handed out in A (its last packet id).
 queued_packets() { tb_exec "$TB_A" awk '$1 == 3939 { print $8 }' /proc/net/netfilter/nfnetlink_queue; }
-# counter_packets NFT-ARGS...: the packets of the first counter in `nft list ...` in A.
-counter_packets() { tb_exec "$TB_A" nft list "$@" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -1; }
 # screened PORT: true when A's flows_in4 sends the connection to the rock's PORT to the chain `screened`.
 screened() { tb_exec "$TB_A" nft list map inet rackd flows_in4 | tb_grep -E "\. $1 : goto screened"; }
 # outbound_queued PORT: true when A's flows_out4 queues the connection to the rock's PORT.
@@ -32,15 +30,7 @@ outbound_queued() { tb_exec "$TB_A" nft list map inet rackd flows_out4 | tb_grep
 tb_setup
 echo "== rackd in A: probe = listed, probe-addresses = $TB_B_ADDR4"
 rocks_start_rackd "$TB_A" a "probe = listed" "probe-addresses = $TB_B_ADDR4"
-# The rock's packets as they reach A, before rackd's input chain (priority mangle, -150) sees them.
-tb_exec "$TB_A" nft -f - <<EOF
-table inet itest {
-    chain in {
-        type filter hook input priority -200; policy accept;
-        ip saddr $TB_B_ADDR4 tcp sport 5002 counter
-    }
-}
-EOF
+rocks_count_arrivals "$TB_A" ip saddr $TB_B_ADDR4 tcp sport 5002
 
 echo "== 1. 20 MiB each way at once"
 rocks_serve bulk-server "$TB_B" "$TB_B_ADDR4:5002" --count 1 --send-bytes 20M --seed 3
@@ -56,8 +46,8 @@ tb_assert "the rock ends cleanly" rocks_wait bulk-server 60
 tb_assert "20 MiB each way intact (SHA-256 on both ends)" rocks_check_pair bulk-client bulk-server 20M 20M
 tb_assert "it was a rocks connection on the rock's side" test "$(rocks_field bulk-server 'r["peer_is_rock"]')" = True
 queued=$(($(queued_packets) - q0))
-inbound=$(counter_packets chain inet itest in)
-unqueued=$(counter_packets chain inet rackd screened)
+inbound=$(rocks_arrivals "$TB_A")
+unqueued=$(rocks_unqueued "$TB_A")
 echo "   $((t1 - t0 > 0 ? 41943040 * 8 / ((t1 - t0) / 1000) : 0)) Mbit/s both ways together;" \
     "the rock's packets at A: $inbound, of them unqueued (chain screened): $unqueued;" \
     "packets rackd's queue saw, both ways: $queued"

@@ -24,8 +24,6 @@ source "$here/lib/rocks.sh"
 tb_require_rackd
 command -v conntrack >/dev/null || tb_skip "the conntrack tool is missing (scripts/install-deps)"
 
-# counter_packets NFT-ARGS...: the packets of the first counter in `nft list ...` in A.
-counter_packets() { tb_exec "$TB_A" nft list "$@" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -1; }
 # shifted PORT: true when A's flows_in4 sends the connection on A's PORT to the chain `shifted`.
 shifted() { tb_exec "$TB_A" nft list map inet rackd flows_in4 | tb_grep -E "$TB_A_ADDR4 \. $1 \. [0-9.]+ \. [0-9]+ : goto shifted"; }
 # entry PORT: true when A's conntrack has an entry for the connection on A's PORT, made by rackd (its original
@@ -37,15 +35,7 @@ echo "== rackd in A: serve-ports = 5002-5004"
 rocks_start_rackd "$TB_A" a "serve-ports = 5002-5004"
 tb_assert "rackd found it can shift in the kernel" \
     tb_wait_for "grep -q 'conntrack carries' '$TB_DIR/rackd-a.log'" 5
-# The rock's packets as they reach A, before rackd's input chain (priority mangle, -150) sees them.
-tb_exec "$TB_A" nft -f - <<EOF2
-table inet itest {
-    chain in {
-        type filter hook input priority -200; policy accept;
-        ip saddr $TB_B_ADDR4 tcp dport 5002 counter
-    }
-}
-EOF2
+rocks_count_arrivals "$TB_A" ip saddr $TB_B_ADDR4 tcp dport 5002
 
 echo "== 1. 20 MiB each way at once"
 rocks_serve one-server "$TB_A" "$TB_A_ADDR4:5002" --plain --read-first --count 1 --send-bytes 20M --seed 4
@@ -69,8 +59,8 @@ tb_assert "the rock did not suspend" test "$(rocks_field one-client 'r["suspensi
 tb_assert "flows_in4 sent the connection to the chain shifted" test -e "$TB_DIR/shifted-5002"
 tb_assert "A's conntrack had rackd's entry for it" test -e "$TB_DIR/entry-5002"
 tb_assert "rackctl status said screened" test -e "$TB_DIR/status-5002"
-inbound=$(counter_packets chain inet itest in)
-unqueued=$(counter_packets chain inet rackd screened)
+inbound=$(rocks_arrivals "$TB_A")
+unqueued=$(rocks_unqueued "$TB_A")
 echo "   the rock's packets at A: $inbound, of them unqueued: $unqueued"
 tb_assert "the rock sent A more than 100 packets" test "${inbound:-0}" -gt 100
 tb_assert "at most 50 of the rock's packets were queued ($((inbound - unqueued)))" test "$((inbound - unqueued))" -le 50

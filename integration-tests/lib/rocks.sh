@@ -14,6 +14,7 @@
 #              rocks_hb_addr PCAP PORT SIDE | rocks_count_datagrams PCAP SRC_ADDR DST_ADDR:PORT
 #   rackd      rocks_config FILE [LINE...] | rocks_start_rackd NS NAME [LINE...] | rocks_status_conns NAME KIND
 #              rocks_wait_conn NAME KIND TIMEOUT_S | rocks_conn_state NAME ENDPOINT | rocks_queue_counter NAME KEY
+#              rocks_count_arrivals NS MATCH... | rocks_arrivals NS | rocks_unqueued NS
 #              rocks_after_close NAME ENDPOINT PCAP PORT ROCK_SIDE
 #   scenarios  rocks_scenario_client LABEL MODE SIZE PORT [SERVE_ARG...] [-- CONNECT_ARG...]
 #              rocks_scenario_server LABEL MODE SIZE PORT [SERVE_ARG...] [-- CONNECT_ARG...]
@@ -295,6 +296,31 @@ rocks_after_close() {
 # rocks_wait_conn NAME KIND TIMEOUT_S: wait until rackd NAME's status lists a connection of KIND.
 rocks_wait_conn() {
     tb_wait_for "[[ -n \$(rocks_status_conns $1 $2 2>/dev/null) ]]" "$3" 0.1
+}
+
+# rocks_count_arrivals NS MATCH...: count the packets matching the nft MATCH (e.g. ip saddr B tcp sport 5002) as
+# they reach NS, before rackd's input chain (priority mangle, -150) sees them: a table of the test's own.
+rocks_count_arrivals() {
+    local ns=$1
+    shift
+    tb_exec "$ns" nft -f - <<EOF
+table inet itest {
+    chain in {
+        type filter hook input priority -200; policy accept;
+        $* counter
+    }
+}
+EOF
+}
+
+# rocks_arrivals NS: the packets rocks_count_arrivals counted in NS. rocks_unqueued NS: the packets of screened (or
+# shifted) rocks connections that reached the socket in NS without rackd (the chain `screened`'s counter).
+rocks_arrivals() { rocks__first_counter "$1" chain inet itest in; }
+rocks_unqueued() { rocks__first_counter "$1" chain inet rackd screened; }
+rocks__first_counter() {
+    local ns=$1
+    shift
+    tb_exec "$ns" nft list "$@" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -1
 }
 
 # rocks_queue_counter NAME KEY: print daemon.queue.KEY from rackd NAME's `rackctl status --json`. `held` is

@@ -105,19 +105,15 @@ enum NftExpression {
     }
 
     /// The verdict `jump CHAIN`: on to a regular chain, back after it with `return`.
-    static func jump(to chain: String) -> OpaquePointer {
-        let e = make("immediate")
-        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_DREG), NftRegister.verdict)
-        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_JUMP.rawValue))
-        nftnl_expr_set_str(e, attribute(NFTNL_EXPR_IMM_CHAIN), chain)
-        return e
-    }
+    static func jump(to chain: String) -> OpaquePointer { toChain(NFT_JUMP, chain) }
 
     /// The verdict `goto CHAIN`: on to a regular chain, not back (its end is the end of the base chain).
-    static func goto(to chain: String) -> OpaquePointer {
+    static func goto(to chain: String) -> OpaquePointer { toChain(NFT_GOTO, chain) }
+
+    private static func toChain(_ code: nft_verdicts, _ chain: String) -> OpaquePointer {
         let e = make("immediate")
         nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_DREG), NftRegister.verdict)
-        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: NFT_GOTO.rawValue))
+        nftnl_expr_set_u32(e, attribute(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: code.rawValue))
         nftnl_expr_set_str(e, attribute(NFTNL_EXPR_IMM_CHAIN), chain)
         return e
     }

@@ -135,30 +135,25 @@ extension Connection {
     /// (the rock's numbers down by `peerOffset`, its acknowledgement and SACK blocks down by `localOffset`).
     private static func unshift(_ bytes: UnsafeMutableRawBufferPointer, verdict: PacketVerdict, by shift: KernelShift,
                                 checksum: TCPChecksumState) -> PacketVerdict {
-        let length: Int
-        var checksum = checksum
-        switch verdict {
-        case .accept: length = bytes.count
-        case .acceptModified(let modified):
-            length = modified
-            checksum = .complete  // the rewrite filled it in
-        default: return verdict
-        }
-        let packet = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<length])
-        guard let view = try? IPPacketView(validating: UnsafeRawBufferPointer(packet)) else { return .drop }
-        let undo = FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
+        rewriteAccepted(bytes, verdict: verdict, checksum: checksum) { packet in
+            let view = try IPPacketView(validating: UnsafeRawBufferPointer(packet))
+            return FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
                                sequenceOffset: shift.peerOffset, acknowledgmentOffset: shift.localOffset)
-        do {
-            try undo.apply(to: packet, checksum: checksum)
-            return .acceptModified(length: length)
-        } catch {
-            return .drop
         }
     }
 
     /// The socket's segment, spliced, onto the reconnection's tuple.
     private static func mapOutbound(_ bytes: UnsafeMutableRawBufferPointer, verdict: PacketVerdict, with mapping: WireMapping,
                                     checksum: TCPChecksumState) -> PacketVerdict {
+        rewriteAccepted(bytes, verdict: verdict, checksum: checksum) { _ in mapping.outbound }
+    }
+
+    /// Applies the rewrite `rewrite` gives for the packet to a packet the verdict accepts (as rackd left it:
+    /// a splice's rewrite may have shortened it and filled in its checksum); another verdict stays as it
+    /// is, and a packet that cannot be rewritten is dropped.
+    private static func rewriteAccepted(_ bytes: UnsafeMutableRawBufferPointer, verdict: PacketVerdict,
+                                        checksum: TCPChecksumState,
+                                        _ rewrite: (UnsafeMutableRawBufferPointer) throws -> FlowRewrite) -> PacketVerdict {
         let length: Int
         var checksum = checksum
         switch verdict {
@@ -170,7 +165,7 @@ extension Connection {
         }
         let packet = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<length])
         do {
-            try mapping.outbound.apply(to: packet, checksum: checksum)
+            try rewrite(packet).apply(to: packet, checksum: checksum)
             return .acceptModified(length: length)
         } catch {
             return .drop
