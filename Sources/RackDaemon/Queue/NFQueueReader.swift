@@ -103,6 +103,13 @@ final class NFQueueReader {
                 mnl_attr_put_u32(header, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_CONNTRACK).bigEndian)
             }
             reportsConntrack = true
+        } catch where error.errno == .notSupported {
+            // nfnl_ct_hook is missing: nf_conntrack_netlink registers it only when built with
+            // CONFIG_NETFILTER_NETLINK_GLUE_CT (docs/kernel-seqadj.md, "How rackd uses it").
+            conntrackRefusal = SystemError(
+                call: error.call, errno: error.errno,
+                hint: "this kernel cannot report conntrack entries to a queue: it needs nf_conntrack_netlink, "
+                    + "built with CONFIG_NETFILTER_NETLINK_GLUE_CT")
         } catch {
             conntrackRefusal = error
         }
