@@ -6,6 +6,7 @@
 //   RackEngine          pure: wire views, per-connection state machines, protocol codecs, policy. No syscalls.
 //   CNFQ                system module for libnetfilter_queue (mnl API).
 //   CNftables           system module for libnftnl + libmnl.
+//   CConntrack          system module for libnetfilter_conntrack + libmnl (ctnetlink: kernel shifts).
 //   CLinuxNetlink       the kernel's netlink, rtnetlink and sock_diag headers.
 //   CSystemd            system module for libsystemd: sd_notify and the fd store, the journal, sd-bus to logind.
 //   RackControl         the rackctl <-> rackd messages, shared by both binaries.
@@ -47,6 +48,11 @@ let package = Package(
             pkgConfig: "libnftnl",
             providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
         ),
+        .systemLibrary(
+            name: "CConntrack",
+            pkgConfig: "libnetfilter_conntrack",
+            providers: [.apt(["libnetfilter-conntrack-dev", "libmnl-dev"])]
+        ),
         .systemLibrary(name: "CLinuxNetlink"),
         .systemLibrary(
             name: "CSystemd",
@@ -57,7 +63,7 @@ let package = Package(
         .target(
             name: "RackDaemon",
             dependencies: [
-                "RackEngine", "RackControl", "CNFQ", "CNftables", "CLinuxNetlink", "CSystemd",
+                "RackEngine", "RackControl", "CNFQ", "CNftables", "CConntrack", "CLinuxNetlink", "CSystemd",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -99,7 +105,7 @@ let package = Package(
         .testTarget(name: "RackControlTests", dependencies: ["RackControl"]),
         .testTarget(
             name: "RackDaemonTests",
-            dependencies: ["RackDaemon", "RackEngine", "CNFQ"],
+            dependencies: ["RackDaemon", "RackEngine", "CNFQ", "CConntrack"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

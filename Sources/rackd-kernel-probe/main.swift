@@ -17,12 +17,16 @@
 //       "ROUTES family...", e.g. "ROUTES ipv4"), after each drain that produced events "STATE addr...", and
 //       once STOPFILE exists "STATE addr..." and "RESYNCS n". PAUSE seconds pass after the initial dump
 //       before the first read.
-//   rackd-kernel-probe rules [--install] CHANGE...
+//   rackd-kernel-probe rules [--shifts] [--install] CHANGE...
 //       NftablesInstaller: with --install, a fresh table first (queue 3939); then the CHANGEs, +LOCAL,REMOTE
 //       (manage), -LOCAL,REMOTE (release), >LOCAL,REMOTE=WIRELOCAL,WIREREMOTE (rewrite the socket's tuple
-//       LOCAL,REMOTE as the wire's in the kernel) or <LOCAL,REMOTE=WIRELOCAL,WIREREMOTE (stop), committed as
-//       one `apply`; a line "FAILED change error" per change that failed, then "APPLIED n". The table stays;
-//       `rackd cleanup` removes it.
+//       LOCAL,REMOTE as the wire's in the kernel) or <LOCAL,REMOTE=WIRELOCAL,WIREREMOTE (stop),
+//       ~LOCAL,REMOTE=LOCALOFFSET/PEEROFFSET (shift: KernelShift's offsets, unsigned 32-bit) or
+//       ^LOCAL,REMOTE=LOCALOFFSET/PEEROFFSET (stop shifting), committed as one `apply`; a line "FAILED change
+//       error" per change that failed, then "APPLIED n". With --shifts, the installer has ConntrackShifts
+//       (checked first: "ERROR ..." if ctnetlink does not answer) and the table tests conntrack's status, as
+//       rackd's with kernel shifts available. The table and the conntrack entries stay; `rackd cleanup`
+//       removes the table, `conntrack -D` the entries.
 //   rackd-kernel-probe rocks-probe [--source ADDR] [--mark MARK] [--read-timeout MS] ADDR:PORT
 //       RocksProber: one rocks EDP probe of ADDR:PORT, run exactly as the daemon runs it (from ADDR, or the
 //       unspecified address of the destination's family; SO_MARK MARK, default rackd's 0x10000000; reads of
@@ -132,13 +136,30 @@ func links(stopFile: String, receiveBufferBytes: Int?, pause: UInt32?) throws(Sy
 }
 
 func rules(_ arguments: ArraySlice<String>) throws {
-    let installer = try NftablesInstaller(logger: Logger(label: "rackd-kernel-probe"))
     var changes = Array(arguments)
+    var conntrack: ConntrackShifts?
+    if changes.first == "--shifts" {
+        changes.removeFirst()
+        let shifts = try ConntrackShifts()
+        try shifts.checkAvailable()
+        conntrack = shifts
+    }
+    let installer = try NftablesInstaller(logger: Logger(label: "rackd-kernel-probe"), conntrack: conntrack)
     if changes.first == "--install" {
         changes.removeFirst()
         try installer.install(queueNumber: 3939, firewallMark: 0x1000_0000, preference: .auto)
     }
     let parsed = changes.map { text -> RuleChange in
+        if text.first == "~" || text.first == "^" {
+            let parts = text.dropFirst().split(separator: "=")
+            let ends = parts.first?.split(separator: ",").map(String.init) ?? []
+            let offsets = parts.count == 2 ? parts[1].split(separator: "/").compactMap { UInt32($0) } : []
+            guard ends.count == 2, offsets.count == 2 else { fail("not a change: \(text) (see rackd-kernel-probe --help)") }
+            let shift = KernelShift(flow: FlowKey(local: endpoint(ends[0]), remote: endpoint(ends[1])),
+                                    localOffset: TCPSequenceOffset(rawValue: offsets[0]),
+                                    peerOffset: TCPSequenceOffset(rawValue: offsets[1]))
+            return text.first == "~" ? .shift(shift) : .stopShifting(shift)
+        }
         let flows = text.dropFirst().split(separator: "=").map { flow -> FlowKey in
             let parts = flow.split(separator: ",").map(String.init)
             guard parts.count == 2 else { fail("not a change: \(text) (see rackd-kernel-probe --help)") }
@@ -265,7 +286,7 @@ do {
             pause: arguments.count > 4 ? UInt32(arguments[4]) : nil)
     default:
         fail("usage: rackd-kernel-probe sockets | sockets-of LOCAL REMOTE... | links STOPFILE [RCVBUF [PAUSE]]"
-             + " | rules [--install] CHANGE... | rocks-probe [--source ADDR] [--mark MARK] [--read-timeout MS] ADDR:PORT"
+             + " | rules [--shifts] [--install] CHANGE... | rocks-probe [--source ADDR] [--mark MARK] [--read-timeout MS] ADDR:PORT"
              + " | rocks-sockets HEARTBEAT_PORT RECONNECTION_PORT STOPFILE")
     }
 } catch {

@@ -133,6 +133,10 @@ extension RackdCommand {
                 // The lock: a running rackd keeps it, and its connections must not be pulled from under it.
                 let state = try StateDirectory(path: stateDirectory, logger: logger)
                 state.removeAllRecords()
+                // The conntrack entries of shifted rocks connections stay (docs/kernel-seqadj.md, "How rackd uses
+                // it"): the records say which connections there were, not their shifts, and without rackd's `ct`
+                // rule an entry is used only if something else keeps conntrack active, when it is what keeps the
+                // connection's numbers right. Otherwise it expires with its timeout.
                 let removed = try NftablesInstaller(logger: logger).remove()
                 print(removed ? "removed table inet rackd" : "no table inet rackd; nothing to do")
             } catch {

@@ -9,7 +9,9 @@
 // - start: bind the rocks sockets when rocks is enabled (their ports go into the configuration the engine
 //   announces to rocks peers), so that a port already taken stops rackd before any rule exists; under
 //   systemd, adopt the ones the last rackd kept in the fd store instead (Rocks/RocksSocketStore.swift);
-//   then bind the queue, then install the rules, so no packet is queued before someone listens;
+//   then bind the queue (asking for each packet's conntrack entry when rocks is enabled and ctnetlink
+//   answers: kernel shifts, Core/KernelShift.swift, are available iff the queue agrees), then install the
+//   rules, so no packet is queued before someone listens;
 // - each input: verdicts, then the verdicts of packets held earlier that the input released, then one
 //   nftables batch of the rule changes the input caused, then the packets the engine asked to inject,
 //   then its UDP datagrams, then the rocks probes it asked for. A drain of the queue is one input.
@@ -131,9 +133,34 @@ public final class DataPlane: Sendable {
                 "rocks.heartbeat-port": "\(heartbeat.port)", "rocks.reconnection-port": "\(reconnection.port)",
             ])
         }
+        // Kernel shifts (Core/KernelShift.swift) need ctnetlink for the entries and the queue's report of each
+        // packet's entry; the engine reads whether they are there from its configuration.
+        var conntrack: ConntrackShifts?
+        var shiftsUnavailable: String?
+        if configuration.rocks.isEnabled {
+            do {
+                let shifts = try ConntrackShifts()
+                try shifts.checkAvailable()
+                conntrack = shifts
+            } catch {
+                shiftsUnavailable = "\(error)"
+            }
+        }
         let reader = try NFQueueReader(queueNumber: configuration.queueNumber, maxLength: configuration.queueMaxLength,
-                                       receiveBufferBytes: 64 << 20, logger: logger)
+                                       receiveBufferBytes: 64 << 20, conntrack: conntrack != nil, logger: logger)
         logger.notice("queue bound", metadata: ["nfq.queue": "\(configuration.queueNumber)"])
+        if conntrack != nil, !reader.reportsConntrack {
+            conntrack = nil
+            shiftsUnavailable = "the queue does not report conntrack entries: \(reader.conntrackRefusal.map { "\($0)" } ?? "refused")"
+        }
+        configuration.kernelShiftsAvailable = conntrack != nil
+        if configuration.rocks.isEnabled {
+            if let shiftsUnavailable {
+                logger.notice("rocks connections with a sequence shift stay queued: \(shiftsUnavailable)")
+            } else {
+                logger.notice("rocks connections with a sequence shift leave the queue: conntrack carries it")
+            }
+        }
         let injector = try RawInjector(firewallMark: configuration.firewallMark)
         let diagnostics = try SocketDiagnostics()
         let linkMonitor = try LinkMonitor()
@@ -148,10 +175,10 @@ public final class DataPlane: Sendable {
         if !records.isEmpty {
             logger.notice("connections taken back from the last rackd", metadata: [
                 "state.connections": "\(engine.connections.count)", "state.records": "\(records.count)",
-                "state.directory": "\(stateDirectory.path)", "nft.queued-flows": "\(engine.kernelFlows.queued.count)", "nft.kernel-rewrites": "\(engine.kernelFlows.rewrites.count)", "nft.screened-flows": "\(engine.kernelFlows.screened.count)",
+                "state.directory": "\(stateDirectory.path)", "nft.queued-flows": "\(engine.kernelFlows.queued.count)", "nft.kernel-rewrites": "\(engine.kernelFlows.rewrites.count)", "nft.screened-flows": "\(engine.kernelFlows.screened.count)", "nft.shifted-flows": "\(engine.kernelFlows.shifted.count)",
             ])
         }
-        let installer = try NftablesInstaller(logger: logger)
+        let installer = try NftablesInstaller(logger: logger, conntrack: conntrack)
         // Before the install, so no deletion after it goes unseen; rackd's own batches are told apart by port.
         let rulesetMonitor = try RulesetMonitor(ownPortID: installer.portID, logger: logger)
         // The ordinary destinations the last rackd cached, with the time each has left, go into the new table.
@@ -301,7 +328,7 @@ public final class DataPlane: Sendable {
         let checksum: TCPChecksumState = packet.metadata.skbInfo.contains(.checksumNotReady) ? .partial : .complete
         let output = state.engine.handlePacket(
             packet.bytes, direction: packet.metadata.hook.direction, checksum: checksum,
-            truncated: packet.isTruncated, now: now)
+            truncated: packet.isTruncated, kernelShifts: packet.metadata.kernelShifts, now: now)
         carryOut(output)
         // Before the verdict: the SYN-ACK that made the destination ordinary lets the application connect
         // again at once, and that connection's SYN must find the element.
@@ -546,14 +573,14 @@ public final class DataPlane: Sendable {
         let additions = changes.filter { !$0.isRemoval }
         guard !additions.isEmpty else { return }
         for (change, error) in state.installer.apply(additions) {
-            state.logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
+            state.logger.error("could not carry out a rule change (map elements or a conntrack entry)", metadata: ["rule.change": "\(change)", "error": "\(error)"])
         }
     }
 
     private func commitRuleChanges() {
         guard !state.pendingRuleChanges.isEmpty else { return }
         for (change, error) in state.installer.apply(state.pendingRuleChanges) {
-            state.logger.error("could not change the managed-flow set", metadata: ["rule.change": "\(change)", "error": "\(error)"])
+            state.logger.error("could not carry out a rule change (map elements or a conntrack entry)", metadata: ["rule.change": "\(change)", "error": "\(error)"])
         }
         state.pendingRuleChanges.removeAll(keepingCapacity: true)
     }
@@ -759,6 +786,7 @@ public final class DataPlane: Sendable {
                                 "state.connections": "\(state.engine.connections.count)",
                                 "state.directory": "\(state.stateDirectory.path)",
                                 "nft.queued-flows": "\(state.engine.kernelFlows.queued.count)", "nft.kernel-rewrites": "\(state.engine.kernelFlows.rewrites.count)", "nft.screened-flows": "\(state.engine.kernelFlows.screened.count)",
+                                "nft.shifted-flows": "\(state.engine.kernelFlows.shifted.count)",
                             ])
     }
 }

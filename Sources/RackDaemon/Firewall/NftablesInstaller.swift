@@ -2,6 +2,12 @@
 //
 // Talks to the kernel over libnftnl + libmnl; it never runs `nft`. It makes no decisions: the engine
 // says which flows to manage, the configuration says which queue variant to prefer.
+//
+// A shifted flow (Core/KernelShift.swift) is a conntrack entry as well as map elements: the entry is created
+// first (Kernel/ConntrackShifts.swift), so that the flow's packets find it as soon as the elements send them
+// past the queue, and deleted after the elements are gone. An entry that cannot be created does not hold up
+// the elements: the chain `shifted` queues the inbound packets conntrack does not shift, so the flow is
+// carried right, only slower; the failure is reported with the change.
 
 import Logging
 import RackEngine
@@ -17,10 +23,15 @@ public final class NftablesInstaller {
     /// The ruleset `install` put in, which `reinstall` puts back.
     private var installedRuleset: RackdRuleset?
 
+    /// The conntrack entries of shifted flows, when rackd can shift flows in the kernel; the table tests
+    /// conntrack's status (`RackdRuleset.kernelShifts`) exactly then.
+    private let conntrack: ConntrackShifts?
+
     /// The netlink port id of the installer's socket: nf_tables' notifications of rackd's own batches carry it.
     public var portID: UInt32 { socket.portID }
 
-    public init(logger: Logger) throws(SystemError) {
+    public init(logger: Logger, conntrack: ConntrackShifts? = nil) throws(SystemError) {
+        self.conntrack = conntrack
         self.socket = try NetlinkSocket(family: .netfilter)
         // Acks come inside send, and a table check is one short dump: never wait long.
         try socket.setReceiveTimeout(.seconds(5))
@@ -32,7 +43,8 @@ public final class NftablesInstaller {
     /// Replaces any table left by an earlier rackd with a fresh one holding `flows` in its maps,
     /// trying the variants that `preference` allows in order: native first, then compat. Each attempt is
     /// one batch that replaces the table whole (`RackdRuleset.appendReplace`), so at no instant is there no
-    /// table, or one without its elements, and a failed attempt leaves what was there.
+    /// table, or one without its elements, and a failed attempt leaves what was there. The shifted flows'
+    /// conntrack entries are created before it (`installEntries`).
     @discardableResult
     public func install(queueNumber: UInt16, firewallMark: UInt32, preference: Configuration.RulesVariant,
                         flows: KernelFlows = KernelFlows(), exclusions: Policy = Policy(),
@@ -47,10 +59,12 @@ public final class NftablesInstaller {
         case .compat: candidates = [.compat]
         }
         let hadTable = tableExists()
+        installEntries(flows.shifted)
         var lastError: NftablesError? = nil
         for variant in candidates {
-            let ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant,
+            var ruleset = RackdRuleset(queueNumber: queueNumber, firewallMark: firewallMark, variant: variant,
                                        exclusions: SYNExclusions(exclusions, rocksPorts: rocksPorts))
+            ruleset.kernelShifts = conntrack != nil
             do {
                 try replace(with: ruleset, flows: flows, ordinary: ordinary)
                 installedVariant = variant
@@ -61,6 +75,7 @@ public final class NftablesInstaller {
                 logger.notice("rules installed", metadata: [
                     "nft.table": "inet rackd", "nft.queue-variant": "\(variant.rawValue)", "nfq.queue": "\(queueNumber)",
                     "nft.queued-flows": "\(flows.queued.count)", "nft.kernel-rewrites": "\(flows.rewrites.count)", "nft.screened-flows": "\(flows.screened.count)",
+                    "nft.shifted-flows": "\(flows.shifted.count)",
                 ])
                 return variant
             } catch {
@@ -76,13 +91,40 @@ public final class NftablesInstaller {
 
     /// Puts the table `install` made back, with the variant it chose, holding `flows` and the `ordinary`
     /// destinations (with what is left of their lifetimes): one batch that replaces whatever is there now
-    /// (nothing, part of it, or all of it).
+    /// (nothing, part of it, or all of it). The shifted flows' conntrack entries are created again before
+    /// it: whoever took the table may have flushed conntrack too.
     public func reinstall(flows: KernelFlows, ordinary: [OrdinaryDestination] = []) throws(NftablesError) {
         guard let ruleset = installedRuleset else {
             preconditionFailure("reinstall before a successful install")
         }
+        installEntries(flows.shifted)
         try replace(with: ruleset, flows: flows, ordinary: ordinary)
         installedVariant = ruleset.variant
+    }
+
+    /// Creates the conntrack entry of every shifted flow, before the elements that send their packets past
+    /// the queue. A failure is logged and leaves the flow to the chain `shifted` (the file's header).
+    private func installEntries(_ shifts: Set<KernelShift>) {
+        for shift in shifts.sorted(by: { $0.description < $1.description }) {
+            do {
+                try installEntry(shift)
+            } catch {
+                logger.error("could not create a shifted flow's conntrack entry; its packets stay queued",
+                             metadata: ["ct.shift": "\(shift)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func installEntry(_ shift: KernelShift) throws(SystemError) {
+        guard let conntrack else { throw Self.noKernelShifts(shift) }
+        try conntrack.install(shift)
+    }
+
+    /// A shift with kernel shifts unavailable: the engine should never ask for one then.
+    private static func noKernelShifts(_ shift: KernelShift) -> SystemError {
+        SystemError(call: "ctnetlink create \(shift)", errno: .notSupported,
+                    hint: "kernel shifts are unavailable here (see the start's notice on rocks connections with a "
+                        + "sequence shift), yet the engine shifted a flow: a bug in rackd; its packets stay queued")
     }
 
     private func replace(with ruleset: RackdRuleset, flows: KernelFlows,
@@ -212,17 +254,18 @@ public final class NftablesInstaller {
         }
     }
 
-    /// Commits `changes` to the flow maps in one batch, in order, and returns the changes that failed.
+    /// Commits `changes` to the flow maps in one batch, in order, and returns the changes that failed
+    /// (an `NftablesError`, or a `SystemError` for a shifted flow's conntrack entry).
     ///
     /// A batch fails whole, and deleting an element that is not in its set fails it with ENOENT (Linux 6.1
     /// has no DESTROY, which would not): then the changes are committed one by one, and such a delete
     /// counts as done, so one stale release cannot hold up the others.
-    public func apply(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
+    public func apply(_ changes: [RuleChange]) -> [(change: RuleChange, error: any Error)] {
         guard changes.count > Self.elementsPerBatch else { return applyInOneBatch(changes) }
         // Thousands at once (10,000 connections suspended by one black hole): in batches of a bounded
         // size, in order, so each fits the batch buffer and a datagram (docs/architecture.md, "Liveness at
         // scale"). Only each batch is atomic; the engine's order (releases, then additions) is kept.
-        var failures: [(change: RuleChange, error: NftablesError)] = []
+        var failures: [(change: RuleChange, error: any Error)] = []
         var start = 0
         while start < changes.count {
             let end = min(changes.count, start + Self.elementsPerBatch)
@@ -236,13 +279,40 @@ public final class NftablesInstaller {
     /// (256 KiB) and the default netlink send buffer.
     static let elementsPerBatch = 1000
 
-    private func applyInOneBatch(_ changes: [RuleChange]) -> [(change: RuleChange, error: NftablesError)] {
+    /// The changes' conntrack entries around their batch: each shift's created before it (again for a flow
+    /// already shifted: the engine asks when it sees the kernel lost the entry, and the elements added again
+    /// change nothing), and after it, the entry of each flow whose last change here stops its shift deleted. A
+    /// flow whose shift is replaced by another in the same changes keeps the new entry.
+    private func applyInOneBatch(_ changes: [RuleChange]) -> [(change: RuleChange, error: any Error)] {
         guard !changes.isEmpty else { return [] }
+        var failures: [(change: RuleChange, error: any Error)] = []
+        var lastShiftChange: [FlowKey: RuleChange] = [:]
+        for change in changes {
+            switch change {
+            case .shift(let shift):
+                lastShiftChange[shift.flow] = change
+                do throws(SystemError) { try installEntry(shift) } catch { failures.append((change, error)) }
+            case .stopShifting(let shift):
+                lastShiftChange[shift.flow] = change
+            default:
+                break
+            }
+        }
+        failures += commitElements(changes)
+        for change in changes {
+            guard case .stopShifting(let shift) = change, lastShiftChange[shift.flow] == change, let conntrack else { continue }
+            do throws(SystemError) { try conntrack.remove(shift) } catch { failures.append((change, error)) }
+        }
+        return failures
+    }
+
+    /// The elements of `changes` in one batch; after a failure that may be a stale removal's, one by one.
+    private func commitElements(_ changes: [RuleChange]) -> [(change: RuleChange, error: any Error)] {
         do {
             try commit(changes)
             return []
         } catch where error.error.errno == .noSuchFileOrDirectory {
-            return changes.compactMap { change -> (change: RuleChange, error: NftablesError)? in
+            return changes.compactMap { change -> (change: RuleChange, error: any Error)? in
                 do throws(NftablesError) {
                     try commit([change])
                     return nil
