@@ -42,22 +42,6 @@ import Testing
         }
     }
 
-    /// A queued packet with its conntrack entry (NFQA_CT), which no recording holds (this kernel cannot report
-    /// one: docs/kernel-seqadj.md, "How rackd uses it"): built as QueuedPacketMetadataTests builds it, then cut
-    /// and mutated, so the nested walk is fuzzed too.
-    @Test func aPacketWithItsConntrackEntryCutAndMutatedNeverTraps() throws {
-        var random = Random(state: 0x4354)
-        let message = try QueuedPacketMetadataTests.appending(
-            QueuedPacketMetadataTests.conntrack(status: QueuedPacketMetadataTests.bigEndian(0x4e)))
-        for _ in 0..<1000 {
-            var mutated = Array(message.prefix(Int(random.next() % UInt64(message.count + 1))))
-            for _ in 0..<Int(random.next() % 4) where !mutated.isEmpty {
-                mutated[Int(random.next() % UInt64(mutated.count))] = UInt8(truncatingIfNeeded: random.next())
-            }
-            mutated.withUnsafeBytes { KernelMessagesFuzzBody.run($0) }
-        }
-    }
-
     /// Inputs libFuzzer found to trap (Fuzz/crashes/kernel-messages/), kept so they never trap again.
     static let regressionInputs = [
         // An NLMSG_ERROR whose code is Int32.min: InetDiagAnswer negated it (arithmetic overflow).

@@ -1,7 +1,6 @@
 // rackd — NFQUEUE packet messages (Decoding/QueuedPacketMetadata.swift) recorded from the kernel: the
 // metadata is what the recording noted and the payload is the queued IP packet; cut, corrupted and
-// foreign messages are refused. The packet's conntrack entry (NFQA_CT) is in no recording: it is appended
-// to one, laid out as the kernel lays it out (nested, with NLA_F_NESTED).
+// foreign messages are refused.
 
 import CNFQ
 @testable import RackDaemon
@@ -133,91 +132,9 @@ import Testing
             (NFQA_PACKET_HDR, Attribute.packetHeader), (NFQA_MARK, Attribute.mark),
             (NFQA_IFINDEX_INDEV, Attribute.inputInterface), (NFQA_IFINDEX_OUTDEV, Attribute.outputInterface),
             (NFQA_PAYLOAD, Attribute.payload), (NFQA_CAP_LEN, Attribute.capturedLength),
-            (NFQA_SKB_INFO, Attribute.skbInfo), (NFQA_CT, Attribute.conntrack),
+            (NFQA_SKB_INFO, Attribute.skbInfo),
         ]
         for (kernel, ours) in values { #expect(UInt16(kernel.rawValue) == ours) }
         #expect(QueuedPacketMetadata.packetMessageType == UInt16(NFNL_SUBSYS_QUEUE) << 8 | UInt16(NFQNL_MSG_PACKET.rawValue))
-    }
-
-    // MARK: The packet's conntrack entry (NFQA_CT)
-
-    /// One netlink attribute: header (native order), payload, padding to 4 bytes.
-    static func attribute(_ type: UInt16, _ payload: [UInt8]) -> [UInt8] {
-        var bytes = withUnsafeBytes(of: UInt16(4 + payload.count)) { Array($0) } + withUnsafeBytes(of: type) { Array($0) }
-        bytes += payload
-        bytes += [UInt8](repeating: 0, count: (4 - payload.count % 4) % 4)
-        return bytes
-    }
-
-    static func bigEndian(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
-
-    /// NLA_F_NESTED, which the kernel sets on nested attributes.
-    static let nested: UInt16 = 0x8000
-
-    /// NFQA_CT as ctnetlink_glue_build fills it: the original tuple (nested), then the status, then more.
-    static func conntrack(status: [UInt8]?) -> [UInt8] {
-        let tuple = attribute(1 | nested, attribute(1 | nested, attribute(1, [127, 0, 0, 1]) + attribute(2, [127, 0, 0, 1])))
-        let statusAttribute = status.map { attribute(3, $0) } ?? []
-        return attribute(11 | nested, tuple + statusAttribute + attribute(7, bigEndian(300)))  // CTA_TIMEOUT
-    }
-
-    /// The SYN recording with `extra` appended to its attributes, its header's length saying so.
-    static func appending(_ extra: [UInt8]) throws -> [UInt8] {
-        var bytes = try message("nfqueue-syn.bin")
-        #expect(bytes.count % 4 == 0)
-        bytes += extra
-        withUnsafeBytes(of: UInt32(bytes.count)) { bytes.replaceSubrange(0..<4, with: $0) }
-        return bytes
-    }
-
-    @Test func aRecordingWithoutConntrackHasNoStatus() throws {
-        let metadata = try #require(try Self.decode(try Self.message("nfqueue-syn.bin")))
-        #expect(metadata.conntrackStatus == nil)
-        #expect(!metadata.kernelShifts)
-    }
-
-    /// 0x4e: CONFIRMED, ASSURED, SEEN_REPLY and SEQ_ADJUST, as docs/kernel-seqadj.md saw after the create;
-    /// 0x0e: the same entry made by the packet path, without the shift.
-    @Test(arguments: [(UInt32(0x4e), true), (0x0e, false), (0x40, true), (0, false)])
-    func theStatusSaysWhetherTheKernelShifts(_ status: UInt32, _ shifts: Bool) throws {
-        let plain = try #require(try Self.decode(try Self.message("nfqueue-syn.bin")))
-        let metadata = try #require(try Self.decode(try Self.appending(Self.conntrack(status: Self.bigEndian(status)))))
-        #expect(metadata.conntrackStatus == status)
-        #expect(metadata.kernelShifts == shifts)
-        // The rest is as without the entry.
-        #expect(metadata.id == plain.id)
-        #expect(metadata.payload == plain.payload)
-        #expect(metadata.skbInfo == plain.skbInfo)
-    }
-
-    @Test func anEntryWithoutStatusHasNone() throws {
-        let metadata = try #require(try Self.decode(try Self.appending(Self.conntrack(status: nil))))
-        #expect(metadata.conntrackStatus == nil)
-        #expect(!metadata.kernelShifts)
-    }
-
-    /// A status of the wrong length, or nested attributes that do not fill NFQA_CT: refused, as a malformed
-    /// attribute of the message itself is.
-    @Test func aMalformedEntryIsRefused() throws {
-        #expect(try Self.decode(try Self.appending(Self.conntrack(status: [0, 0x40]))) == nil)
-        #expect(try Self.decode(try Self.appending(Self.conntrack(status: [0, 0, 0, 0x40, 0, 0, 0, 0]))) == nil)
-        // A nested attribute claiming more than NFQA_CT holds.
-        var overlong = Self.attribute(11 | Self.nested, Self.attribute(3, Self.bigEndian(0x40)))
-        overlong[4] = 200
-        #expect(try Self.decode(try Self.appending(overlong)) == nil)
-        // Three bytes left over after the nested attributes.
-        #expect(try Self.decode(try Self.appending(Self.attribute(11, Self.attribute(3, Self.bigEndian(0x40)) + [1, 2, 3]))) == nil)
-    }
-
-    /// Cut anywhere, a message with an entry is refused, or decoded without the entry (cut before it), or
-    /// whole.
-    @Test func everyCutOfAnEntryIsRefusedOrEndsBetweenAttributes() throws {
-        let message = try Self.appending(Self.conntrack(status: Self.bigEndian(0x4e)))
-        let boundaries = try Fixture.attributeBoundaries(message, fixedHeaderSize: 4)
-        for length in 0..<(message.count - NetlinkMessage.headerSize) {
-            guard let decoded = try Self.decode(Fixture.cut(message, payloadLength: length)) else { continue }
-            #expect(boundaries.contains(length))
-            #expect(decoded.conntrackStatus == nil || decoded.conntrackStatus == 0x4e)
-        }
     }
 }

@@ -14,7 +14,7 @@
 #              rocks_hb_addr PCAP PORT SIDE | rocks_count_datagrams PCAP SRC_ADDR DST_ADDR:PORT
 #   rackd      rocks_config FILE [LINE...] | rocks_start_rackd NS NAME [LINE...] | rocks_status_conns NAME KIND
 #              rocks_wait_conn NAME KIND TIMEOUT_S | rocks_conn_state NAME ENDPOINT | rocks_queue_counter NAME KEY
-#              rocks_count_arrivals NS MATCH... | rocks_arrivals NS | rocks_unqueued NS
+#              rocks_count_arrivals NS MATCH... | rocks_arrivals NS | rocks_unqueued NS [CHAIN]
 #              rocks_after_close NAME ENDPOINT PCAP PORT ROCK_SIDE
 #   scenarios  rocks_scenario_client LABEL MODE SIZE PORT [SERVE_ARG...] [-- CONNECT_ARG...]
 #              rocks_scenario_server LABEL MODE SIZE PORT [SERVE_ARG...] [-- CONNECT_ARG...]
@@ -313,10 +313,10 @@ table inet itest {
 EOF
 }
 
-# rocks_arrivals NS: the packets rocks_count_arrivals counted in NS. rocks_unqueued NS: the packets of screened (or
-# shifted) rocks connections that reached the socket in NS without rackd (the chain `screened`'s counter).
+# rocks_arrivals NS: the packets rocks_count_arrivals counted in NS. rocks_unqueued NS [CHAIN]: the packets of screened (or
+# shifted: CHAIN shifted_screen) rocks connections that reached the socket in NS without rackd (the chain's counter).
 rocks_arrivals() { rocks__first_counter "$1" chain inet itest in; }
-rocks_unqueued() { rocks__first_counter "$1" chain inet rackd screened; }
+rocks_unqueued() { rocks__first_counter "$1" chain inet rackd "${2:-screened}"; }
 rocks__first_counter() {
     local ns=$1
     shift

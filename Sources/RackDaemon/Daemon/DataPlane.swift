@@ -9,9 +9,9 @@
 // - start: bind the rocks sockets when rocks is enabled (their ports go into the configuration the engine
 //   announces to rocks peers), so that a port already taken stops rackd before any rule exists; under
 //   systemd, adopt the ones the last rackd kept in the fd store instead (Rocks/RocksSocketStore.swift);
-//   then bind the queue (asking for each packet's conntrack entry when rocks is enabled and ctnetlink
-//   answers: kernel shifts, Core/KernelShift.swift, are available iff the queue agrees), then install the
-//   rules, so no packet is queued before someone listens;
+//   then bind the queue (and, when rocks is enabled and ctnetlink answers, the next queue, for the packets
+//   conntrack shifts: kernel shifts, Core/KernelShift.swift), then install the rules, so no packet is
+//   queued before someone listens;
 // - each input: verdicts, then the verdicts of packets held earlier that the input released, then one
 //   nftables batch of the rule changes the input caused, then the packets the engine asked to inject,
 //   then its UDP datagrams, then the rocks probes it asked for. A drain of the queue is one input.
@@ -44,6 +44,9 @@ public final class DataPlane: Sendable {
     private final class State {
         var engine: HostEngine
         let reader: NFQueueReader
+        /// The queue of packets conntrack shifts after their verdict (queue number + 1), when rackd can shift
+        /// in the kernel (Core/KernelShift.swift); its packets reach the engine with `kernelShifts`.
+        let shiftReader: NFQueueReader?
         let installer: NftablesInstaller
         let injector: RawInjector
         let diagnostics: SocketDiagnostics
@@ -80,7 +83,7 @@ public final class DataPlane: Sendable {
         var statusChanged = true
         var lastStatusAt: EngineInstant?
 
-        init(engine: HostEngine, reader: NFQueueReader, installer: NftablesInstaller, injector: RawInjector,
+        init(engine: HostEngine, reader: NFQueueReader, shiftReader: NFQueueReader?, installer: NftablesInstaller, injector: RawInjector,
              diagnostics: SocketDiagnostics, linkMonitor: LinkMonitor, loopbackAddresses: LoopbackAddresses,
              notifier: SystemdNotifier, statusBuilder: StatusReportBuilder, prober: RocksProber,
              heartbeatSocket: RocksHeartbeatSocket?, reconnectionSocket: RocksReconnectionSocket?,
@@ -88,6 +91,7 @@ public final class DataPlane: Sendable {
             self.engine = engine
             self.stateDirectory = stateDirectory
             self.reader = reader
+            self.shiftReader = shiftReader
             self.installer = installer
             self.injector = injector
             self.diagnostics = diagnostics
@@ -147,11 +151,26 @@ public final class DataPlane: Sendable {
             }
         }
         let reader = try NFQueueReader(queueNumber: configuration.queueNumber, maxLength: configuration.queueMaxLength,
-                                       receiveBufferBytes: 64 << 20, conntrack: conntrack != nil, logger: logger)
+                                       receiveBufferBytes: 64 << 20, logger: logger)
         logger.notice("queue bound", metadata: ["nfq.queue": "\(configuration.queueNumber)"])
-        if conntrack != nil, !reader.reportsConntrack {
-            conntrack = nil
-            shiftsUnavailable = "the queue does not report conntrack entries: \(reader.conntrackRefusal.map { "\($0)" } ?? "refused")"
+        var shiftReader: NFQueueReader?
+        if conntrack != nil {
+            // The rules send a packet whose conntrack entry carries the shift to the next queue, so that the
+            // engine knows what the kernel does to it after its verdict (RackdRuleset+Rules.swift).
+            do {
+                guard let number = RackdRuleset.shiftQueueNumber(after: configuration.queueNumber) else {
+                    throw SystemError(call: "NFQUEUE \(configuration.queueNumber) + 1", errno: .invalidArgument,
+                                      hint: "[daemon] queue is the last queue number; kernel shifts need the next one too")
+                }
+                let bound = try NFQueueReader(queueNumber: number, maxLength: configuration.queueMaxLength,
+                                              receiveBufferBytes: 16 << 20, logger: logger)
+                bound.stopHolding()  // the engine holds SYNs of new connections only, never a shifted flow's
+                shiftReader = bound
+                logger.notice("queue bound", metadata: ["nfq.queue": "\(number)", "nfq.purpose": "kernel shifts"])
+            } catch {
+                conntrack = nil
+                shiftsUnavailable = "\(error)"
+            }
         }
         configuration.kernelShiftsAvailable = conntrack != nil
         if configuration.rocks.isEnabled {
@@ -210,7 +229,7 @@ public final class DataPlane: Sendable {
         let statusBuilder = StatusReportBuilder(
             configuration: configuration, rulesVariant: installer.installedVariant?.rawValue ?? "none",
             startedAt: startedAt)
-        state = State(engine: engine, reader: reader, installer: installer, injector: injector,
+        state = State(engine: engine, reader: reader, shiftReader: shiftReader, installer: installer, injector: injector,
                       diagnostics: diagnostics, linkMonitor: linkMonitor, loopbackAddresses: loopbackAddresses,
                       notifier: notifier, statusBuilder: statusBuilder,
                       prober: RocksProber(firewallMark: configuration.firewallMark, logger: logger),
@@ -267,6 +286,7 @@ public final class DataPlane: Sendable {
             // The heartbeat socket's slot polls nothing (fd -1) when rocks is off; the probes come last.
             var fds = [
                 pollfd(fd: state.reader.descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: state.shiftReader?.descriptor ?? -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: state.linkMonitor.descriptor, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: state.heartbeatSocket?.descriptor ?? -1, events: Int16(POLLIN), revents: 0),
@@ -277,12 +297,12 @@ public final class DataPlane: Sendable {
             fds += state.prober.pollDescriptors
             let ready = poll(&fds, nfds_t(fds.count), pollTimeoutMilliseconds())
             if ready < 0 && errno != EINTR { throw SystemError.current("poll(data plane)") }
-            if fds[2].revents != 0 { handleLinkEvents() }
-            if fds[0].revents != 0 { try drainQueue() }
-            if fds[1].revents != 0 { drainWakePipe() }
-            if fds[3].revents != 0 { receiveDatagrams() }
-            if fds[4].revents != 0 { readRulesetNotifications() }
-            serviceSleepMonitor(revents: fds[5].revents)
+            if fds[3].revents != 0 { handleLinkEvents() }
+            if fds[0].revents != 0 || fds[1].revents != 0 { try drainQueue() }
+            if fds[2].revents != 0 { drainWakePipe() }
+            if fds[4].revents != 0 { receiveDatagrams() }
+            if fds[5].revents != 0 { readRulesetNotifications() }
+            serviceSleepMonitor(revents: fds[6].revents)
             restoreRulesIfDue()
             serviceProbes(fds[probesStart...])
             controlMailbox.answerAll(answer)
@@ -318,17 +338,21 @@ public final class DataPlane: Sendable {
         // Bounded, so timers still run under a packet flood.
         for _ in 0..<64 {
             let now = MonotonicClock.now()
-            let handled = try state.reader.drainOnce { packet in handle(&packet, now: now) }
+            var handled = try state.reader.drainOnce { packet in handle(&packet, now: now) }
+            if let shiftReader = state.shiftReader {
+                handled += try shiftReader.drainOnce { packet in handle(&packet, kernelShifts: true, now: now) }
+            }
             finishInput()
             if handled == 0 { return }
         }
     }
 
-    private func handle(_ packet: inout QueuedPacket, now: EngineInstant) -> PacketVerdict {
+    /// `kernelShifts`: the packet came from the shift queue, so conntrack shifts it after its verdict.
+    private func handle(_ packet: inout QueuedPacket, kernelShifts: Bool = false, now: EngineInstant) -> PacketVerdict {
         let checksum: TCPChecksumState = packet.metadata.skbInfo.contains(.checksumNotReady) ? .partial : .complete
         let output = state.engine.handlePacket(
             packet.bytes, direction: packet.metadata.hook.direction, checksum: checksum,
-            truncated: packet.isTruncated, kernelShifts: packet.metadata.kernelShifts, now: now)
+            truncated: packet.isTruncated, kernelShifts: kernelShifts, now: now)
         carryOut(output)
         // Before the verdict: the SYN-ACK that made the destination ordinary lets the application connect
         // again at once, and that connection's SYN must find the element.
@@ -615,7 +639,8 @@ public final class DataPlane: Sendable {
     /// Gives every packet queued now its verdict, and carries out what follows.
     private func drainForShutdown() {
         do {
-            while try state.reader.drainOnce({ packet in handle(&packet, now: MonotonicClock.now()) }) > 0 {}
+            while try state.reader.drainOnce({ packet in handle(&packet, now: MonotonicClock.now()) })
+                + (state.shiftReader?.drainOnce({ packet in handle(&packet, kernelShifts: true, now: MonotonicClock.now()) }) ?? 0) > 0 {}
         } catch {
             state.logger.warning("could not drain the queue", metadata: ["error": "\(error)"])
         }
@@ -635,7 +660,7 @@ public final class DataPlane: Sendable {
         switch request.command {
         case .status:
             let report = state.statusBuilder.report(
-                connections: state.engine.connections, queue: state.reader.counters, tally: state.tally,
+                connections: state.engine.connections, queue: queueCounters, tally: state.tally,
                 ordinaryDestinations: state.engine.ordinaryDestinationCount, now: now,
                 wallNow: Self.wallClock())
             return ControlResponse(ok: true, status: report)
@@ -716,6 +741,11 @@ public final class DataPlane: Sendable {
         if monitor.isClosed { state.sleepMonitor = nil }
     }
 
+    /// Both queues' counters together: status and logs count packets, not queues.
+    private var queueCounters: NFQueueReader.Counters {
+        state.shiftReader.map { state.reader.counters.adding($0.counters) } ?? state.reader.counters
+    }
+
     // MARK: Shutdown
 
     private func shutDown() {
@@ -729,7 +759,8 @@ public final class DataPlane: Sendable {
             shutDownKeeping()
         }
         state.reader.unbind()
-        let counters = state.reader.counters
+        state.shiftReader?.unbind()
+        let counters = queueCounters
         state.logger.notice("stopped", metadata: [
             "nfq.received": "\(counters.received)", "nfq.accepted": "\(counters.accepted)",
             "nfq.modified": "\(counters.modified)", "nfq.dropped": "\(counters.dropped)", "nfq.held": "\(counters.held)",

@@ -5,9 +5,6 @@
 // linux/netfilter/nfnetlink_queue.h. As libnetfilter_queue's nfq_nlmsg_parse does, a message whose packet
 // header or 32-bit attributes have the wrong length is refused whole; so is one whose attributes do not
 // fill it exactly. Attributes rackd does not read are skipped, and the last of two of one type counts.
-// The packet's conntrack entry (NFQA_CT, sent when the queue asks with NFQA_CFG_F_CONNTRACK) is nested
-// ctnetlink attributes, held to the same rules: of them rackd reads only the status (CTA_STATUS), and a
-// nested walk that does not fill NFQA_CT exactly, or a status of the wrong length, refuses the message.
 
 import RackEngine
 
@@ -62,13 +59,6 @@ public struct QueuedPacketMetadata: Equatable, Sendable {
     public var originalLength: Int
     /// The IP packet (NFQA_PAYLOAD) within the message's payload; empty when there is none.
     public var payload: Range<Int>
-    /// The status bits of the packet's conntrack entry (CTA_STATUS inside NFQA_CT); nil when the kernel sent
-    /// none: the queue was not asked for it, or the packet has no entry.
-    public var conntrackStatus: UInt32?
-
-    /// Whether the packet's conntrack entry carries a sequence adjustment (IPS_SEQ_ADJUST): the kernel
-    /// shifts the packet after its verdict (Core/KernelShift.swift).
-    public var kernelShifts: Bool { (conntrackStatus ?? 0) & Self.sequenceAdjustStatus != 0 }
 
     /// Decodes one NFQNL_MSG_PACKET message. Nil for another message type, and for one without a packet
     /// header (the only case where no verdict can be given) or with a malformed or cut attribute.
@@ -82,7 +72,6 @@ public struct QueuedPacketMetadata: Equatable, Sendable {
         var outputInterface: UInt32?
         var capturedLength: UInt32?
         var payload = 0..<0
-        var conntrackStatus: UInt32?
         var attributes = NetlinkAttributes(message.payload, after: Self.nfgenmsgSize)
         while let attribute = attributes.next() {
             let bytes = attribute.payload
@@ -94,9 +83,6 @@ public struct QueuedPacketMetadata: Equatable, Sendable {
                 hook = Hook(bytes[6])
             case Attribute.payload:
                 payload = attribute.payloadOffset..<(attribute.payloadOffset + bytes.count)
-            case Attribute.conntrack:
-                guard let status = Self.conntrackStatus(in: bytes) else { return nil }
-                conntrackStatus = status
             case Attribute.mark, Attribute.skbInfo, Attribute.inputInterface, Attribute.outputInterface,
                 Attribute.capturedLength:
                 guard let value = attribute.bigEndianInteger(as: UInt32.self) else { return nil }
@@ -121,20 +107,6 @@ public struct QueuedPacketMetadata: Equatable, Sendable {
         self.outputInterface = outputInterface
         self.originalLength = capturedLength.map(Int.init) ?? payload.count
         self.payload = payload
-        self.conntrackStatus = conntrackStatus
-    }
-
-    /// The status in NFQA_CT's nested attributes: `.some(nil)` when it holds none, nil when they are
-    /// malformed.
-    private static func conntrackStatus(in bytes: UnsafeRawBufferPointer) -> UInt32?? {
-        var status: UInt32?
-        var nested = NetlinkAttributes(bytes, after: 0)
-        while let attribute = nested.next() {
-            guard attribute.type == ConntrackAttribute.status else { continue }
-            guard let value = attribute.bigEndianInteger(as: UInt32.self) else { return nil }
-            status = value
-        }
-        return nested.isMalformed ? nil : .some(status)
     }
 
     /// NFNL_SUBSYS_QUEUE (3) in the high byte, NFQNL_MSG_PACKET (0) in the low one.
@@ -149,16 +121,7 @@ public struct QueuedPacketMetadata: Equatable, Sendable {
         static let inputInterface: UInt16 = 5  // NFQA_IFINDEX_INDEV
         static let outputInterface: UInt16 = 6  // NFQA_IFINDEX_OUTDEV
         static let payload: UInt16 = 10  // NFQA_PAYLOAD
-        static let conntrack: UInt16 = 11  // NFQA_CT, nested CTA_* attributes
         static let capturedLength: UInt16 = 13  // NFQA_CAP_LEN
         static let skbInfo: UInt16 = 14  // NFQA_SKB_INFO
     }
-
-    /// The CTA_* attribute numbers rackd reads inside NFQA_CT (enum ctattr_type).
-    enum ConntrackAttribute {
-        static let status: UInt16 = 3  // CTA_STATUS, be32
-    }
-
-    /// IPS_SEQ_ADJUST (enum ip_conntrack_status): the entry carries a sequence adjustment.
-    public static let sequenceAdjustStatus: UInt32 = 1 << 6
 }

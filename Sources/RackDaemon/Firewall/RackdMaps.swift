@@ -7,10 +7,10 @@
 //     queued flow (suspect, held, a roam being confirmed, a rocks connection)   → goto queued
 //     screened rocks connection (docs/rocks.md §14, "In the kernel"), outbound → goto queued
 //                                                                     inbound  → goto screened
-//     shifted rocks connection (Core/KernelShift.swift),              outbound → goto queued
+//     shifted rocks connection (Core/KernelShift.swift),              outbound → goto shifted_out
 //                                                                     inbound  → goto shifted
-//     the same after a reconnection (on the link's tuple), socket tuple, outbound → goto queued (rackd
-//                                                                        puts the link's tuple in)
+//     the same after a reconnection (on the link's tuple), socket tuple, outbound → goto shifted_out
+//                                                                        (rackd puts the link's tuple in)
 //                                                       wire tuple, inbound   → goto shifted_rewrite_in4
 //                                                       socket tuple, inbound → drop
 //     moved connection the kernel rewrites (Core/KernelRewrite.swift), socket tuple, outbound → goto rewrite_out4
@@ -97,6 +97,8 @@ enum FlowVerdict: Hashable {
     case shift
     /// The same, onto the socket's tuple (a shifted rocks connection's after a reconnection, on the link).
     case shiftRewrite(FlowMap.Family)
+    /// Every packet to rackd, to the shift queue if conntrack shifts it (a shifted connection's outbound).
+    case shiftOut
     case drop
 }
 
@@ -123,7 +125,7 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
         switch change {
         case .manage(let flow), .release(let flow): queued(flow)
         case .rewrite(let rewrite), .stopRewriting(let rewrite): rewritten(rewrite)
-        case .screen(let flow), .stopScreening(let flow): screened(flow, inbound: .screen)
+        case .screen(let flow), .stopScreening(let flow): screened(flow)
         case .shift(let shift), .stopShifting(let shift): shifted(shift)
         }
     }
@@ -132,7 +134,7 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
     static func elements(for flows: KernelFlows) -> [FlowMapElement] {
         flows.queued.sorted { $0.description < $1.description }.flatMap(queued)
             + flows.rewrites.sorted { $0.description < $1.description }.flatMap(rewritten)
-            + flows.screened.sorted { $0.description < $1.description }.flatMap { screened($0, inbound: .screen) }
+            + flows.screened.sorted { $0.description < $1.description }.flatMap(screened)
             + flows.shifted.sorted { $0.description < $1.description }.flatMap(shifted)
     }
 
@@ -143,20 +145,23 @@ struct FlowMapElement: Hashable, CustomStringConvertible {
                 FlowMapElement(map: .flows(.input, family), key: key, value: .verdict(.queue))]
     }
 
-    private static func screened(_ flow: FlowKey, inbound: FlowVerdict) -> [FlowMapElement] {
+    private static func screened(_ flow: FlowKey) -> [FlowMapElement] {
         let key = ManagedFlowKey(flow)
         let family: FlowMap.Family = key.isIPv6 ? .v6 : .v4
         return [FlowMapElement(map: .flows(.output, family), key: key, value: .verdict(.queue)),
-                FlowMapElement(map: .flows(.input, family), key: key, value: .verdict(inbound))]
+                FlowMapElement(map: .flows(.input, family), key: key, value: .verdict(.screen))]
     }
 
     private static func shifted(_ shift: KernelShift) -> [FlowMapElement] {
-        guard shift.isMoved else { return screened(shift.flow, inbound: .shift) }
         let socket = ManagedFlowKey(shift.flow)
         let wire = ManagedFlowKey(shift.wire)
         let family: FlowMap.Family = socket.isIPv6 ? .v6 : .v4
+        guard shift.isMoved else {
+            return [FlowMapElement(map: .flows(.output, family), key: socket, value: .verdict(.shiftOut)),
+                    FlowMapElement(map: .flows(.input, family), key: socket, value: .verdict(.shift))]
+        }
         return [
-            FlowMapElement(map: .flows(.output, family), key: socket, value: .verdict(.queue)),
+            FlowMapElement(map: .flows(.output, family), key: socket, value: .verdict(.shiftOut)),
             FlowMapElement(map: .flows(.input, family), key: wire, value: .verdict(.shiftRewrite(family))),
             FlowMapElement(map: .rewriteData(.input, family), key: wire, value: .flow(socket)),
             FlowMapElement(map: .flows(.input, family), key: socket, value: .verdict(.drop)),

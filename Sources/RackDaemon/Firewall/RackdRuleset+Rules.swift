@@ -29,6 +29,8 @@ extension RackdRuleset {
         }
         if chain == Self.screenedChain { return screenedRules() }
         if chain == Self.shiftedChain { return shiftedRules() }
+        if chain == Self.shiftedOutChain { return shiftedOutRules() }
+        if chain == Self.shiftedScreenChain { return shiftedScreenRules() }
         for family in [FlowMap.Family.v4, .v6] {
             if chain == Self.chainName(of: .shiftRewrite(family)) { return shiftedRewriteRules(family) }
             if chain == Self.shiftedRewriteScreenChain(family) { return shiftedRewriteScreenRules(family) }
@@ -110,32 +112,45 @@ extension RackdRuleset {
     /// reaches the socket as it is, counted.
     private func screenedRules() -> [Rule] {
         [
-            screenRule(),
+            screenRule(queue: queue(bypass: false)),
             // counter accept
             Rule(comment: "the rest of a screened rocks connection's inbound packets, unqueued",
                  expressions: [NftExpression.counter(), NftExpression.accept()]),
         ]
     }
 
-    /// `tcp flags & (fin | syn | rst) != 0 queue num Q`: what rackd decides of a screened connection's.
-    private func screenRule() -> Rule {
+    /// `tcp flags & (fin | syn | rst) != 0 <queue>`: what rackd decides of a screened connection's.
+    private func screenRule(queue: OpaquePointer) -> Rule {
         let r1 = NftRegister.r32(0)
         return Rule(comment: "a screened rocks connection's FIN, SYN or RST: rackd decides", expressions: [
             NftExpression.payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset: 13, length: 1, into: r1),
             NftExpression.and(register: r1, mask: [0x07]),
             NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
-            queue(bypass: false),
+            queue,
         ])
     }
 
     /// A shifted rocks connection's inbound packets (Core/KernelShift.swift): those conntrack shifts go on
-    /// as a screened connection's; the rest (no entry: lost to a flush or a timeout, or a packet conntrack
-    /// found invalid) go to rackd, which maps them itself. `ct status` of a packet without an entry matches
-    /// nothing, so the queue is the chain's last rule rather than a test of a missing bit. Without kernel
-    /// shifts no element names the chain, and it holds no `ct` rule: such a rule makes conntrack track
-    /// every flow of the network namespace.
+    /// as a screened connection's, to the shift queue when rackd must see them; the rest (no entry: lost to
+    /// a flush or a timeout, or a packet conntrack found invalid) go to the queue, and rackd maps them
+    /// itself. `ct status` of a packet without an entry matches nothing, so the plain queue is the chain's
+    /// last rule rather than a test of a missing bit. Without kernel shifts no element names the chain, and
+    /// it holds no `ct` rule: such a rule makes conntrack track every flow of the network namespace.
     private func shiftedRules() -> [Rule] {
-        conntrackShiftsOn(to: NftExpression.jump(to: Self.screenedChain), "screened")
+        conntrackShiftsOn(to: NftExpression.jump(to: Self.shiftedScreenChain), "screened")
+    }
+
+    /// A shifted rocks connection's outbound packets: all to rackd (the send ring), to the shift queue if
+    /// conntrack shifts them.
+    private func shiftedOutRules() -> [Rule] {
+        conntrackShiftsOn(to: shiftQueue(), "to the shift queue")
+    }
+
+    /// `screened`'s rules, with the shift queue: what conntrack shifts and rackd must see (SYN, FIN, RST).
+    private func shiftedScreenRules() -> [Rule] {
+        [screenRule(queue: shiftQueue()),
+         Rule(comment: "the rest of a shifted rocks connection's inbound packets, unqueued",
+              expressions: [NftExpression.counter(), NftExpression.accept()])]
     }
 
     /// After a reconnection (the link's tuple inbound): the same test, then the screen and the rewrite
@@ -163,10 +178,19 @@ extension RackdRuleset {
         return [shifted, queueTheRest]
     }
 
-    /// What conntrack shifts of a reconnected connection's link: SYN, FIN and RST to rackd (as `screened`),
-    /// the rest rewritten onto the socket's tuple (as `rewrite_in4` does).
+    /// What conntrack shifts of a reconnected connection's link: SYN, FIN and RST to the shift queue, the
+    /// rest rewritten onto the socket's tuple (as `rewrite_in4` does).
     private func shiftedRewriteScreenRules(_ family: FlowMap.Family) -> [Rule] {
-        [screenRule(), rewriteRule(.input, family)]
+        [screenRule(queue: shiftQueue()), rewriteRule(.input, family)]
+    }
+
+    /// The queue of packets conntrack shifts after the verdict (Daemon/DataPlane.swift reads it apart).
+    func shiftQueue() -> OpaquePointer {
+        let number = Self.shiftQueueNumber(after: queueNumber) ?? queueNumber
+        switch variant {
+        case .native: return NftExpression.nativeQueue(number: number, bypass: false)
+        case .compat: return NftExpression.compatQueue(number: number, bypass: false)
+        }
     }
 
     /// IPS_SEQ_ADJUST (linux/netfilter/nf_conntrack_common.h): the entry carries a sequence adjustment.

@@ -34,15 +34,23 @@
 //             counter accept
 //         }
 //         chain shifted {                       (a rocks connection whose shift conntrack carries, inbound)
-//             ct status & seq-adjust != 0 jump screened      (only when rackd can shift: Core/KernelShift.swift)
-//             queue num Q                                    (no entry, or one without the shift)
+//             ct status & seq-adjust != 0 jump shifted_screen   (only when rackd can shift: Core/KernelShift.swift)
+//             queue num Q                                       (no entry, or one without the shift)
+//         }
+//         chain shifted_screen {                (what conntrack shifts: Q + 1, the shift queue, tells rackd so)
+//             tcp flags & (fin | syn | rst) != 0 queue num Q+1
+//             counter accept
+//         }
+//         chain shifted_out {                   (the same connection, outbound: every packet, for the send ring)
+//             ct status & seq-adjust != 0 queue num Q+1
+//             queue num Q
 //         }
 //         chain shifted_rewrite_in4 {           (the same after a reconnection: the link's packets, inbound)
 //             ct status & seq-adjust != 0 goto shifted_rewrite_screen_in4
 //             queue num Q
 //         }
 //         chain shifted_rewrite_screen_in4 {
-//             tcp flags & (fin | syn | rst) != 0 queue num Q
+//             tcp flags & (fin | syn | rst) != 0 queue num Q+1
 //             ip daddr . tcp dport . ip saddr . tcp sport map @socket_of4 → ip daddr, tcp dport, ip saddr, tcp sport
 //         }
 //         chain shifted_rewrite_in6, shifted_rewrite_screen_in6 (the same for IPv6; rocks is IPv4 only)
@@ -123,6 +131,13 @@ struct RackdRuleset {
     static let queuedChain = "queued"
     static let screenedChain = "screened"
     static let shiftedChain = "shifted"
+    static let shiftedOutChain = "shifted_out"
+    static let shiftedScreenChain = "shifted_screen"
+
+    /// The queue of packets conntrack shifts after their verdict: the next one; nil past the last number.
+    static func shiftQueueNumber(after queueNumber: UInt16) -> UInt16? {
+        queueNumber == .max ? nil : queueNumber + 1
+    }
 
     /// The chain a verdict map's element sends a packet to.
     static func chainName(of verdict: FlowVerdict) -> String {
@@ -130,6 +145,7 @@ struct RackdRuleset {
         case .queue, .drop: queuedChain
         case .screen: screenedChain
         case .shift: shiftedChain
+        case .shiftOut: shiftedOutChain
         case .shiftRewrite(let family): "shifted_rewrite_in\(family == .v4 ? "4" : "6")"
         case .rewrite(let hook, let family):
             "rewrite_\(hook == .output ? "out" : "in")\(family == .v4 ? "4" : "6")"
@@ -143,7 +159,8 @@ struct RackdRuleset {
     }
 
     /// Every chain, in the order they are created: those the maps' elements name come before the hooks'.
-    static let chains: [Chain] = [queuedChain, screenedChain, shiftedChain].map { Chain(name: $0, hook: nil) }
+    static let chains: [Chain] = [queuedChain, screenedChain, shiftedScreenChain, shiftedChain, shiftedOutChain]
+        .map { Chain(name: $0, hook: nil) }
         + [Hook.output, .input].flatMap { hook in
             [FlowMap.Family.v4, .v6].map { Chain(name: chainName(of: .rewrite(hook, $0)), hook: nil) }
         }

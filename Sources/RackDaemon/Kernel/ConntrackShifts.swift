@@ -73,15 +73,17 @@ public final class ConntrackShifts {
         }
     }
 
-    /// Deletes the entry of `shift.flow`, if there is one.
+    /// Deletes the entry of `shift.flow`, if there is one, and after a reconnection the one of the link's
+    /// tuple (the packets of the link's handshake made one, which would stand in the new entry's way).
     public func remove(_ shift: KernelShift) throws(SystemError) {
-        do {
-            try request(IPCTNL_MSG_CT_DELETE, flags: 0, for: shift.flow,
-                        call: "ctnetlink delete \(shift.flow)")
-        } catch where error.errno == .noSuchFileOrDirectory {
-            return
-        } catch {
-            throw SystemError(call: error.call, errno: error.errno, hint: Self.unavailableHint(error.errno))
+        for flow in shift.isMoved ? [shift.flow, shift.wire] : [shift.flow] {
+            do {
+                try request(IPCTNL_MSG_CT_DELETE, flags: 0, for: flow, call: "ctnetlink delete \(flow)")
+            } catch where error.errno == .noSuchFileOrDirectory {
+                continue
+            } catch {
+                throw SystemError(call: error.call, errno: error.errno, hint: Self.unavailableHint(error.errno))
+            }
         }
     }
 
@@ -92,8 +94,8 @@ public final class ConntrackShifts {
 
     // MARK: Requests
 
-    /// Sends one ctnetlink request about `flow` (the socket's tuple as the entry's original direction) and
-    /// waits for its acknowledgment.
+    /// Sends one ctnetlink request about `flow` (the socket's tuple as the entry's original direction; the
+    /// reply direction is `shift`'s wire tuple, inverted) and waits for its acknowledgment.
     private func request(_ command: cntl_msg_types, flags: UInt16, for flow: FlowKey, shift: KernelShift? = nil,
                          call: String) throws(SystemError) {
         let body = try Self.requestBody(for: flow, shift: shift, call: call)
@@ -107,12 +109,14 @@ public final class ConntrackShifts {
 
     /// A request's body, everything after the netlink header (NetlinkSocket's to write, with its sequence
     /// numbers): nfgenmsg and the attributes libnetfilter_conntrack encodes. With `shift`, the whole entry
-    /// of the recipe; without, only the tuple.
+    /// of the recipe, whose reply tuple is the inverse of the shift's wire tuple (the link's after a
+    /// reconnection: the rock's packets on it find the entry, as a NAT entry's replies do); without, only
+    /// the tuple.
     static func requestBody(for flow: FlowKey, shift: KernelShift?, call: String) throws(SystemError) -> [UInt8] {
         guard let entry = nfct_new() else { throw SystemError.current("nfct_new(\(call))") }
         defer { nfct_destroy(entry) }
         let family = flow.local.address.isIPv4 ? UInt8(AF_INET) : UInt8(AF_INET6)
-        setTuple(of: flow, family: family, on: entry)
+        setTuple(of: flow, reply: shift?.wire ?? flow, family: family, on: entry)
         if let shift { setShift(shift, on: entry) }
         // One request: a create with IPv6 tuples is some 300 bytes.
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
@@ -126,8 +130,9 @@ public final class ConntrackShifts {
         return Array(UnsafeRawBufferPointer(rebasing: buffer[headerSize..<Int(header.pointee.nlmsg_len)]))
     }
 
-    /// The original tuple (local to remote, TCP) and the reply tuple (its inverse).
-    private static func setTuple(of flow: FlowKey, family: UInt8, on entry: OpaquePointer) {
+    /// The original tuple (`flow`, local to remote, TCP) and the reply tuple (`reply`'s inverse: remote to
+    /// local).
+    private static func setTuple(of flow: FlowKey, reply: FlowKey, family: UInt8, on entry: OpaquePointer) {
         nfct_set_attr_u8(entry, ATTR_L3PROTO, family)
         nfct_set_attr_u8(entry, ATTR_REPL_L3PROTO, family)
         nfct_set_attr_u8(entry, ATTR_L4PROTO, IPProtocol.tcp.rawValue)
@@ -135,15 +140,15 @@ public final class ConntrackShifts {
         let ipv4 = family == UInt8(AF_INET)
         for (attribute, address) in [(ipv4 ? ATTR_IPV4_SRC : ATTR_IPV6_SRC, flow.local.address),
                                      (ipv4 ? ATTR_IPV4_DST : ATTR_IPV6_DST, flow.remote.address),
-                                     (ipv4 ? ATTR_REPL_IPV4_SRC : ATTR_REPL_IPV6_SRC, flow.remote.address),
-                                     (ipv4 ? ATTR_REPL_IPV4_DST : ATTR_REPL_IPV6_DST, flow.local.address)] {
+                                     (ipv4 ? ATTR_REPL_IPV4_SRC : ATTR_REPL_IPV6_SRC, reply.remote.address),
+                                     (ipv4 ? ATTR_REPL_IPV4_DST : ATTR_REPL_IPV6_DST, reply.local.address)] {
             // Network order, 4 or 16 bytes: the library copies as many as the attribute holds.
             address.bytes.withUnsafeBytes { nfct_set_attr(entry, attribute, $0.baseAddress) }
         }
         nfct_set_attr_u16(entry, ATTR_PORT_SRC, flow.local.port.bigEndian)
         nfct_set_attr_u16(entry, ATTR_PORT_DST, flow.remote.port.bigEndian)
-        nfct_set_attr_u16(entry, ATTR_REPL_PORT_SRC, flow.remote.port.bigEndian)
-        nfct_set_attr_u16(entry, ATTR_REPL_PORT_DST, flow.local.port.bigEndian)
+        nfct_set_attr_u16(entry, ATTR_REPL_PORT_SRC, reply.remote.port.bigEndian)
+        nfct_set_attr_u16(entry, ATTR_REPL_PORT_DST, reply.local.port.bigEndian)
     }
 
     /// The rest of the recipe: status, timeout, TCP state and flags, and the offsets of both directions.

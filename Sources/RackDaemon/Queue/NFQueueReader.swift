@@ -3,9 +3,6 @@
 // Messages are built with libnetfilter_queue's mnl-based API, and decoded by the pure
 // Decoding/QueuedPacketMetadata.swift (docs/architecture.md, "Kernel facts": NFQUEUE reader):
 // - GSO super-packets are delivered whole (NFQA_CFG_F_GSO): without it every segment is a queue round trip;
-// - when rackd can shift flows in the kernel, each packet comes with its conntrack entry (NFQA_CFG_F_CONNTRACK,
-//   asked in a message of its own, so that a kernel without ctnetlink refuses only that): the engine reads
-//   whether the kernel shifts the packet after its verdict (Core/KernelShift.swift);
 // - a large receive buffer and NETLINK_NO_ENOBUFS, so bursts are not lost to the socket;
 // - `recvmmsg` takes many packets per system call, and all their verdicts leave in one `send`
 //   (one NFQNL_MSG_VERDICT_BATCH when every verdict in the batch is a plain accept);
@@ -40,14 +37,17 @@ final class NFQueueReader {
         var held = 0
         /// Packets held past the cap and accepted at once.
         var heldOverflow = 0
+
+        /// These counts and `other`'s, summed.
+        func adding(_ other: Counters) -> Counters {
+            Counters(received: received + other.received, accepted: accepted + other.accepted,
+                     modified: modified + other.modified, dropped: dropped + other.dropped,
+                     undecodable: undecodable + other.undecodable, kernelErrors: kernelErrors + other.kernelErrors,
+                     held: held + other.held, heldOverflow: heldOverflow + other.heldOverflow)
+        }
     }
 
     let queueNumber: UInt16
-    /// Why the queue does not report each packet's conntrack entry, when it was asked to and refused; nil
-    /// when it reports them or was not asked.
-    private(set) var conntrackRefusal: SystemError?
-    /// Whether each packet comes with its conntrack entry (NFQA_CT).
-    private(set) var reportsConntrack = false
     private let socket: NetlinkSocket
     private let logger: Logger
     private(set) var counters = Counters()
@@ -63,11 +63,8 @@ final class NFQueueReader {
     private var verdictBuffer: UnsafeMutableRawBufferPointer
     private var verdictBytes = 0
 
-    /// Binds queue `queueNumber`. Fails with EBUSY-like errors if another process holds it. With
-    /// `conntrack`, asks for each packet's conntrack entry too; a refusal leaves the queue working without
-    /// them (`reportsConntrack`, `conntrackRefusal`).
-    init(queueNumber: UInt16, maxLength: UInt32, receiveBufferBytes: Int, conntrack: Bool = false,
-         logger: Logger) throws(SystemError) {
+    /// Binds queue `queueNumber`. Fails with EBUSY-like errors if another process holds it.
+    init(queueNumber: UInt16, maxLength: UInt32, receiveBufferBytes: Int, logger: Logger) throws(SystemError) {
         self.queueNumber = queueNumber
         self.logger = logger
         self.socket = try NetlinkSocket(family: .netfilter)
@@ -93,25 +90,6 @@ final class NFQueueReader {
             // Not NFQA_CFG_F_FAIL_OPEN: a full queue must not let a rewritten flow's packets pass untouched.
             mnl_attr_put_u32(header, UInt16(NFQA_CFG_FLAGS.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
             mnl_attr_put_u32(header, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_GSO).bigEndian)
-        }
-        guard conntrack else { return }
-        // The mask leaves GSO as it is. The kernel refuses the flag (EOPNOTSUPP) when nf_conntrack_netlink is
-        // missing and cannot be loaded, and then changes nothing (nfnetlink_queue.c, nfqnl_recv_config).
-        do {
-            try configure("report conntrack entries") { header in
-                mnl_attr_put_u32(header, UInt16(NFQA_CFG_FLAGS.rawValue), UInt32(NFQA_CFG_F_CONNTRACK).bigEndian)
-                mnl_attr_put_u32(header, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_CONNTRACK).bigEndian)
-            }
-            reportsConntrack = true
-        } catch where error.errno == .notSupported {
-            // nfnl_ct_hook is missing: nf_conntrack_netlink registers it only when built with
-            // CONFIG_NETFILTER_NETLINK_GLUE_CT (docs/kernel-seqadj.md, "How rackd uses it").
-            conntrackRefusal = SystemError(
-                call: error.call, errno: error.errno,
-                hint: "this kernel cannot report conntrack entries to a queue: it needs nf_conntrack_netlink, "
-                    + "built with CONFIG_NETFILTER_NETLINK_GLUE_CT")
-        } catch {
-            conntrackRefusal = error
         }
     }
 
