@@ -9,9 +9,9 @@
 #      has the entry, rackctl status says `screened`; of the rock's packets that reached A (counted by a table of
 #      the test's own, before rackd's) at most 50 were queued; SHA-256 each way on both ends; the rock never
 #      suspended; the entry is gone once the connection closed.
-#   2. conntrack -F in A three times during a 20 MiB each-way transfer (the entry lost, as to a flush or a
-#      timeout): rackd maps the packets the kernel no longer shifts, makes the entry again (logged), and every
-#      byte arrives (SHA-256), the rock never suspending.
+#   2. conntrack -F in A three times during a 300 MiB each-way transfer (the entry lost, as to a flush or a
+#      timeout): rackd maps the packets the kernel no longer shifts, makes the entry again (logged; the kernel
+#      passes the rock's packets again), and every byte arrives (SHA-256), the rock never suspending.
 #   3. rackd restarted (SIGTERM) during a 20 MiB each-way transfer: the new rackd takes the connection back, shifts
 #      it again (its entry, its elements), and every byte arrives (SHA-256), the rock never suspending.
 # timeout: 360
@@ -68,18 +68,25 @@ tb_assert "the flow leaves the chain shifted once closed" tb_wait_for "! shifted
 tb_assert "and rackd deletes its entry" tb_wait_for "! entry 5002" 10
 
 echo "== 2. conntrack -F three times during a transfer"
-rocks_serve two-server "$TB_A" "$TB_A_ADDR4:5003" --plain --read-first --count 1 --send-bytes 20M --seed 6
-rocks_connect two-client "$TB_B" "$TB_A_ADDR4:5003" --send-bytes 20M --seed 5 --receive-bytes 20M
+# Long enough (300 MiB each way) that the entry is made again while it runs: rackd asks a second after the first
+# packet it sees without the shift.
+rocks_serve two-server "$TB_A" "$TB_A_ADDR4:5003" --plain --read-first --count 1 --send-bytes 300M --seed 6
+rocks_connect two-client "$TB_B" "$TB_A_ADDR4:5003" --send-bytes 300M --seed 5 --receive-bytes 300M
 tb_assert "the connection is shifted" tb_wait_for "shifted 5003 && entry 5003" 20 0.05
 for _ in 1 2 3; do
     tb_exec "$TB_A" conntrack -F >/dev/null 2>&1 || true
     sleep 0.3
 done
-tb_assert "the rock ends cleanly" rocks_wait two-client 120
+flushed=$(rocks_unqueued "$TB_A" shifted_screen)
+tb_assert "rackd saw the entry lost and made it again" \
+    tb_wait_for "grep -q \"conntrack lost a shifted connection's entry\" '$TB_DIR/rackd-a.log'" 10
+tb_assert "the kernel shifts the rock's packets again (the chain shifted_screen counts more than $flushed)" \
+    tb_wait_for "test \"\$(rocks_unqueued \"$TB_A\" shifted_screen)\" -gt $flushed" 10 0.05
+tb_assert "the rock ends cleanly" rocks_wait two-client 180
 tb_assert "the application ends cleanly" rocks_wait two-server 30
-tb_assert "20 MiB each way intact after the flushes (SHA-256 on both ends)" rocks_check_pair two-client two-server 20M 20M
+tb_assert "300 MiB each way intact after the flushes (SHA-256 on both ends)" \
+    rocks_check_pair two-client two-server 300M 300M
 tb_assert "the rock did not suspend" test "$(rocks_field two-client 'r["suspensions"]')" = 0
-tb_assert "rackd saw the entry lost and made it again" grep -q "conntrack lost a shifted connection's entry" "$TB_DIR/rackd-a.log"
 
 echo "== 3. rackd restarted during a transfer"
 rocks_serve three-server "$TB_A" "$TB_A_ADDR4:5004" --plain --read-first --count 1 --send-bytes 20M --seed 8
