@@ -208,7 +208,9 @@ struct RocksWorld {
         if direction == .inbound, engine.kernelFlows.shifted.contains(where: { $0.isMoved && $0.flow == flow }) {
             return  // the old tuple of a reconnected connection: the map drops it (RackdMaps.swift)
         }
-        if direction == .inbound, shiftedInKernel, let entry, segment.flags.isDisjoint(with: [.syn, .fin, .rst]) {
+        if direction == .inbound, shiftedInKernel, let entry, segment.flags.isDisjoint(with: [.syn, .fin, .rst]),
+            !queueEverything
+        {
             // The chain `shifted` sends a segment conntrack shifts on as a screened one: past rackd, and
             // shifted at the input's confirm hook (Core/KernelShift.swift).
             unqueuedFromRock += 1
@@ -270,6 +272,9 @@ struct RocksWorld {
     /// (a flush).
     var conntrack: [FlowKey: KernelShift] = [:]
     var conntrackRefuses = false
+    /// Every packet through the engine, as the chain `queued` sends them while the elements that would send
+    /// them past rackd are not in the maps yet (or no longer): the moments around an entry's making.
+    var queueEverything = false
     /// The verdict on the last packet that passed the engine.
     var lastVerdict: PacketVerdict?
 

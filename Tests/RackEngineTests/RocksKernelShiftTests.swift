@@ -53,6 +53,23 @@ import Testing
         #expect(world.lastVerdict == .accept, "passed unchanged: conntrack shifts them")
     }
 
+    @Test func packetsTheKernelShiftsThroughTheQueuedChainArriveOnceAndRight() throws {
+        // Between the entry's making and the batch that switches the elements, the flow's packets still go
+        // through the chain `queued`, which sends those conntrack shifts to the shift queue.
+        var world = try Self.connectedShiftedServer()
+        world.queueEverything = true
+        let unqueuedBefore = world.unqueuedFromRock
+        let up = Self.pattern(20_000, seed: 12)
+        let down = Self.pattern(30_000, seed: 13)
+        let receivedBefore = world.rock.received.count
+        try world.fromApp(world.app.write(up))
+        try world.fromRock(world.rock.write(down))
+        try world.settle()
+        #expect(world.app.received == down)
+        #expect(Array(world.rock.received.dropFirst(receivedBefore)) == up)
+        #expect(world.unqueuedFromRock == unqueuedBefore && world.queuedFromRockWhileScreened > 0)
+    }
+
     @Test func withoutConntrackTheConnectionStaysQueued() throws {
         var world = RocksWorld(appIsClient: false, kernelShifts: false)
         try RocksReconnectionTests.connectedServer(&world)

@@ -24,9 +24,7 @@ extension RackdRuleset {
     func rules(for chain: String) -> [Rule] {
         if let hook = Hook.allCases.first(where: { $0.chainName == chain }) { return hookRules(hook) }
         if let hook = Hook.allCases.first(where: { Self.synChainName($0) == chain }) { return synRules(for: hook) }
-        if chain == Self.queuedChain {
-            return [Rule(comment: "every packet of a queued flow", expressions: [queue(bypass: false)])]
-        }
+        if chain == Self.queuedChain { return queuedRules() }
         if chain == Self.screenedChain { return screenedRules() }
         if chain == Self.shiftedChain { return shiftedRules() }
         if chain == Self.shiftedOutChain { return shiftedOutRules() }
@@ -130,6 +128,16 @@ extension RackdRuleset {
         ])
     }
 
+    /// Every packet of a queued flow to rackd. With kernel shifts, one whose conntrack entry has the shift to
+    /// the shift queue: a flow is queued whole around the moments its entry is made and deleted (the entry
+    /// comes before the elements that send its packets past the queue, and goes after them), and rackd must
+    /// know that the kernel shifts such a packet whichever chain queued it.
+    private func queuedRules() -> [Rule] {
+        let every = Rule(comment: "every packet of a queued flow", expressions: [queue(bypass: false)])
+        guard kernelShifts else { return [every] }
+        return [conntrackShifts(then: shiftQueue(), "a queued flow's packet conntrack shifts: to the shift queue"), every]
+    }
+
     /// A shifted rocks connection's inbound packets (Core/KernelShift.swift): those conntrack shifts go on
     /// as a screened connection's, to the shift queue when rackd must see them; the rest (no entry: lost to
     /// a flush or a timeout, or a packet conntrack found invalid) go to the queue, and rackd maps them
@@ -162,20 +170,24 @@ extension RackdRuleset {
     /// `ct status & seq-adjust != 0 <verdict>`, then `queue`: a packet conntrack shifts goes on, the rest
     /// to rackd. Without kernel shifts, only the queue (no `ct` rule in the table).
     private func conntrackShiftsOn(to verdict: OpaquePointer, _ what: String) -> [Rule] {
-        let r1 = NftRegister.r32(0)
         let queueTheRest = Rule(comment: "a shifted rocks connection's packet conntrack would not shift: rackd maps it",
                                 expressions: [queue(bypass: false)])
         guard kernelShifts else {
             nftnl_expr_free(verdict)
             return [queueTheRest]
         }
-        let shifted = Rule(comment: "a shifted rocks connection's packet conntrack shifts: \(what)", expressions: [
+        return [conntrackShifts(then: verdict, "a shifted rocks connection's packet conntrack shifts: \(what)"), queueTheRest]
+    }
+
+    /// `ct status & seq-adjust != 0 <verdict>`.
+    private func conntrackShifts(then verdict: OpaquePointer, _ comment: String) -> Rule {
+        let r1 = NftRegister.r32(0)
+        return Rule(comment: comment, expressions: [
             NftExpression.conntrack(NFT_CT_STATUS, into: r1),
             NftExpression.and(register: r1, mask: bytesOf(Self.sequenceAdjustStatus)),
             NftExpression.compare(NFT_CMP_NEQ, register: r1, bytesOf(UInt32(0))),
             verdict,
         ])
-        return [shifted, queueTheRest]
     }
 
     /// What conntrack shifts of a reconnected connection's link: SYN, FIN and RST to the shift queue, the

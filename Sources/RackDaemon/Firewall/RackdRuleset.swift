@@ -28,7 +28,10 @@
 //             meta nfproto ipv4 ip daddr . tcp dport . ip saddr . tcp sport vmap @flows_in4
 //             meta nfproto ipv6 (the same) vmap @flows_in6
 //         }
-//         chain queued { queue num Q }
+//         chain queued {
+//             ct status & seq-adjust != 0 queue num Q+1      (only when rackd can shift: Core/KernelShift.swift)
+//             queue num Q
+//         }
 //         chain screened {                      (a rocks client whose splice left no offset, inbound)
 //             tcp flags & (fin | syn | rst) != 0 queue num Q
 //             counter accept
