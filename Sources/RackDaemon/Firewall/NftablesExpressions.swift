@@ -30,6 +30,9 @@ enum NftExpression {
         return e
     }
 
+    /// `notrack`: conntrack leaves the packet alone (in a chain before conntrack's hook).
+    static func notrack() -> OpaquePointer { make("notrack") }
+
     /// `ct KEY` of the packet's conntrack entry loaded into `register` (no entry: the rule stops here).
     static func conntrack(_ key: nft_ct_keys, into register: UInt32) -> OpaquePointer {
         let e = make("ct")

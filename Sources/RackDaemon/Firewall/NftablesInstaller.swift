@@ -164,7 +164,7 @@ public final class NftablesInstaller {
                       rule.table == RackdRuleset.tableName, let chain = rule.name else { return }
                 rulesPerChain[chain, default: 0] += 1
             }
-            for chain in RackdRuleset.chainNames where rulesPerChain[chain, default: 0] != ruleset.ruleCount(for: chain) {
+            for chain in ruleset.chainNames where rulesPerChain[chain, default: 0] != ruleset.ruleCount(for: chain) {
                 return false
             }
             var found: Set<[UInt8]> = []

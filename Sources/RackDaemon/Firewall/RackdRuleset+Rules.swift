@@ -25,6 +25,7 @@ extension RackdRuleset {
         if let hook = Hook.allCases.first(where: { $0.chainName == chain }) { return hookRules(hook) }
         if let hook = Hook.allCases.first(where: { Self.synChainName($0) == chain }) { return synRules(for: hook) }
         if chain == Self.queuedChain { return queuedRules() }
+        if chain == Self.ownPacketsChain.name { return ownPacketsRules() }
         if chain == Self.screenedChain { return screenedRules() }
         if chain == Self.shiftedChain { return shiftedRules() }
         if chain == Self.shiftedOutChain { return shiftedOutRules() }
@@ -126,6 +127,17 @@ extension RackdRuleset {
             NftExpression.compare(NFT_CMP_NEQ, register: r1, [0x00]),
             queue,
         ])
+    }
+
+    /// `meta mark & MARK == MARK notrack`: rackd's own packets, untracked (RackdRuleset.ownPacketsChain).
+    private func ownPacketsRules() -> [Rule] {
+        let r1 = NftRegister.r32(0)
+        return [Rule(comment: "packets rackd injected itself: conntrack neither shifts nor tracks them", expressions: [
+            NftExpression.meta(NFT_META_MARK, into: r1),
+            NftExpression.and(register: r1, mask: bytesOf(firewallMark)),
+            NftExpression.compare(NFT_CMP_EQ, register: r1, bytesOf(firewallMark)),
+            NftExpression.notrack(),
+        ])]
     }
 
     /// Every packet of a queued flow to rackd. With kernel shifts, one whose conntrack entry has the shift to

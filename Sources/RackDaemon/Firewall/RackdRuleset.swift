@@ -28,6 +28,10 @@
 //             meta nfproto ipv4 ip daddr . tcp dport . ip saddr . tcp sport vmap @flows_in4
 //             meta nfproto ipv6 (the same) vmap @flows_in6
 //         }
+//         chain own-packets {                   (only when rackd can shift: Core/KernelShift.swift)
+//             type filter hook output priority raw; policy accept;
+//             meta mark & MARK == MARK notrack
+//         }
 //         chain queued {
 //             ct status & seq-adjust != 0 queue num Q+1      (only when rackd can shift: Core/KernelShift.swift)
 //             queue num Q
@@ -129,6 +133,9 @@ struct RackdRuleset {
     struct Chain {
         var name: String
         var hook: Hook?
+        /// A base chain's priority: mangle (−150), after conntrack (−200), before NAT (−100) and the filter
+        /// tables (0); raw (−300) for the one that must come before conntrack.
+        var priority: Int32 = -150
     }
 
     static let queuedChain = "queued"
@@ -161,8 +168,16 @@ struct RackdRuleset {
         "shifted_rewrite_screen_in\(family == .v4 ? "4" : "6")"
     }
 
+    /// With kernel shifts, rackd's own packets skip conntrack (priority raw, before it): an injected segment
+    /// on a shifted flow's tuple would otherwise be shifted again, and one on a reconnected flow's link would
+    /// make an entry whose reply tuple clashes with the shifted entry's, and be dropped at confirmation
+    /// (EPERM to rackd's raw socket: seen in test_restart_rocks_client.sh).
+    static let ownPacketsChain = Chain(name: "own-packets", hook: .output, priority: -300)
+
     /// Every chain, in the order they are created: those the maps' elements name come before the hooks'.
-    static let chains: [Chain] = [queuedChain, screenedChain, shiftedScreenChain, shiftedChain, shiftedOutChain]
+    var chains: [Chain] { Self.fixedChains + (kernelShifts ? [Self.ownPacketsChain] : []) }
+
+    private static let fixedChains: [Chain] = [queuedChain, screenedChain, shiftedScreenChain, shiftedChain, shiftedOutChain]
         .map { Chain(name: $0, hook: nil) }
         + [Hook.output, .input].flatMap { hook in
             [FlowMap.Family.v4, .v6].map { Chain(name: chainName(of: .rewrite(hook, $0)), hook: nil) }
@@ -173,7 +188,7 @@ struct RackdRuleset {
         + Hook.allCases.map { Chain(name: $0.chainName, hook: $0) }
 
     /// Every chain's name, the SYN chains' (RackdRuleset+Ordinary.swift, created with their sets) included.
-    static var chainNames: [String] { chains.map(\.name) + Hook.allCases.map(synChainName) }
+    var chainNames: [String] { chains.map(\.name) + Hook.allCases.map(Self.synChainName) }
 
     // MARK: Batches
 
@@ -192,7 +207,7 @@ struct RackdRuleset {
 
     /// How many messages `appendReplace` adds for `elements`, at most.
     func replaceMessageCount(elements: [FlowMapElement], ordinaryCount: Int = 0) -> Int {
-        let chainsAndRules = Self.chains.reduce(0) { $0 + 1 + ruleCount(for: $1.name) }
+        let chainsAndRules = chains.reduce(0) { $0 + 1 + ruleCount(for: $1.name) }
         let elementMessages = Self.elementMessageCount(elements)
         // The batch's begin and end; add, delete; the table and its maps; chains, rules, elements; the SYN
         // chains with their sets.
@@ -217,7 +232,7 @@ struct RackdRuleset {
         }
         // The SYN chains and their sets, before the hooks' chains jump to them.
         appendSYNChains(holding: ordinary, to: batch)
-        for chain in Self.chains {
+        for chain in chains {
             batch.append("add chain \(chain.name)", type: NFT_MSG_NEWCHAIN, flags: NLM_F_CREATE) { header in
                 let nftChain = nftnl_chain_alloc()!
                 defer { nftnl_chain_free(nftChain) }
@@ -226,8 +241,7 @@ struct RackdRuleset {
                 if let hook = chain.hook {
                     nftnl_chain_set_str(nftChain, UInt16(NFTNL_CHAIN_TYPE.rawValue), hook.chainType)
                     nftnl_chain_set_u32(nftChain, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue), hook.number)
-                    // mangle: after conntrack (-200), before NAT (-100) and the filter tables (0).
-                    nftnl_chain_set_s32(nftChain, UInt16(NFTNL_CHAIN_PRIO.rawValue), -150)
+                    nftnl_chain_set_s32(nftChain, UInt16(NFTNL_CHAIN_PRIO.rawValue), chain.priority)
                     nftnl_chain_set_u32(nftChain, UInt16(NFTNL_CHAIN_POLICY.rawValue), UInt32(NF_ACCEPT))
                 }
                 nftnl_chain_nlmsg_build_payload(header, nftChain)
