@@ -131,6 +131,7 @@ import Testing
         #expect(rocks.probeAddresses.isEmpty && rocks.probePorts.isEmpty && rocks.servePorts.isEmpty)
         #expect(rocks.heartbeatPort == 0 && rocks.reconnectionPort == 0)
         #expect(rocks.negativeCacheLifetime == .seconds(3600))
+        #expect(rocks.conntrack, "conntrack carries shifts unless told not to")
         #expect(!rocks.isEnabled)
     }
 
@@ -145,6 +146,7 @@ import Testing
             heartbeat-port = 4000
             reconnection-port = 0x0fa1
             negative-cache = 2h
+            conntrack = no
             """)
         let rocks = config.rocks
         #expect(rocks.legacyAuthentication)
@@ -157,6 +159,7 @@ import Testing
         #expect(rocks.heartbeatPort == 4000)
         #expect(rocks.reconnectionPort == 4001)
         #expect(rocks.negativeCacheLifetime == .seconds(7200))
+        #expect(!rocks.conntrack)
         #expect(rocks.isEnabled)
         #expect(rocks.lists(TCPEndpoint(address: IPAddress(parsing: "10.1.200.3")!, port: 8050)))
         #expect(!rocks.lists(TCPEndpoint(address: IPAddress(parsing: "10.2.0.1")!, port: 22)))
@@ -220,7 +223,8 @@ import Testing
         ("negative-cache = 500ms", "negative-cache: 500ms is out of range 1s...30d"),
         ("negative-cache = 31d", "negative-cache: 31d is out of range 1s...30d"),
         ("negative-cache = 3600", "negative-cache: '3600' is not a duration; write a whole number with ms, s, m, h or d, like 500ms or 7d"),
-        ("probes = off", "unknown key 'probes' in [rocks]; known keys: heartbeat-port, legacy-auth, negative-cache, probe, probe-addresses, probe-ports, reconnection-port, serve-ports"),
+        ("probes = off", "unknown key 'probes' in [rocks]; known keys: conntrack, heartbeat-port, legacy-auth, negative-cache, probe, probe-addresses, probe-ports, reconnection-port, serve-ports"),
+        ("conntrack = maybe", "conntrack: 'maybe' is not one of: yes, no"),
     ])
     func badRocksValuesNameTheirLine(line: String, message: String) {
         #expect(throws: ConfigurationError(line: 3, message: message)) {

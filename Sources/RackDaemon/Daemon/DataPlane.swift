@@ -141,7 +141,9 @@ public final class DataPlane: Sendable {
         // packet's entry; the engine reads whether they are there from its configuration.
         var conntrack: ConntrackShifts?
         var shiftsUnavailable: String?
-        if configuration.rocks.isEnabled {
+        if configuration.rocks.isEnabled && !configuration.rocks.conntrack {
+            shiftsUnavailable = "[rocks] conntrack = no"
+        } else if configuration.rocks.isEnabled {
             do {
                 let shifts = try ConntrackShifts()
                 try shifts.checkAvailable()

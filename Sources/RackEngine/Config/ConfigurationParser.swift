@@ -169,6 +169,7 @@ public enum ConfigurationParser {
             "negative-cache": { config, value throws(ValueProblem) in
                 config.rocks.negativeCacheLifetime = try duration(value, in: .seconds(1) ... .seconds(30 * 86400))
             },
+            "conntrack": { config, value throws(ValueProblem) in config.rocks.conntrack = try yesOrNo(value) },
         ],
     ]
 

@@ -36,6 +36,10 @@ public struct RocksSettings: Sendable, Equatable {
     public var negativeCacheLifetime: Duration = .seconds(3600)
     /// How long one read of the probe waits (rocks: 500 ms).
     public var probeReadTimeout: Duration = .milliseconds(500)
+    /// Whether rackd may have conntrack carry the sequence shift of a rocks server's and a reconnected
+    /// rocks connection (Core/KernelShift.swift). That needs conntrack to track every flow of the host;
+    /// no keeps conntrack out of it, and those connections queued.
+    public var conntrack = true
 
     public init() {}
 
