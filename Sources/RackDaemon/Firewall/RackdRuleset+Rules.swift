@@ -129,13 +129,17 @@ extension RackdRuleset {
         ])
     }
 
-    /// `meta mark & MARK == MARK notrack`: rackd's own packets, untracked (RackdRuleset.ownPacketsChain).
+    /// `meta mark & MARK == MARK meta oiftype != loopback notrack`: rackd's own packets to the network,
+    /// untracked (RackdRuleset.ownPacketsChain). Not those to a local socket (through `lo`): conntrack never
+    /// shifts a loopback packet, and a firewall that accepts only tracked packets on input would drop them.
     private func ownPacketsRules() -> [Rule] {
         let r1 = NftRegister.r32(0)
-        return [Rule(comment: "packets rackd injected itself: conntrack neither shifts nor tracks them", expressions: [
+        return [Rule(comment: "packets rackd injected toward the network: conntrack neither shifts nor tracks them", expressions: [
             NftExpression.meta(NFT_META_MARK, into: r1),
             NftExpression.and(register: r1, mask: bytesOf(firewallMark)),
             NftExpression.compare(NFT_CMP_EQ, register: r1, bytesOf(firewallMark)),
+            NftExpression.meta(NFT_META_OIFTYPE, into: r1),
+            NftExpression.compare(NFT_CMP_NEQ, register: r1, bytesOf(UInt16(772))),  // ARPHRD_LOOPBACK
             NftExpression.notrack(),
         ])]
     }

@@ -30,7 +30,7 @@
 //         }
 //         chain own-packets {                   (only when rackd can shift: Core/KernelShift.swift)
 //             type filter hook output priority raw; policy accept;
-//             meta mark & MARK == MARK notrack
+//             meta mark & MARK == MARK meta oiftype != loopback notrack
 //         }
 //         chain queued {
 //             ct status & seq-adjust != 0 queue num Q+1      (only when rackd can shift: Core/KernelShift.swift)
@@ -168,7 +168,7 @@ struct RackdRuleset {
         "shifted_rewrite_screen_in\(family == .v4 ? "4" : "6")"
     }
 
-    /// With kernel shifts, rackd's own packets skip conntrack (priority raw, before it): an injected segment
+    /// With kernel shifts, rackd's own packets toward the network skip conntrack (priority raw, before it): an injected segment
     /// on a shifted flow's tuple would otherwise be shifted again, and one on a reconnected flow's link would
     /// make an entry whose reply tuple clashes with the shifted entry's, and be dropped at confirmation
     /// (EPERM to rackd's raw socket: seen in test_restart_rocks_client.sh).
