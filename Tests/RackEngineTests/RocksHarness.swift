@@ -272,6 +272,18 @@ struct RocksWorld {
     /// (a flush).
     var conntrack: [FlowKey: KernelShift] = [:]
     var conntrackRefuses = false
+    /// Entries rackd deleted that the kernel still applies: the socket answers a packet at its verdict, before
+    /// the daemon deletes the entry its input asked to delete. `deleteLateEntries` carries them out.
+    var conntrackDeletesLate = false
+    var lateDeletions: [KernelShift] = []
+
+    mutating func deleteLateEntries() {
+        for shift in lateDeletions {
+            conntrack[shift.flow] = nil
+            conntrack[shift.wire] = nil
+        }
+        lateDeletions = []
+    }
     /// Every packet through the engine, as the chain `queued` sends them while the elements that would send
     /// them past rackd are not in the maps yet (or no longer): the moments around an entry's making.
     var queueEverything = false
@@ -288,6 +300,8 @@ struct RocksWorld {
             case .shift(let shift) where !conntrackRefuses:
                 conntrack[shift.flow] = shift
                 conntrack[shift.wire] = shift
+            case .stopShifting(let shift) where conntrackDeletesLate:
+                lateDeletions.append(shift)
             case .stopShifting(let shift):
                 conntrack[shift.flow] = nil
                 conntrack[shift.wire] = nil

@@ -118,6 +118,24 @@ import Testing
         #expect(world.rock.receivedFIN)
     }
 
+    @Test func theSocketsAnswerToTheRocksFINGoesOutRightWhileTheEntryIsStillThere() throws {
+        // The socket acknowledges the rock's FIN, and the application closes, at the FIN's verdict: before the
+        // daemon deletes the entry the same input asked to delete. Those segments still get the kernel's
+        // shift, so rackd moves them back by it.
+        var world = try Self.connectedShiftedServer()
+        world.conntrackDeletesLate = true
+        try world.fromRock([world.rock.close()])
+        #expect(world.engine.connections.first?.phase == .closing)
+        #expect(world.app.receivedFIN)
+        try world.settle()
+        try world.fromApp([world.app.close()])
+        try world.settle()
+        #expect(world.conntrack[world.appFlow] != nil, "the entry is still there")
+        #expect(world.rock.receivedFIN, "the socket's FIN reached the rock at its place")
+        #expect(world.rock.sendUnacknowledged == world.rock.sendNext, "and its acknowledgement of the rock's FIN")
+        world.deleteLateEntries()
+    }
+
     @Test func theRocksResetSuspendsAndTheEntryGoesBeforeRackdWritesAgain() throws {
         var world = try Self.connectedShiftedServer()
         try world.fromApp(world.app.write(Array("before".utf8)))

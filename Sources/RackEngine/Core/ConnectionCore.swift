@@ -56,10 +56,11 @@ public struct ConnectionCore: Sendable {
         if let id = table.id(for: flow), table[id]?.peer.isRocks == true {
             // A rocks connection's every segment carries its splice (Peers/Rocks/RocksPeer+Stream.swift).
             run(id, now: now, into: &output) { connection, context in
-                if kernelShifts && connection.kernelShift == nil {
-                    // Conntrack shifts it after the verdict, and rackd no longer has the flow shifted (the
-                    // entry was deleted after the packet was queued): neither what rackd would make of it
-                    // nor the packet itself would arrive right. Its sender sends it again, unshifted.
+                if kernelShifts && (connection.hold != nil
+                    || (connection.kernelShift == nil && connection.rocksPeer?.kernelShiftInEntry == nil)) {
+                    // Conntrack shifts it after the verdict by an entry rackd knows nothing of, or the
+                    // connection is held (a held segment is not the socket's to send now): its sender sends it
+                    // again, unshifted.
                     return ConnectionActions(verdict: .drop)
                 }
                 return connection.hold != nil

@@ -16,7 +16,7 @@
 // whatever rackd does with it (`HostEngine.handlePacket`, `kernelShifts`).
 
 /// One shift the kernel carries for one connection.
-public struct KernelShift: Hashable, Sendable, CustomStringConvertible {
+public struct KernelShift: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The socket's tuple, local end first: the conntrack entry's original direction is outbound.
     public var flow: FlowKey
     /// The tuple on the wire, local end first: the socket's own, or after a reconnection the link's,

@@ -60,13 +60,17 @@ extension Connection {
     // MARK: Segments
 
     /// A queued segment of a rocks connection that is not held. `kernelShifts`: conntrack shifts the
-    /// packet after its verdict (Core/KernelShift.swift); the caller drops such a packet unless the
-    /// connection is shifted (`kernelShift`).
+    /// packet after its verdict (Core/KernelShift.swift) by the entry rackd made for the connection
+    /// (`RocksPeer.kernelShiftInEntry`); the caller drops such a packet when there is none.
     mutating func handleRocksSegment(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer,
                                      direction: PacketDirection, checksum: TCPChecksumState,
                                      kernelShifts: Bool = false, now: EngineInstant) -> ConnectionActions {
         guard case .rocks(var rocks) = peer else { return ConnectionActions(verdict: .drop) }
         let shift = kernelShift
+        if let shift, rocks.kernelShiftInEntry != shift { rocks.kernelShiftInEntry = shift }
+        // What the kernel will do to this packet after its verdict: the entry's shift (still there just after
+        // the engine stopped shifting the connection: the socket answers a FIN at once, before the entry goes).
+        let entryShift = kernelShifts ? rocks.kernelShiftInEntry : nil
         var lostShift: KernelShift?
         if let shift, !kernelShifts, direction == .inbound {
             // The kernel did not shift this one: its entry is gone (a flush, a timeout) or was not made yet
@@ -82,7 +86,7 @@ extension Connection {
             }
             peer = .rocks(rocks)
         }
-        if direction == .outbound, screenedFlow != nil || kernelShifts {
+        if direction == .outbound, screenedFlow != nil || (kernelShifts && shift != nil) {
             // The kernel lets the rock's segments through (Core/KernelRewrite.swift), and shifts the socket's
             // if conntrack carries the connection's shift; the socket's pass here, unchanged, for the ring
             // (docs/rocks.md §14, "In the kernel").
@@ -117,11 +121,12 @@ extension Connection {
         } else if mapping != nil, step.verdict == .accept {
             actions.verdict = .acceptModified(length: bytes.count)  // the mapping changed it
         }
-        if kernelShifts, let shift {
-            // An inbound segment the kernel shifts after the verdict (a rock's FIN, SYN or RST: the shifted
-            // chain sends only those here): what rackd made of it goes back by the kernel's shift, so that
-            // the socket gets exactly that.
-            actions.verdict = Self.unshift(bytes, verdict: actions.verdict, by: shift, checksum: checksum)
+        if let entryShift {
+            // A segment the kernel shifts after the verdict (inbound, a rock's FIN, SYN or RST from the chain
+            // shifted; either way, one queued around the entry's making or deletion): what rackd made of it
+            // goes back by the kernel's shift, so that the socket, or the rock, gets exactly that.
+            actions.verdict = Self.unshift(bytes, verdict: actions.verdict, by: entryShift, direction: direction,
+                                           checksum: checksum)
         }
         actions.kernelShiftLost = lostShift
         apply(step, now: now, into: &actions)
@@ -131,14 +136,19 @@ extension Connection {
     /// How often rackd asks for a lost conntrack entry again.
     static let kernelShiftRequestInterval: Duration = .seconds(1)
 
-    /// An inbound segment as rackd means the socket to get it, moved back by what conntrack will do to it
-    /// (the rock's numbers down by `peerOffset`, its acknowledgement and SACK blocks down by `localOffset`).
+    /// A segment as rackd means the socket (inbound) or the rock (outbound) to get it, moved back by what
+    /// conntrack will do to it: inbound, the rock's numbers up by `peerOffset`, its acknowledgement and SACK
+    /// blocks up by `localOffset`; outbound, the socket's numbers down by `localOffset`, its
+    /// acknowledgement and SACK blocks down by `peerOffset` (docs/kernel-seqadj.md §2).
     private static func unshift(_ bytes: UnsafeMutableRawBufferPointer, verdict: PacketVerdict, by shift: KernelShift,
-                                checksum: TCPChecksumState) -> PacketVerdict {
+                                direction: PacketDirection, checksum: TCPChecksumState) -> PacketVerdict {
         rewriteAccepted(bytes, verdict: verdict, checksum: checksum) { packet in
             let view = try IPPacketView(validating: UnsafeRawBufferPointer(packet))
-            return FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
-                               sequenceOffset: shift.peerOffset, acknowledgmentOffset: shift.localOffset)
+            return direction == .inbound
+                ? FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
+                              sequenceOffset: shift.peerOffset, acknowledgmentOffset: shift.localOffset)
+                : FlowRewrite(source: view.sourceEndpoint, destination: view.destinationEndpoint,
+                              sequenceOffset: shift.localOffset.inverse, acknowledgmentOffset: shift.peerOffset.inverse)
         }
     }
 

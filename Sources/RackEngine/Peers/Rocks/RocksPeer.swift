@@ -93,6 +93,9 @@ struct RocksPeer: Codable {
     /// When a packet the kernel did not shift first came for this connection while shifted, or when rackd
     /// last asked for the kernel's entry again: it asks at most once a second.
     var kernelShiftMissedAt: EngineInstant?
+    /// The shift the kernel's entry carries, once the connection was shifted: after the engine stops
+    /// shifting it, packets queued before the entry was deleted still get that shift after their verdict.
+    var kernelShiftInEntry: KernelShift?
 
     struct Retransmission: Equatable, Codable {
         var deadline: EngineInstant?
