@@ -11,9 +11,10 @@
 // inbound ones only SYN, FIN and RST), and its inbound packets without the shift (the entry lost to a
 // flush or a timeout) are queued too, so that rackd maps them itself.
 //
-// Which packets the kernel shifts after the verdict, rackd learns per packet: the queue reports each
-// packet's conntrack status (NFQA_CT), and a packet whose entry has IPS_SEQ_ADJUST is shifted by the kernel
-// whatever rackd does with it (`HostEngine.handlePacket`, `kernelShifts`).
+// Which packets the kernel shifts after the verdict, rackd learns per packet: every rule that queues a
+// packet whose entry has IPS_SEQ_ADJUST sends it to the next queue (Firewall/RackdRuleset+Rules.swift), which
+// the daemon reads apart; the kernel shifts such a packet whatever rackd does with it
+// (`HostEngine.handlePacket`, `kernelShifts`). So rackd moves what it makes of it back by the entry's shift.
 
 /// One shift the kernel carries for one connection.
 public struct KernelShift: Hashable, Sendable, Codable, CustomStringConvertible {
