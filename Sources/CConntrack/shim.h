@@ -12,6 +12,10 @@
 #include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <libmnl/libmnl.h>
+/* The kernel's nfnetlink header first: libnetfilter_conntrack includes libnfnetlink's older copy of it, under
+   the same include guard, whose enum nfnetlink_groups has fewer members. CNftables sees the kernel's; two
+   modules defining the enum differently is an error once a file imports both (a clean build's order). */
+#include <linux/netfilter/nfnetlink.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
 
