@@ -14,6 +14,8 @@
 #      passes the rock's packets again), and every byte arrives (SHA-256), the rock never suspending.
 #   3. rackd restarted (SIGTERM) during a 20 MiB each-way transfer: the new rackd takes the connection back, shifts
 #      it again (its entry, its elements), and every byte arrives (SHA-256), the rock never suspending.
+#   4. rackd restarted with `[rocks] conntrack = no` during a transfer: the new rackd deletes the entry the last
+#      one made, queues the connection, and every byte arrives (SHA-256), the rock never suspending.
 # timeout: 360
 set -euo pipefail
 here=$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -31,8 +33,8 @@ shifted() { tb_exec "$TB_A" nft list map inet rackd flows_in4 | tb_grep -E "$TB_
 entry() { tb_exec "$TB_A" conntrack -L -p tcp --orig-src "$TB_A_ADDR4" --orig-port-src "$1" 2>/dev/null | tb_grep -q ESTABLISHED; }
 
 tb_setup
-echo "== rackd in A: serve-ports = 5002-5004"
-rocks_start_rackd "$TB_A" a "serve-ports = 5002-5004"
+echo "== rackd in A: serve-ports = 5002-5005"
+rocks_start_rackd "$TB_A" a "serve-ports = 5002-5005"
 tb_assert "rackd found it can shift in the kernel" \
     tb_wait_for "grep -q 'conntrack carries' '$TB_DIR/rackd-a.log'" 5
 rocks_count_arrivals "$TB_A" ip saddr $TB_B_ADDR4 tcp dport 5002
@@ -99,5 +101,19 @@ tb_assert "the application ends cleanly" rocks_wait three-server 30
 tb_assert "20 MiB each way intact across the restart (SHA-256 on both ends)" \
     rocks_check_pair three-client three-server 20M 20M
 tb_assert "the rock did not suspend" test "$(rocks_field three-client 'r["suspensions"]')" = 0
+
+echo "== 4. rackd restarted with [rocks] conntrack = no during a transfer"
+rocks_serve four-server "$TB_A" "$TB_A_ADDR4:5005" --plain --read-first --count 1 --send-bytes 20M --seed 10
+rocks_connect four-client "$TB_B" "$TB_A_ADDR4:5005" --send-bytes 20M --seed 9 --receive-bytes 20M
+tb_assert "the connection is shifted" tb_wait_for "shifted 5005 && entry 5005" 20 0.05
+echo "conntrack = no" >>"$TB_DIR/rackd-a.conf"
+rocks_restart_rackd a TERM
+tb_assert "the new rackd deleted the last one's entry" \
+    grep -q "deleted the conntrack entries of connections taken back unshifted" "$TB_DIR/rackd-a.log"
+tb_assert "and queues the connection" tb_wait_for "! shifted 5005 && ! entry 5005" 10 0.05
+tb_assert "the rock ends cleanly" rocks_wait four-client 120
+tb_assert "the application ends cleanly" rocks_wait four-server 30
+tb_assert "20 MiB each way intact across the restart (SHA-256 on both ends)" rocks_check_pair four-client four-server 20M 20M
+tb_assert "the rock did not suspend" test "$(rocks_field four-client 'r["suspensions"]')" = 0
 
 tb_assert "rackd stops cleanly" tb_stop_rackd "$TB_A" a TERM

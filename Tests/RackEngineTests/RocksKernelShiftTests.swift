@@ -209,4 +209,27 @@ import Testing
         #expect(toLink.count >= fromApp3.count / 1400 && toLink.allSatisfy { $0.source == RocksReconnectionTests.rackdPort },
                 "the socket's segments go out on the link's tuple")
     }
+
+    @Test func aRestartedRackdShiftsAgainOrNamesTheEntryToDelete() throws {
+        var world = try Self.connectedShiftedServer()
+        try world.fromRock(world.rock.write(Self.pattern(3000, seed: 14)))
+        try world.settle()
+        let shift = Self.expectedShift(world)
+        let records = world.engine.takePersistenceChanges(now: world.now, all: true).save
+        for shifts in [true, false] {
+            var configuration = world.engine.configuration
+            configuration.kernelShiftsAvailable = shifts
+            var restarted = HostEngine(configuration: configuration, random: SeededRandom(seed: 6))
+            _ = restarted.handleLinkEvent(.addressesAvailable([.v4(RocksWorld.addressA)]), now: world.now)
+            _ = restarted.restore(records, now: world.now)
+            if shifts {
+                #expect(restarted.kernelFlows.shifted == [shift], "shifted again: the installer makes the entry again")
+                #expect(restarted.staleKernelShifts.isEmpty)
+            } else {
+                // [rocks] conntrack = no since: the entry the last rackd made must go.
+                #expect(restarted.kernelFlows.shifted.isEmpty && restarted.kernelFlows.queued.contains(world.appFlow))
+                #expect(restarted.staleKernelShifts == [shift])
+            }
+        }
+    }
 }

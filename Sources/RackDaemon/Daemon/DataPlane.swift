@@ -200,6 +200,7 @@ public final class DataPlane: Sendable {
             ])
         }
         let installer = try NftablesInstaller(logger: logger, conntrack: conntrack)
+        Self.deleteStaleShifts(engine.staleKernelShifts, with: conntrack, logger: logger)
         // Before the install, so no deletion after it goes unseen; rackd's own batches are told apart by port.
         let rulesetMonitor = try RulesetMonitor(ownPortID: installer.portID, logger: logger)
         // The ordinary destinations the last rackd cached, with the time each has left, go into the new table.
@@ -741,6 +742,22 @@ public final class DataPlane: Sendable {
             if event == .sleeping { monitor.releaseInhibitor() } else { monitor.takeInhibitor() }
         }
         if monitor.isClosed { state.sleepMonitor = nil }
+    }
+
+    /// Deletes the conntrack entries of connections taken back that this rackd does not shift
+    /// (`HostEngine.staleKernelShifts`), with its adapter, or one opened for that alone when kernel shifts are
+    /// off now (`[rocks] conntrack = no` since the last start). A failure is logged: the entries then expire.
+    private static func deleteStaleShifts(_ stale: [KernelShift], with conntrack: ConntrackShifts?, logger: Logger) {
+        guard !stale.isEmpty else { return }
+        do {
+            let adapter = try conntrack ?? ConntrackShifts()
+            for shift in stale { try adapter.remove(shift) }
+            logger.notice("deleted the conntrack entries of connections taken back unshifted",
+                          metadata: ["conntrack.entries": "\(stale.count)"])
+        } catch {
+            logger.warning("could not delete the conntrack entries of connections taken back unshifted",
+                           metadata: ["conntrack.entries": "\(stale.count)", "error": "\(error)"])
+        }
     }
 
     /// Both queues' counters together: status and logs count packets, not queues.

@@ -135,6 +135,16 @@ public struct HostEngine: Sendable {
                     screened: core.table.screenedFlows, shifted: core.table.kernelShifts)
     }
 
+    /// Conntrack entries an earlier rackd made for connections this one does not shift (taken back
+    /// suspended or closing, or kernel shifts unavailable now): to delete at start, or they would shift
+    /// packets rackd maps itself wherever something keeps conntrack active.
+    public var staleKernelShifts: [KernelShift] {
+        core.connectionsInOrder.compactMap { connection in
+            guard connection.kernelShift == nil, let entry = connection.rocksPeer?.kernelShiftInEntry else { return nil }
+            return entry
+        }
+    }
+
     /// How many destinations are cached as ordinary peers now (`EngineOutput.ordinary`).
     public var ordinaryDestinationCount: Int { core.ordinaryDestinations.count }
 
