@@ -32,6 +32,23 @@ shifted() { tb_exec "$TB_A" nft list map inet rackd flows_in4 | tb_grep -E "$TB_
 # direction is the socket's: from A's PORT).
 entry() { tb_exec "$TB_A" conntrack -L -p tcp --orig-src "$TB_A_ADDR4" --orig-port-src "$1" 2>/dev/null | tb_grep -q ESTABLISHED; }
 
+# start_pair NAME PORT SEED [SIZE]: SIZE (20M) each way at once between the rock in B (NAME-client) and the
+# ordinary application on A's PORT (NAME-server).
+start_pair() {
+    local size=${4:-20M}
+    rocks_serve "$1-server" "$TB_A" "$TB_A_ADDR4:$2" --plain --read-first --count 1 --send-bytes "$size" --seed "$3"
+    rocks_connect "$1-client" "$TB_B" "$TB_A_ADDR4:$2" --send-bytes "$size" --seed "$(($3 + 100))" --receive-bytes "$size"
+}
+# finish_pair NAME WHEN [SIZE]: both ends of pair NAME are done, every byte arrived each way (SHA-256) and the rock
+# never suspended; WHEN says after what, for the assertion.
+finish_pair() {
+    local size=${3:-20M}
+    tb_assert "the rock ends cleanly" rocks_wait "$1-client" 180
+    tb_assert "the application ends cleanly" rocks_wait "$1-server" 30
+    tb_assert "$size each way intact $2 (SHA-256 on both ends)" rocks_check_pair "$1-client" "$1-server" "$size" "$size"
+    tb_assert "the rock did not suspend" test "$(rocks_field "$1-client" 'r["suspensions"]')" = 0
+}
+
 tb_setup
 echo "== rackd in A: serve-ports = 5002-5005"
 rocks_start_rackd "$TB_A" a "serve-ports = 5002-5005"
@@ -72,8 +89,7 @@ tb_assert "and rackd deletes its entry" tb_wait_for "! entry 5002" 10
 echo "== 2. conntrack -F three times during a transfer"
 # Long enough (300 MiB each way) that the entry is made again while it runs: rackd asks a second after the first
 # packet it sees without the shift.
-rocks_serve two-server "$TB_A" "$TB_A_ADDR4:5003" --plain --read-first --count 1 --send-bytes 300M --seed 6
-rocks_connect two-client "$TB_B" "$TB_A_ADDR4:5003" --send-bytes 300M --seed 5 --receive-bytes 300M
+start_pair two 5003 6 300M
 tb_assert "the connection is shifted" tb_wait_for "shifted 5003 && entry 5003" 20 0.05
 for _ in 1 2 3; do
     tb_exec "$TB_A" conntrack -F >/dev/null 2>&1 || true
@@ -84,36 +100,23 @@ tb_assert "rackd saw the entry lost and made it again" \
     tb_wait_for "grep -q \"conntrack lost a shifted connection's entry\" '$TB_DIR/rackd-a.log'" 10
 tb_assert "the kernel shifts the rock's packets again (the chain shifted_screen counts more than $flushed)" \
     tb_wait_for "test \"\$(rocks_unqueued \"$TB_A\" shifted_screen)\" -gt $flushed" 10 0.05
-tb_assert "the rock ends cleanly" rocks_wait two-client 180
-tb_assert "the application ends cleanly" rocks_wait two-server 30
-tb_assert "300 MiB each way intact after the flushes (SHA-256 on both ends)" \
-    rocks_check_pair two-client two-server 300M 300M
-tb_assert "the rock did not suspend" test "$(rocks_field two-client 'r["suspensions"]')" = 0
+finish_pair two "after the flushes" 300M
 
 echo "== 3. rackd restarted during a transfer"
-rocks_serve three-server "$TB_A" "$TB_A_ADDR4:5004" --plain --read-first --count 1 --send-bytes 20M --seed 8
-rocks_connect three-client "$TB_B" "$TB_A_ADDR4:5004" --send-bytes 20M --seed 7 --receive-bytes 20M
+start_pair three 5004 8
 tb_assert "the connection is shifted" tb_wait_for "shifted 5004 && entry 5004" 20 0.05
 rocks_restart_rackd a TERM
 tb_assert "the new rackd shifts it again" tb_wait_for "shifted 5004 && entry 5004" 10 0.05
-tb_assert "the rock ends cleanly" rocks_wait three-client 120
-tb_assert "the application ends cleanly" rocks_wait three-server 30
-tb_assert "20 MiB each way intact across the restart (SHA-256 on both ends)" \
-    rocks_check_pair three-client three-server 20M 20M
-tb_assert "the rock did not suspend" test "$(rocks_field three-client 'r["suspensions"]')" = 0
+finish_pair three "across the restart"
 
 echo "== 4. rackd restarted with [rocks] conntrack = no during a transfer"
-rocks_serve four-server "$TB_A" "$TB_A_ADDR4:5005" --plain --read-first --count 1 --send-bytes 20M --seed 10
-rocks_connect four-client "$TB_B" "$TB_A_ADDR4:5005" --send-bytes 20M --seed 9 --receive-bytes 20M
+start_pair four 5005 10
 tb_assert "the connection is shifted" tb_wait_for "shifted 5005 && entry 5005" 20 0.05
 echo "conntrack = no" >>"$TB_DIR/rackd-a.conf"
 rocks_restart_rackd a TERM
 tb_assert "the new rackd deleted the last one's entry" \
     grep -q "deleted the conntrack entries of connections taken back unshifted" "$TB_DIR/rackd-a.log"
 tb_assert "and queues the connection" tb_wait_for "! shifted 5005 && ! entry 5005" 10 0.05
-tb_assert "the rock ends cleanly" rocks_wait four-client 120
-tb_assert "the application ends cleanly" rocks_wait four-server 30
-tb_assert "20 MiB each way intact across the restart (SHA-256 on both ends)" rocks_check_pair four-client four-server 20M 20M
-tb_assert "the rock did not suspend" test "$(rocks_field four-client 'r["suspensions"]')" = 0
+finish_pair four "across the restart"
 
 tb_assert "rackd stops cleanly" tb_stop_rackd "$TB_A" a TERM
