@@ -137,8 +137,8 @@ public final class DataPlane: Sendable {
                 "rocks.heartbeat-port": "\(heartbeat.port)", "rocks.reconnection-port": "\(reconnection.port)",
             ])
         }
-        // Kernel shifts (Core/KernelShift.swift) need ctnetlink for the entries and the queue's report of each
-        // packet's entry; the engine reads whether they are there from its configuration.
+        // Kernel shifts (Core/KernelShift.swift) need ctnetlink for the entries and the next queue for the
+        // packets conntrack shifts; the engine reads whether they are there from its configuration.
         var conntrack: ConntrackShifts?
         var shiftsUnavailable: String?
         if configuration.rocks.isEnabled && !configuration.rocks.conntrack {

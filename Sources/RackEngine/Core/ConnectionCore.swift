@@ -56,11 +56,9 @@ public struct ConnectionCore: Sendable {
         if let id = table.id(for: flow), table[id]?.peer.isRocks == true {
             // A rocks connection's every segment carries its splice (Peers/Rocks/RocksPeer+Stream.swift).
             run(id, now: now, into: &output) { connection, context in
-                if kernelShifts && (connection.hold != nil
-                    || (connection.kernelShift == nil && connection.rocksPeer?.kernelShiftInEntry == nil)) {
-                    // Conntrack shifts it after the verdict by an entry rackd knows nothing of, or the
-                    // connection is held (a held segment is not the socket's to send now): its sender sends it
-                    // again, unshifted.
+                if kernelShifts && connection.hold != nil {
+                    // Conntrack shifts it after the verdict, and a held segment is not the socket's to send
+                    // now: its sender sends it again, unshifted once the entry is gone.
                     return ConnectionActions(verdict: .drop)
                 }
                 return connection.hold != nil

@@ -61,7 +61,7 @@ extension Connection {
 
     /// A queued segment of a rocks connection that is not held. `kernelShifts`: conntrack shifts the
     /// packet after its verdict (Core/KernelShift.swift) by the entry rackd made for the connection
-    /// (`RocksPeer.kernelShiftInEntry`); the caller drops such a packet when there is none.
+    /// (`RocksPeer.kernelShiftInEntry`); such a packet is dropped when rackd knows of no entry.
     mutating func handleRocksSegment(_ packet: IPPacketView, bytes: UnsafeMutableRawBufferPointer,
                                      direction: PacketDirection, checksum: TCPChecksumState,
                                      kernelShifts: Bool = false, now: EngineInstant) -> ConnectionActions {
@@ -71,6 +71,11 @@ extension Connection {
         // What the kernel will do to this packet after its verdict: the entry's shift (still there just after
         // the engine stopped shifting the connection: the socket answers a FIN at once, before the entry goes).
         let entryShift = kernelShifts ? rocks.kernelShiftInEntry : nil
+        if kernelShifts && entryShift == nil {
+            // An entry rackd knows nothing of: neither what rackd would make of the packet nor the packet
+            // itself would arrive right. Its sender sends it again.
+            return ConnectionActions(verdict: .drop)
+        }
         var lostShift: KernelShift?
         if let shift, !kernelShifts, direction == .inbound {
             // The kernel did not shift this one: its entry is gone (a flush, a timeout) or was not made yet
